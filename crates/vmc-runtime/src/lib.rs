@@ -5,12 +5,14 @@
 //! [`ExitOutcome`] plus a [`Timeline`] of the milestones the run passed. Nothing outside the
 //! runtimes needs to know which mode it drives.
 
+pub mod memory;
 pub mod outcome;
 pub mod paths;
 pub mod spec;
 pub mod timeline;
 pub mod user;
 
+pub use memory::{MemoryProbe, MemoryReading, NoObserver, RunObserver};
 pub use outcome::ExitOutcome;
 pub use spec::{BindMount, Mode, NetworkMode, Resources, RunSpec};
 pub use timeline::{Milestone, Timeline};
@@ -27,8 +29,14 @@ pub trait Runtime {
 
     /// Runs the workload described by `spec` to completion, recording milestones and trace
     /// steps in `timeline`. Blocks until the workload has exited and everything the run
-    /// created (mounts, cgroups, VM) is torn down.
-    fn run(&self, spec: &RunSpec, timeline: &mut Timeline) -> Result<ExitOutcome, RuntimeError>;
+    /// created (mounts, cgroups, VM) is torn down. Once the workload exists the runtime hands
+    /// `observer` a [`MemoryProbe`] for it.
+    fn run(
+        &self,
+        spec: &RunSpec,
+        timeline: &mut Timeline,
+        observer: &dyn RunObserver,
+    ) -> Result<ExitOutcome, RuntimeError>;
 
     /// Removes whatever a run with this id may have left behind after a crash of vmc
     /// (mounts, cgroups, processes, scratch directories under `run_dir`). Idempotent.

@@ -1,9 +1,14 @@
 //! `vmc`: run one image as a KVM microVM or as a Linux container, and measure both.
 
 mod commands;
+mod modes;
+mod state;
+mod trace;
+mod units;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+use std::time::Instant;
 use vmc_runtime::outcome::EXIT_VMC_FAILED;
 
 /// Run one image as a KVM microVM or as a Linux namespace container, and measure both.
@@ -16,9 +21,30 @@ struct Cli {
 
 /// The subcommands; each lives in its own module under `commands/`.
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Run a command in a new microVM or container made from an image.
+    Run(commands::run::RunArgs),
+    /// List runs.
+    Ps(commands::ps::PsArgs),
+    /// Remove runs and whatever they left behind.
+    Rm(commands::ps::RmArgs),
+    /// Import an image from a docker-archive, OCI layout or root filesystem.
+    Import(commands::image::ImportArgs),
+    /// List images.
+    Images(commands::image::ImagesArgs),
+    /// Show an image's details as JSON.
+    Inspect(commands::image::InspectArgs),
+    /// Remove images.
+    Rmi(commands::image::RmiArgs),
+    /// Manage images (ls, import, inspect, rm, prune).
+    #[command(subcommand)]
+    Image(commands::image::ImageCommand),
+    /// Check what this host offers VM and container mode (KVM, guest kernel, cgroups, ...).
+    Doctor(commands::doctor::DoctorArgs),
+}
 
 fn main() -> ExitCode {
+    let started = Instant::now();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -28,7 +54,7 @@ fn main() -> ExitCode {
             return ExitCode::from(status as u8);
         }
     };
-    match cli.command.execute() {
+    match cli.command.execute(started) {
         Ok(status) => ExitCode::from(status),
         Err(err) => {
             eprintln!("vmc: {err:#}");
@@ -38,8 +64,18 @@ fn main() -> ExitCode {
 }
 
 impl Command {
-    /// Runs the subcommand; returns the process exit status.
-    fn execute(self) -> anyhow::Result<u8> {
-        match self {}
+    /// Runs the subcommand (vmc started at `started`); returns the process exit status.
+    fn execute(self, started: Instant) -> anyhow::Result<u8> {
+        match self {
+            Command::Run(args) => commands::run::run(args, started),
+            Command::Ps(args) => commands::ps::ps(args),
+            Command::Rm(args) => commands::ps::rm(args),
+            Command::Import(args) => commands::image::import(args),
+            Command::Images(args) => commands::image::images(args),
+            Command::Inspect(args) => commands::image::inspect(args),
+            Command::Rmi(args) => commands::image::rmi(args),
+            Command::Image(command) => commands::image::image(command),
+            Command::Doctor(args) => commands::doctor::doctor(args),
+        }
     }
 }

@@ -1,1 +1,6 @@
 //! One module per group of subcommands.
+
+pub mod doctor;
+pub mod image;
+pub mod ps;
+pub mod run;

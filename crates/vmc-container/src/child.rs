@@ -1,0 +1,505 @@
+//! The container's first process between `clone` and `execve`.
+//!
+//! It runs in a copy of vmc's address space (possibly multi-threaded, e.g. under `cargo test`),
+//! so it must not allocate or take locks: everything it needs is prepared by the parent in a
+//! [`ChildConfig`], and failures are reported through the report pipe with a stack buffer.
+//! It becomes PID 1 of the container by executing the workload (no init process in between,
+//! like `docker run` without `--init`).
+
+use crate::plan::{text, Op};
+use crate::report::{Event, Reporter};
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
+use std::ffi::{CStr, CString};
+use std::os::fd::RawFd;
+use std::os::raw::c_char;
+use std::os::unix::ffi::OsStrExt;
+
+/// Exit status of the child when setup failed (the parent turns the report into an error).
+const SETUP_FAILED: isize = 125;
+
+/// Where the workload's standard streams come from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChildStdio {
+    /// Replaces fd 0 (e.g. /dev/null when not interactive).
+    pub stdin: Option<RawFd>,
+    /// Replaces fd 1.
+    pub stdout: Option<RawFd>,
+    /// Replaces fd 2.
+    pub stderr: Option<RawFd>,
+    /// A pty slave that becomes the controlling terminal and fds 0, 1 and 2.
+    pub tty: Option<RawFd>,
+}
+
+/// Everything the child needs, prepared before `clone`.
+#[derive(Debug)]
+pub struct ChildConfig {
+    /// Filesystem setup steps, ending with pivot_root.
+    pub ops: Vec<Op>,
+    /// Host name to set (with a private UTS namespace).
+    pub hostname: CString,
+    /// Bring up loopback (private network namespace).
+    pub loopback: bool,
+    /// Working directory inside the container, created when missing.
+    pub workdir: CString,
+    /// User and group to switch to.
+    pub uid: u32,
+    /// Group to switch to.
+    pub gid: u32,
+    /// Drop supplementary groups (not allowed in an unprivileged user namespace).
+    pub clear_groups: bool,
+    /// The workload's argv.
+    pub argv: Vec<CString>,
+    /// The workload's environment.
+    pub env: Vec<CString>,
+    /// Paths to try for argv[0], in order.
+    pub candidates: Vec<CString>,
+    /// Whether argv[0] was searched in PATH (changes the not-found message).
+    pub searched_path: bool,
+    /// Standard streams.
+    pub stdio: ChildStdio,
+    /// Read end of the pipe on which the parent says "go" (one byte per gate).
+    pub go_fd: RawFd,
+    /// Wait for a first byte before any setup: the parent writes the user namespace's id maps
+    /// first (rootless runs), without which every permission check would fail.
+    pub wait_for_id_maps: bool,
+    /// Write end of the report pipe (close-on-exec).
+    pub report_fd: RawFd,
+    /// The signal mask to restore before exec (the parent blocks forwarded signals).
+    pub signal_mask: libc::sigset_t,
+}
+
+/// Pointer arrays for `execve`, built in the parent from a [`ChildConfig`].
+#[derive(Debug)]
+pub struct ExecArrays {
+    argv: Vec<*const c_char>,
+    env: Vec<*const c_char>,
+}
+
+impl ExecArrays {
+    /// NULL-terminated pointer arrays into `config`'s strings (valid while `config` lives).
+    pub fn new(config: &ChildConfig) -> Self {
+        let pointers = |strings: &[CString]| {
+            strings
+                .iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        ExecArrays {
+            argv: pointers(&config.argv),
+            env: pointers(&config.env),
+        }
+    }
+}
+
+/// The child's main function: sets the container up and executes the workload. Returns only
+/// on failure, with the exit status.
+pub fn run(config: &ChildConfig, exec: &ExecArrays) -> isize {
+    let reporter = Reporter::new(config.report_fd);
+    match setup(config, &reporter) {
+        Ok(()) => execute(config, exec, &reporter),
+        Err((what, errno)) => {
+            reporter.send(
+                Event::SetupFailed,
+                0,
+                format_args!("{what}: {}", errno.desc()),
+            );
+            SETUP_FAILED
+        }
+    }
+}
+
+/// A failed setup step: what was done (one line) and the error.
+type StepError<'a> = (StepWhat<'a>, Errno);
+
+/// What a failed step was doing, formatted without allocating.
+enum StepWhat<'a> {
+    Op(&'a Op),
+    Text(&'static str),
+    Path(&'static str, &'a CStr),
+}
+
+impl std::fmt::Display for StepWhat<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepWhat::Op(op) => op.fmt(f),
+            StepWhat::Text(what) => f.write_str(what),
+            StepWhat::Path(what, path) => write!(f, "{what} {}", text(path)),
+        }
+    }
+}
+
+fn step<'a, T>(result: nix::Result<T>, what: StepWhat<'a>) -> Result<T, StepError<'a>> {
+    result.map_err(|errno| (what, errno))
+}
+
+fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepError<'a>> {
+    // Die with vmc: a killed vmc must not leave the container running.
+    step(
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL),
+        StepWhat::Text("setting the parent-death signal"),
+    )?;
+    if config.wait_for_id_maps {
+        wait_for_go(config.go_fd)?;
+    }
+    // The filesystem is built while vmc moves this process into the run's cgroup (on cgroup
+    // v1 that write waits for an RCU grace period): the two overlap.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    for op in &config.ops {
+        apply(op, reporter).map_err(|errno| (StepWhat::Op(op), errno))?;
+    }
+    step(
+        nix::unistd::sethostname(std::ffi::OsStr::from_bytes(config.hostname.to_bytes())),
+        StepWhat::Text("setting the host name"),
+    )?;
+    if config.loopback {
+        step(
+            loopback_up(),
+            StepWhat::Text("bringing up the loopback interface"),
+        )?;
+    }
+    step(
+        mkdir_all(&config.workdir),
+        StepWhat::Path("creating the working directory", &config.workdir),
+    )?;
+    step(
+        nix::unistd::chdir(config.workdir.as_c_str()),
+        StepWhat::Path("changing into the working directory", &config.workdir),
+    )?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    reporter.event(Event::Ready);
+    wait_for_go(config.go_fd)?;
+    // Now inside vmc/<id>: a cgroup namespace made here has that cgroup as its root.
+    step(
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP),
+        StepWhat::Text("unsharing the cgroup namespace"),
+    )?;
+    reporter.event(Event::Released);
+    setup_stdio(&config.stdio)?;
+    switch_user(config)?;
+    // The parent-death signal is cleared when credentials change: set it again.
+    step(
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL),
+        StepWhat::Text("setting the parent-death signal"),
+    )?;
+    // SAFETY: restoring the saved mask and the default SIGPIPE action (Rust ignores SIGPIPE)
+    // only touches this process's signal state.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::sigprocmask(libc::SIG_SETMASK, &config.signal_mask, std::ptr::null_mut());
+    }
+    Ok(())
+}
+
+fn wait_for_go<'a>(fd: RawFd) -> Result<(), StepError<'a>> {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reading one byte into a valid local.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        match n {
+            1 => return Ok(()),
+            0 => {
+                return Err((
+                    StepWhat::Text("waiting for vmc (it went away)"),
+                    Errno::EPIPE,
+                ))
+            }
+            _ if Errno::last() == Errno::EINTR => continue,
+            _ => return Err((StepWhat::Text("waiting for vmc"), Errno::last())),
+        }
+    }
+}
+
+fn apply(op: &Op, reporter: &Reporter) -> nix::Result<()> {
+    match op {
+        Op::MakePrivate => nix::mount::mount::<CStr, CStr, CStr, CStr>(
+            None,
+            c"/",
+            None,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None,
+        ),
+        Op::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        } => nix::mount::mount(
+            Some(source.as_c_str()),
+            target.as_c_str(),
+            fstype.as_deref(),
+            *flags,
+            data.as_deref(),
+        ),
+        Op::Overlay {
+            target,
+            options,
+            fallback,
+        } => {
+            let mount = |data: &CStr| {
+                nix::mount::mount(
+                    Some(c"overlay"),
+                    target.as_c_str(),
+                    Some(c"overlay"),
+                    MsFlags::empty(),
+                    Some(data),
+                )
+            };
+            match mount(options) {
+                // Kernels before 5.10 do not know "volatile".
+                Err(Errno::EINVAL) => mount(fallback),
+                other => other,
+            }
+        }
+        Op::RemountReadOnly(target) => remount_read_only(target),
+        Op::Mkdir(path) => ignore_exists(nix::unistd::mkdir(
+            path.as_c_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        )),
+        Op::MkdirAll(path) => mkdir_all(path),
+        Op::Touch(path) => touch(path),
+        Op::CharDevice { path, major, minor } => ignore_exists(nix::sys::stat::mknod(
+            path.as_c_str(),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(*major, *minor),
+        )),
+        Op::Symlink { target, link } => {
+            // SAFETY: both strings are NUL-terminated.
+            let rc = unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) };
+            ignore_exists(Errno::result(rc).map(drop))
+        }
+        Op::PivotRoot(root) => {
+            nix::unistd::chdir(root.as_c_str())?;
+            nix::unistd::pivot_root(c".", c".")?;
+            nix::mount::umount2(c".", MntFlags::MNT_DETACH)?;
+            nix::unistd::chdir(c"/")
+        }
+        Op::Report(event) => {
+            reporter.event(*event);
+            Ok(())
+        }
+    }
+}
+
+fn ignore_exists(result: nix::Result<()>) -> nix::Result<()> {
+    match result {
+        Err(Errno::EEXIST) => Ok(()),
+        other => other,
+    }
+}
+
+/// Remounts a bind read-only, keeping the flags the kernel locks (nosuid, nodev, noexec…).
+fn remount_read_only(target: &CStr) -> nix::Result<()> {
+    // SAFETY: an all-zero statvfs is a valid value to be overwritten.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: target is NUL-terminated and stat is writable.
+    Errno::result(unsafe { libc::statvfs(target.as_ptr(), &mut stat) })?;
+    let kept = [
+        (libc::ST_NOSUID, MsFlags::MS_NOSUID),
+        (libc::ST_NODEV, MsFlags::MS_NODEV),
+        (libc::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (libc::ST_NOATIME, MsFlags::MS_NOATIME),
+        (libc::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (libc::ST_RELATIME, MsFlags::MS_RELATIME),
+    ]
+    .iter()
+    .filter(|(st, _)| stat.f_flag & *st != 0)
+    .fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms);
+    nix::mount::mount::<CStr, CStr, CStr, CStr>(
+        None,
+        target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | kept,
+        None,
+    )
+}
+
+/// `mkdir -p` with mode 0755, using a stack copy of the path.
+fn mkdir_all(path: &CStr) -> nix::Result<()> {
+    let bytes = path.to_bytes();
+    let mut buf = [0u8; 4096];
+    if bytes.len() >= buf.len() {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    buf[..bytes.len()].copy_from_slice(bytes);
+    for end in (1..=bytes.len()).filter(|&i| i == bytes.len() || bytes[i] == b'/') {
+        buf[end] = 0;
+        // SAFETY: buf[..=end] is a NUL-terminated prefix of the path.
+        let rc = unsafe { libc::mkdir(buf.as_ptr().cast(), 0o755) };
+        if rc != 0 && Errno::last() != Errno::EEXIST {
+            return Err(Errno::last());
+        }
+        if end < bytes.len() {
+            buf[end] = b'/';
+        }
+    }
+    Ok(())
+}
+
+fn touch(path: &CStr) -> nix::Result<()> {
+    // SAFETY: path is NUL-terminated; the returned fd is closed right away.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    let fd = Errno::result(fd)?;
+    // SAFETY: fd was just opened by this function.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+/// Sets IFF_UP on "lo" with the SIOCSIFFLAGS ioctl.
+fn loopback_up() -> nix::Result<()> {
+    // SAFETY: a plain socket call; the fd is closed below.
+    let fd = Errno::result(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    // SAFETY: an all-zero ifreq is valid; the name is set below.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as c_char;
+    }
+    // SAFETY: request is a valid ifreq naming "lo"; the ioctls read/write its flags union.
+    let result = unsafe {
+        Errno::result(libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut request)).and_then(|_| {
+            request.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as i16;
+            Errno::result(libc::ioctl(fd, libc::SIOCSIFFLAGS, &request))
+        })
+    };
+    // SAFETY: fd is owned here.
+    unsafe { libc::close(fd) };
+    result.map(drop)
+}
+
+fn setup_stdio<'a>(stdio: &ChildStdio) -> Result<(), StepError<'a>> {
+    let dup = |from: RawFd, to: RawFd| -> nix::Result<()> {
+        if from == to {
+            // dup2 onto itself keeps close-on-exec: clear it instead.
+            // SAFETY: fcntl on an fd this process holds.
+            Errno::result(unsafe { libc::fcntl(from, libc::F_SETFD, 0) }).map(drop)
+        } else {
+            // SAFETY: dup2 onto a standard stream number.
+            Errno::result(unsafe { libc::dup2(from, to) }).map(drop)
+        }
+    };
+    if let Some(tty) = stdio.tty {
+        step(
+            nix::unistd::setsid().map(drop),
+            StepWhat::Text("starting a session"),
+        )?;
+        // SAFETY: TIOCSCTTY on the pty slave this process holds.
+        step(
+            Errno::result(unsafe { libc::ioctl(tty, libc::TIOCSCTTY, 0) }).map(drop),
+            StepWhat::Text("making the pty the controlling terminal"),
+        )?;
+        for target in 0..3 {
+            step(dup(tty, target), StepWhat::Text("connecting the pty"))?;
+        }
+        return Ok(());
+    }
+    for (source, target) in [(stdio.stdin, 0), (stdio.stdout, 1), (stdio.stderr, 2)] {
+        if let Some(source) = source {
+            step(
+                dup(source, target),
+                StepWhat::Text("connecting the standard streams"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn switch_user<'a>(config: &ChildConfig) -> Result<(), StepError<'a>> {
+    use nix::unistd::{Gid, Uid};
+    if config.clear_groups {
+        step(
+            nix::unistd::setgroups(&[]),
+            StepWhat::Text("dropping supplementary groups"),
+        )?;
+    }
+    step(
+        nix::unistd::setgid(Gid::from_raw(config.gid)),
+        StepWhat::Text("switching to the workload's group"),
+    )?;
+    step(
+        nix::unistd::setuid(Uid::from_raw(config.uid)),
+        StepWhat::Text("switching to the workload's user"),
+    )
+}
+
+/// Tries each candidate path like `execvp`; reports 126/127 the way Docker words them.
+fn execute(config: &ChildConfig, exec: &ExecArrays, reporter: &Reporter) -> isize {
+    let program = config.argv.first().map_or("", |p| text(p));
+    reporter.event(Event::Exec);
+    let mut denied: Option<(&CStr, Errno)> = None;
+    for candidate in &config.candidates {
+        // SAFETY: candidate and the arrays are NUL-terminated and live in `config`/`exec`.
+        unsafe { libc::execve(candidate.as_ptr(), exec.argv.as_ptr(), exec.env.as_ptr()) };
+        match Errno::last() {
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            errno => {
+                if denied.is_none() {
+                    denied = Some((candidate, errno));
+                }
+            }
+        }
+    }
+    match denied {
+        Some((path, errno)) => {
+            let reason = if errno == Errno::EACCES && is_directory(path) {
+                "is a directory"
+            } else if errno == Errno::EACCES {
+                "permission denied"
+            } else {
+                errno.desc()
+            };
+            reporter.send(
+                Event::ExecFailed,
+                vmc_runtime::outcome::EXIT_CANNOT_EXECUTE as u8,
+                format_args!("exec: {:?}: {reason}", text(path)),
+            );
+            vmc_runtime::outcome::EXIT_CANNOT_EXECUTE as isize
+        }
+        None => {
+            if config.searched_path {
+                reporter.send(
+                    Event::ExecFailed,
+                    vmc_runtime::outcome::EXIT_NOT_FOUND as u8,
+                    format_args!("exec: {program:?}: executable file not found in $PATH"),
+                );
+            } else {
+                reporter.send(
+                    Event::ExecFailed,
+                    vmc_runtime::outcome::EXIT_NOT_FOUND as u8,
+                    format_args!("exec: {program:?}: no such file or directory"),
+                );
+            }
+            vmc_runtime::outcome::EXIT_NOT_FOUND as isize
+        }
+    }
+}
+
+fn is_directory(path: &CStr) -> bool {
+    nix::sys::stat::stat(path).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mkdir_all_makes_nested_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = CString::new(format!("{}/a/b/c", dir.path().display())).unwrap();
+        mkdir_all(&path).unwrap();
+        assert!(dir.path().join("a/b/c").is_dir());
+        mkdir_all(&path).unwrap();
+        touch(&CString::new(format!("{}/a/f", dir.path().display())).unwrap()).unwrap();
+        assert!(dir.path().join("a/f").is_file());
+    }
+}

@@ -1,0 +1,477 @@
+//! The container's filesystem setup as a list of steps, built by vmc before `clone` and
+//! carried out by the child without allocating.
+//!
+//! Building the list in the parent keeps the child trivial (it only loops over the steps)
+//! and makes the layout testable without namespaces.
+
+use crate::error::ContainerError;
+use crate::report::Event;
+use nix::mount::MsFlags;
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use vmc_runtime::{BindMount, NetworkMode};
+
+/// The host directories of a run's overlay root filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayDirs {
+    /// The image's read-only rootfs (overlay lowerdir).
+    pub lower: PathBuf,
+    /// The run's writable layer (overlay upperdir).
+    pub upper: PathBuf,
+    /// Overlay's scratch directory (overlay workdir).
+    pub work: PathBuf,
+    /// Where the combined tree is mounted and becomes the container's root.
+    pub merged: PathBuf,
+}
+
+impl OverlayDirs {
+    /// The overlay directories under `scratch` (the run's `run_dir/overlay`).
+    pub fn under(scratch: &Path, lower: &Path) -> Self {
+        OverlayDirs {
+            lower: lower.to_path_buf(),
+            upper: scratch.join("upper"),
+            work: scratch.join("work"),
+            merged: scratch.join("merged"),
+        }
+    }
+
+    /// The overlay mount options. `volatile` (Linux 5.10+) skips syncing the upper layer,
+    /// which the run throws away anyway: without it, unmounting at exit waits for a journal
+    /// commit of the host filesystem.
+    pub fn options(&self, volatile: bool) -> String {
+        format!(
+            "lowerdir={},upperdir={},workdir={}{}",
+            self.lower.display(),
+            self.upper.display(),
+            self.work.display(),
+            if volatile { ",volatile" } else { "" }
+        )
+    }
+}
+
+/// One step of the filesystem setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Makes every mount private so nothing propagates back to the host.
+    MakePrivate,
+    /// `mount(2)`.
+    Mount {
+        /// Source (device, fs name or bind source).
+        source: CString,
+        /// Mount point.
+        target: CString,
+        /// File system type, `None` for binds and remounts.
+        fstype: Option<CString>,
+        /// Mount flags.
+        flags: MsFlags,
+        /// File-system specific options.
+        data: Option<CString>,
+    },
+    /// Mounts the overlay root, retrying with `fallback` options if the kernel rejects `options`.
+    Overlay {
+        /// Mount point.
+        target: CString,
+        /// The preferred options (with `volatile`).
+        options: CString,
+        /// The options for kernels without `volatile`.
+        fallback: CString,
+    },
+    /// Remounts the bind mount at `target` read-only, keeping its other (locked) flags.
+    RemountReadOnly(CString),
+    /// `mkdir` of a directory whose parent exists (an existing directory is fine).
+    Mkdir(CString),
+    /// `mkdir -p`.
+    MkdirAll(CString),
+    /// Creates an empty file if missing (mount point for a file bind).
+    Touch(CString),
+    /// Creates a character device node with mode 0666.
+    CharDevice {
+        /// Node path.
+        path: CString,
+        /// Major number.
+        major: u64,
+        /// Minor number.
+        minor: u64,
+    },
+    /// `symlink(target, link)`.
+    Symlink {
+        /// What the link points to.
+        target: CString,
+        /// The link's path.
+        link: CString,
+    },
+    /// Makes `new_root` the root: `pivot_root(".", ".")` inside it, then detaches the old root.
+    PivotRoot(CString),
+    /// Reports a setup milestone to the parent.
+    Report(Event),
+}
+
+impl fmt::Display for Op {
+    /// Describes the step for error messages, without allocating (the child formats these).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::MakePrivate => f.write_str("making / a private mount tree"),
+            Op::Mount {
+                source,
+                target,
+                fstype,
+                ..
+            } => write!(
+                f,
+                "mounting {} ({}) on {}",
+                text(source),
+                fstype.as_deref().map_or("bind", text),
+                text(target)
+            ),
+            Op::Overlay { target, .. } => {
+                write!(f, "mounting the overlay root on {}", text(target))
+            }
+            Op::RemountReadOnly(target) => write!(f, "remounting {} read-only", text(target)),
+            Op::Mkdir(path) | Op::MkdirAll(path) => {
+                write!(f, "creating directory {}", text(path))
+            }
+            Op::Touch(path) => write!(f, "creating file {}", text(path)),
+            Op::CharDevice { path, .. } => write!(f, "creating device {}", text(path)),
+            Op::Symlink { link, .. } => write!(f, "creating symlink {}", text(link)),
+            Op::PivotRoot(root) => write!(f, "pivot_root into {}", text(root)),
+            Op::Report(_) => f.write_str("reporting progress"),
+        }
+    }
+}
+
+/// A C string as text for messages (no allocation).
+pub fn text(s: &CStr) -> &str {
+    std::str::from_utf8(s.to_bytes()).unwrap_or("<non-UTF-8 path>")
+}
+
+/// Converts a path to a C string.
+pub fn cpath(path: &Path) -> Result<CString, ContainerError> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| ContainerError::NulByte {
+        what: "path",
+        value: path.display().to_string(),
+    })
+}
+
+fn cstr(s: &str) -> CString {
+    // Only called with literals and formatted numbers, which contain no NUL byte.
+    CString::new(s).unwrap_or_default()
+}
+
+/// What the filesystem setup depends on.
+#[derive(Debug, Clone)]
+pub struct RootfsPlan<'a> {
+    /// The overlay directories.
+    pub overlay: &'a OverlayDirs,
+    /// Host directories to bind.
+    pub volumes: &'a [BindMount],
+    /// Whether the container has its own network namespace.
+    pub network: NetworkMode,
+    /// Whether vmc runs unprivileged in a user namespace (no mknod; sysfs needs a netns).
+    pub rootless: bool,
+    /// The host path of the pty slave to show as /dev/console, with `--tty`.
+    pub console: Option<&'a Path>,
+}
+
+/// The character devices of a container's /dev: name, major, minor.
+const DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+impl RootfsPlan<'_> {
+    /// The steps that build the container's filesystem and switch into it.
+    pub fn ops(&self) -> Result<Vec<Op>, ContainerError> {
+        let merged = &self.overlay.merged;
+        let inside = |rel: &str| cpath(&merged.join(rel));
+        let mut ops = vec![
+            Op::MakePrivate,
+            Op::Overlay {
+                target: cpath(merged)?,
+                options: overlay_options(self.overlay, true)?,
+                fallback: overlay_options(self.overlay, false)?,
+            },
+            Op::Report(Event::Overlay),
+            Op::Mkdir(inside("proc")?),
+            Op::Mount {
+                source: cstr("proc"),
+                target: inside("proc")?,
+                fstype: Some(cstr("proc")),
+                flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                data: None,
+            },
+            Op::Mkdir(inside("dev")?),
+            Op::Mount {
+                source: cstr("tmpfs"),
+                target: inside("dev")?,
+                fstype: Some(cstr("tmpfs")),
+                flags: MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+                data: Some(cstr("mode=755,size=65536k")),
+            },
+        ];
+        for (name, major, minor) in DEVICES {
+            let path = inside(&format!("dev/{name}"))?;
+            if self.rootless {
+                // A user namespace may not create device nodes: bind the host's instead.
+                ops.push(Op::Touch(path.clone()));
+                ops.push(bind(cstr(&format!("/dev/{name}")), path, false));
+            } else {
+                ops.push(Op::CharDevice { path, major, minor });
+            }
+        }
+        let devpts_options = if self.rootless {
+            "newinstance,ptmxmode=0666,mode=0620"
+        } else {
+            "newinstance,ptmxmode=0666,mode=0620,gid=5"
+        };
+        ops.extend([
+            Op::Mkdir(inside("dev/pts")?),
+            Op::Mount {
+                source: cstr("devpts"),
+                target: inside("dev/pts")?,
+                fstype: Some(cstr("devpts")),
+                flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                data: Some(cstr(devpts_options)),
+            },
+            symlink("pts/ptmx", inside("dev/ptmx")?),
+            Op::Mkdir(inside("dev/shm")?),
+            Op::Mount {
+                source: cstr("shm"),
+                target: inside("dev/shm")?,
+                fstype: Some(cstr("tmpfs")),
+                flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                data: Some(cstr("mode=1777,size=65536k")),
+            },
+            symlink("/proc/self/fd", inside("dev/fd")?),
+            symlink("/proc/self/fd/0", inside("dev/stdin")?),
+            symlink("/proc/self/fd/1", inside("dev/stdout")?),
+            symlink("/proc/self/fd/2", inside("dev/stderr")?),
+        ]);
+        if let Some(console) = self.console {
+            ops.push(Op::Touch(inside("dev/console")?));
+            ops.push(bind(cpath(console)?, inside("dev/console")?, false));
+        }
+        ops.push(Op::Mkdir(inside("sys")?));
+        let read_only_sys =
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        if self.rootless && self.network == NetworkMode::Host {
+            // sysfs may only be mounted by the owner of the network namespace: bind the host's.
+            ops.push(bind(cstr("/sys"), inside("sys")?, true));
+            ops.push(Op::RemountReadOnly(inside("sys")?));
+        } else {
+            ops.push(Op::Mount {
+                source: cstr("sysfs"),
+                target: inside("sys")?,
+                fstype: Some(cstr("sysfs")),
+                flags: read_only_sys,
+                data: None,
+            });
+        }
+        ops.push(Op::Report(Event::SpecialFs));
+        if !self.volumes.is_empty() {
+            for volume in self.volumes {
+                ops.extend(self.volume_ops(volume)?);
+            }
+            ops.push(Op::Report(Event::Volumes));
+        }
+        ops.push(Op::PivotRoot(cpath(merged)?));
+        ops.push(Op::Report(Event::PivotRoot));
+        Ok(ops)
+    }
+
+    fn volume_ops(&self, volume: &BindMount) -> Result<Vec<Op>, ContainerError> {
+        let relative = volume.target.strip_prefix("/").unwrap_or(&volume.target);
+        if relative
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(ContainerError::Unsupported(format!(
+                "volume target {} contains '..': give a plain absolute path",
+                volume.target.display()
+            )));
+        }
+        let target_path = self.overlay.merged.join(relative);
+        let target = cpath(&target_path)?;
+        let mut ops = Vec::new();
+        if volume.host.is_dir() {
+            ops.push(Op::MkdirAll(target.clone()));
+        } else {
+            if let Some(parent) = target_path.parent() {
+                ops.push(Op::MkdirAll(cpath(parent)?));
+            }
+            ops.push(Op::Touch(target.clone()));
+        }
+        ops.push(bind(cpath(&volume.host)?, target.clone(), true));
+        if volume.readonly {
+            ops.push(Op::RemountReadOnly(target));
+        }
+        Ok(ops)
+    }
+}
+
+fn overlay_options(dirs: &OverlayDirs, volatile: bool) -> Result<CString, ContainerError> {
+    let options = dirs.options(volatile);
+    CString::new(options.clone()).map_err(|_| ContainerError::NulByte {
+        what: "overlay path",
+        value: options,
+    })
+}
+
+fn bind(source: CString, target: CString, recursive: bool) -> Op {
+    let mut flags = MsFlags::MS_BIND;
+    if recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    Op::Mount {
+        source,
+        target,
+        fstype: None,
+        flags,
+        data: None,
+    }
+}
+
+fn symlink(target: &str, link: CString) -> Op {
+    Op::Symlink {
+        target: cstr(target),
+        link,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overlay() -> OverlayDirs {
+        OverlayDirs::under(Path::new("/run/r1/overlay"), Path::new("/images/busybox"))
+    }
+
+    fn mount_targets(ops: &[Op]) -> Vec<(String, String)> {
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::Mount { target, fstype, .. } => Some((
+                    text(target).to_string(),
+                    fstype.as_deref().map_or("bind", text).to_string(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn overlay_options_name_all_layers() {
+        assert_eq!(
+            overlay().options(false),
+            "lowerdir=/images/busybox,upperdir=/run/r1/overlay/upper,workdir=/run/r1/overlay/work"
+        );
+        assert!(overlay()
+            .options(true)
+            .ends_with("/run/r1/overlay/work,volatile"));
+    }
+
+    #[test]
+    fn root_plan_mounts_and_creates_devices() {
+        let dirs = overlay();
+        let plan = RootfsPlan {
+            overlay: &dirs,
+            volumes: &[],
+            network: NetworkMode::None,
+            rootless: false,
+            console: None,
+        };
+        let ops = plan.ops().unwrap();
+        assert_eq!(ops[0], Op::MakePrivate);
+        let m = "/run/r1/overlay/merged";
+        assert!(matches!(&ops[1], Op::Overlay { target, .. } if text(target) == m));
+        let expected: Vec<(String, String)> = [
+            (format!("{m}/proc"), "proc"),
+            (format!("{m}/dev"), "tmpfs"),
+            (format!("{m}/dev/pts"), "devpts"),
+            (format!("{m}/dev/shm"), "tmpfs"),
+            (format!("{m}/sys"), "sysfs"),
+        ]
+        .into_iter()
+        .map(|(t, f)| (t, f.to_string()))
+        .collect();
+        assert_eq!(mount_targets(&ops), expected);
+        let devices = ops
+            .iter()
+            .filter(|op| matches!(op, Op::CharDevice { .. }))
+            .count();
+        assert_eq!(devices, 6);
+        assert!(ops.contains(&Op::CharDevice {
+            path: cstr(&format!("{m}/dev/null")),
+            major: 1,
+            minor: 3
+        }));
+        assert_eq!(ops[ops.len() - 2], Op::PivotRoot(cstr(m)));
+        assert_eq!(ops.last(), Some(&Op::Report(Event::PivotRoot)));
+    }
+
+    #[test]
+    fn rootless_binds_devices_and_host_sysfs() {
+        let dirs = overlay();
+        let plan = RootfsPlan {
+            overlay: &dirs,
+            volumes: &[],
+            network: NetworkMode::Host,
+            rootless: true,
+            console: Some(Path::new("/dev/pts/7")),
+        };
+        let ops = plan.ops().unwrap();
+        assert!(!ops.iter().any(|op| matches!(op, Op::CharDevice { .. })));
+        let targets = mount_targets(&ops);
+        let m = "/run/r1/overlay/merged";
+        assert!(targets.contains(&(format!("{m}/dev/null"), "bind".into())));
+        assert!(targets.contains(&(format!("{m}/dev/console"), "bind".into())));
+        assert!(targets.contains(&(format!("{m}/sys"), "bind".into())));
+        assert!(ops.contains(&Op::RemountReadOnly(cstr(&format!("{m}/sys")))));
+    }
+
+    #[test]
+    fn volumes_are_bound_and_read_only_remounted() {
+        let dirs = overlay();
+        let volumes = [BindMount {
+            host: PathBuf::from("/tmp"),
+            target: PathBuf::from("/data"),
+            readonly: true,
+        }];
+        let plan = RootfsPlan {
+            overlay: &dirs,
+            volumes: &volumes,
+            network: NetworkMode::None,
+            rootless: false,
+            console: None,
+        };
+        let ops = plan.ops().unwrap();
+        let target = cstr("/run/r1/overlay/merged/data");
+        let bind_at = ops
+            .iter()
+            .position(|op| matches!(op, Op::Mount { source, .. } if text(source) == "/tmp"))
+            .unwrap();
+        assert_eq!(ops[bind_at - 1], Op::MkdirAll(target.clone()));
+        assert_eq!(ops[bind_at + 1], Op::RemountReadOnly(target));
+        let bad = [BindMount {
+            host: PathBuf::from("/tmp"),
+            target: PathBuf::from("/data/../../etc"),
+            readonly: false,
+        }];
+        let plan = RootfsPlan {
+            volumes: &bad,
+            ..plan
+        };
+        assert!(plan.ops().is_err());
+    }
+
+    #[test]
+    fn ops_describe_themselves() {
+        let op = bind(cstr("/a"), cstr("/b"), false);
+        assert_eq!(op.to_string(), "mounting /a (bind) on /b");
+        assert_eq!(Op::PivotRoot(cstr("/m")).to_string(), "pivot_root into /m");
+    }
+}

@@ -1,0 +1,701 @@
+//! The parent side of a container run: prepare, clone, place in the cgroup, supervise, tear down.
+
+use crate::cgroups::{CgroupMemory, Hierarchy, Limits, RunCgroup, DEFAULT_ROOT};
+use crate::child::{self, ChildConfig, ChildStdio, ExecArrays};
+use crate::command::{container_env, env_value, exec_candidates, home_of};
+use crate::error::ContainerError;
+use crate::namespaces::{clone_flags, describe, single_id_map};
+use crate::plan::{cpath, OverlayDirs, RootfsPlan};
+use crate::report::{self, Event, Record};
+use crate::signals::{SignalCatcher, INTERRUPTS_BEFORE_KILL};
+use crate::tty::{Pty, RawMode};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use vmc_runtime::{
+    ExitOutcome, Milestone, Mode, NetworkMode, RunSpec, Runtime, RuntimeError, Timeline,
+};
+use vmc_runtime::{MemoryProbe, MemoryReading, RunObserver};
+
+/// Stack size of the cloned child before it executes the workload.
+const CHILD_STACK: usize = 256 * 1024;
+
+/// The name of the run's scratch directory under `run_dir`.
+const SCRATCH: &str = "overlay";
+
+/// Where a run's stdout and stderr go instead of vmc's own (for callers that capture output).
+#[derive(Debug)]
+pub struct Output {
+    /// Becomes the workload's stdout.
+    pub stdout: OwnedFd,
+    /// Becomes the workload's stderr.
+    pub stderr: OwnedFd,
+}
+
+/// The container run mode: namespaces, an overlay root, cgroup limits, the workload as PID 1.
+#[derive(Debug)]
+pub struct ContainerRuntime {
+    cgroup_root: PathBuf,
+    output: Option<Output>,
+}
+
+impl Default for ContainerRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ContainerRuntime {
+    /// A runtime using the host's cgroups at /sys/fs/cgroup and vmc's own stdio.
+    pub fn new() -> Self {
+        ContainerRuntime {
+            cgroup_root: PathBuf::from(DEFAULT_ROOT),
+            output: None,
+        }
+    }
+
+    /// Sends the workload's stdout and stderr to `output` (non-tty runs only).
+    pub fn with_output(mut self, output: Output) -> Self {
+        self.output = Some(output);
+        self
+    }
+
+    /// The memory reader of run `id`'s cgroup, for sampling while it runs.
+    pub fn cgroup_memory(&self, id: &str) -> Result<CgroupMemory, ContainerError> {
+        Hierarchy::detect(&self.cgroup_root)?.memory_of(id)
+    }
+
+    /// Prints a one-line message about the workload where its stderr goes (Docker prints
+    /// "exec: …: not found" there too).
+    fn print_error(&self, message: &str) {
+        let line = format!("vmc: {message}\n");
+        match &self.output {
+            Some(output) => {
+                let _ = nix::unistd::write(&output.stderr, line.as_bytes());
+            }
+            None => {
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
+        }
+    }
+
+    fn run_container(
+        &self,
+        spec: &RunSpec,
+        timeline: &mut Timeline,
+        observer: &dyn RunObserver,
+    ) -> Result<ExitOutcome, ContainerError> {
+        if spec.tty && self.output.is_some() {
+            return Err(ContainerError::Unsupported(
+                "--tty cannot be combined with captured output: drop -t".into(),
+            ));
+        }
+        if !spec.rootfs.is_dir() {
+            return Err(ContainerError::MissingRootfs(spec.rootfs.clone()));
+        }
+        // SAFETY: geteuid cannot fail.
+        let rootless = unsafe { libc::geteuid() } != 0;
+        let hierarchy = Hierarchy::detect(&self.cgroup_root)?;
+        let scratch = spec.run_dir.join(SCRATCH);
+        let overlay = OverlayDirs::under(&scratch, &spec.rootfs);
+        let mut run = RunGuard::new(scratch.clone());
+        for dir in [&overlay.upper, &overlay.work, &overlay.merged] {
+            std::fs::create_dir_all(dir).map_err(|source| ContainerError::RunDir {
+                action: "create",
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let pty = spec.tty.then(Pty::open).transpose()?;
+        let plan = RootfsPlan {
+            overlay: &overlay,
+            volumes: &spec.mounts,
+            network: spec.network,
+            rootless,
+            console: pty.as_ref().map(|p| p.slave_path.as_path()),
+        };
+        let ops = plan.ops()?;
+        let (go_read, go_write) = pipe()?;
+        let (report_read, report_write) = pipe()?;
+        let dev_null = (!spec.interactive && !spec.tty)
+            .then(|| std::fs::File::open("/dev/null"))
+            .transpose()
+            .map_err(|source| ContainerError::RunDir {
+                action: "open",
+                path: "/dev/null".into(),
+                source,
+            })?;
+        let signals = SignalCatcher::new()?;
+        let stdio = ChildStdio {
+            stdin: dev_null.as_ref().map(|f| f.as_raw_fd()),
+            stdout: self.output.as_ref().map(|o| o.stdout.as_raw_fd()),
+            stderr: self.output.as_ref().map(|o| o.stderr.as_raw_fd()),
+            tty: pty.as_ref().map(|p| p.slave.as_raw_fd()),
+        };
+        let config = child_config(
+            spec,
+            ops,
+            rootless,
+            stdio,
+            &go_read,
+            &report_write,
+            &signals,
+        )?;
+        let exec = ExecArrays::new(&config);
+        let flags = clone_flags(spec.network, rootless);
+        let mut stack = vec![0u8; CHILD_STACK];
+        // SAFETY: the child only runs `child::run`, which does not allocate or take locks and
+        // ends in execve or returns an exit status; `config` and `exec` outlive the clone call
+        // in the parent and are copied with the address space into the child.
+        let pid = unsafe {
+            nix::sched::clone(
+                Box::new(|| child::run(&config, &exec)),
+                &mut stack,
+                flags,
+                Some(libc::SIGCHLD),
+            )
+        }
+        .map_err(|source| match (rootless, source) {
+            (
+                true,
+                nix::Error::EPERM | nix::Error::EINVAL | nix::Error::ENOSPC | nix::Error::EUSERS,
+            ) => {
+                ContainerError::UserNamespace {
+                    // SAFETY: getuid cannot fail.
+                    uid: unsafe { libc::getuid() },
+                    source,
+                }
+            }
+            (_, source) => ContainerError::sys(format!("clone({})", describe(flags)), source),
+        })?;
+        run.child = Some(pid);
+        timeline.step(format!(
+            "clone({}) → container init is host pid {pid}",
+            describe(flags)
+        ));
+        drop((go_read, report_write, dev_null));
+        if rootless {
+            map_ids(pid, spec.uid, spec.gid)?;
+            write_all(&go_write, b"m")?;
+            timeline.step(format!(
+                "user namespace: uid {} and gid {} mapped to vmc's",
+                spec.uid, spec.gid
+            ));
+        }
+        run.cgroup = place_in_cgroup(&hierarchy, spec, pid, rootless, timeline)?;
+        let mut reports = ReportReader::new(report_read);
+        reports.wait_until_ready()?;
+        timeline.mark(Milestone::RuntimeReady);
+        if let Some(cgroup) = &run.cgroup {
+            observer.memory_probe_ready(Arc::new(CgroupProbe {
+                memory: cgroup.memory(),
+            }));
+        }
+        write_all(&go_write, b"g")?;
+        drop(go_write);
+        let records = reports.read_to_end()?;
+        let exec_failure = record_child_steps(&records, spec, &overlay, timeline)?;
+        if let Some(message) = &exec_failure {
+            self.print_error(message);
+        }
+        // Our copy of the slave would keep the pty open after the workload exits.
+        let pty_master = pty.map(|p| p.master);
+        let status = supervise(
+            pid,
+            &signals,
+            pty_master.as_ref(),
+            spec,
+            exec_failure.is_some(),
+        )?;
+        run.child = None;
+        timeline.mark(Milestone::WorkloadExit);
+        let mut outcome = match status {
+            WaitStatus::Exited(_, code) => ExitOutcome::Exited(code),
+            WaitStatus::Signaled(_, signal, _) => ExitOutcome::Signaled(signal as i32),
+            other => {
+                return Err(ContainerError::Setup(format!(
+                    "unexpected wait status {other:?}"
+                )))
+            }
+        };
+        timeline.step(format!(
+            "workload ended: {outcome:?} (exit status {})",
+            outcome.exit_code()
+        ));
+        if let Some(cgroup) = &run.cgroup {
+            let killed_by_sigkill = matches!(outcome, ExitOutcome::Signaled(9))
+                || outcome == ExitOutcome::Exited(128 + libc::SIGKILL);
+            if killed_by_sigkill && cgroup.oom_kills() > 0 {
+                outcome = ExitOutcome::OomKilled;
+                timeline.step("the cgroup's OOM killer killed the workload");
+            }
+        }
+        drop(signals);
+        run.finish()?;
+        timeline.step(format!("cgroup removed, {} removed", scratch.display()));
+        timeline.mark(Milestone::TornDown);
+        Ok(outcome)
+    }
+}
+
+impl Runtime for ContainerRuntime {
+    fn mode(&self) -> Mode {
+        Mode::Container
+    }
+
+    fn run(
+        &self,
+        spec: &RunSpec,
+        timeline: &mut Timeline,
+        observer: &dyn RunObserver,
+    ) -> Result<ExitOutcome, RuntimeError> {
+        Ok(self.run_container(spec, timeline, observer)?)
+    }
+
+    fn cleanup(&self, id: &str, run_dir: &Path) -> Result<(), RuntimeError> {
+        match Hierarchy::detect(&self.cgroup_root) {
+            Ok(hierarchy) => {
+                hierarchy.remove_leftover(id)?;
+            }
+            // Without cgroups no run could have made one.
+            Err(ContainerError::NoCgroups(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+        remove_scratch(&run_dir.join(SCRATCH))?;
+        Ok(())
+    }
+}
+
+/// Builds the child's configuration: argv, env, PATH candidates, filesystem steps.
+fn child_config(
+    spec: &RunSpec,
+    ops: Vec<crate::plan::Op>,
+    rootless: bool,
+    stdio: ChildStdio,
+    go_read: &OwnedFd,
+    report_write: &OwnedFd,
+    signals: &SignalCatcher,
+) -> Result<ChildConfig, ContainerError> {
+    let program = spec.args.first().ok_or_else(|| {
+        ContainerError::Unsupported("no command to run: give one after the image name".into())
+    })?;
+    let passwd = std::fs::read_to_string(spec.rootfs.join("etc/passwd")).unwrap_or_default();
+    let env = container_env(&spec.env, &spec.hostname, &home_of(spec.uid, &passwd));
+    let path = env_value(&env, "PATH").unwrap_or(crate::command::DEFAULT_PATH);
+    let cstrings = |what: &'static str, values: &[String]| {
+        values
+            .iter()
+            .map(|v| {
+                CString::new(v.as_str()).map_err(|_| ContainerError::NulByte {
+                    what,
+                    value: v.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(ChildConfig {
+        ops,
+        hostname: cstrings("hostname", std::slice::from_ref(&spec.hostname))?.remove(0),
+        loopback: spec.network == NetworkMode::None,
+        workdir: cpath(Path::new(&spec.workdir))?,
+        uid: spec.uid,
+        gid: spec.gid,
+        clear_groups: !rootless,
+        argv: cstrings("argument", &spec.args)?,
+        env: cstrings("environment entry", &env)?,
+        candidates: cstrings("command", &exec_candidates(program, path))?,
+        searched_path: !program.contains('/'),
+        stdio,
+        go_fd: go_read.as_raw_fd(),
+        wait_for_id_maps: rootless,
+        report_fd: report_write.as_raw_fd(),
+        signal_mask: signals.previous_mask(),
+    })
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), ContainerError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| ContainerError::sys("creating a pipe", e))
+}
+
+fn write_all(fd: &OwnedFd, bytes: &[u8]) -> Result<(), ContainerError> {
+    nix::unistd::write(fd, bytes)
+        .map(drop)
+        .map_err(|e| ContainerError::sys("signalling the container process", e))
+}
+
+/// Writes the single-range uid/gid maps of a rootless container.
+fn map_ids(pid: Pid, uid: u32, gid: u32) -> Result<(), ContainerError> {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    // SAFETY: geteuid/getegid cannot fail.
+    let (host_uid, host_gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    for (file, text) in [
+        ("setgroups", "deny\n".to_string()),
+        ("uid_map", single_id_map(uid, host_uid)),
+        ("gid_map", single_id_map(gid, host_gid)),
+    ] {
+        let path = proc_dir.join(file);
+        std::fs::write(&path, text).map_err(|source| ContainerError::RunDir {
+            action: "write",
+            path,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Creates the run's cgroup and moves the child into it. Rootless runs without limits go on
+/// without a cgroup when the host does not delegate one.
+fn place_in_cgroup(
+    hierarchy: &Hierarchy,
+    spec: &RunSpec,
+    pid: Pid,
+    rootless: bool,
+    timeline: &mut Timeline,
+) -> Result<Option<Box<dyn RunCgroup>>, ContainerError> {
+    let limits = Limits::from(spec.resources);
+    let created = hierarchy
+        .create(&spec.id, &limits)
+        .and_then(|(cgroup, settings)| {
+            cgroup.add_process(pid.as_raw())?;
+            Ok((cgroup, settings))
+        });
+    match created {
+        Ok((cgroup, settings)) => {
+            let settings = if settings.is_empty() {
+                "no limits".to_string()
+            } else {
+                settings.join(", ")
+            };
+            timeline.step(format!(
+                "cgroup {}/{} ({}) created: {settings}; pid {pid} moved in",
+                crate::cgroups::PARENT,
+                &spec.id[..12.min(spec.id.len())],
+                hierarchy.version()
+            ));
+            Ok(Some(cgroup))
+        }
+        Err(ContainerError::Cgroup { .. }) if rootless && limits == Limits::default() => {
+            timeline.step("no cgroup: rootless run without limits and no delegated cgroup");
+            Ok(None)
+        }
+        Err(err @ ContainerError::Cgroup { .. }) if rootless => Err(ContainerError::Unsupported(format!(
+            "memory, CPU and pids limits need a cgroup, which vmc cannot make without root ({err}): run vmc as root or drop the limits"
+        ))),
+        Err(err) => Err(err),
+    }
+}
+
+/// Reads the child's report pipe.
+struct ReportReader {
+    pipe: std::fs::File,
+    bytes: Vec<u8>,
+}
+
+impl ReportReader {
+    fn new(pipe: OwnedFd) -> Self {
+        ReportReader {
+            pipe: std::fs::File::from(pipe),
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Reads until the child reports that its setup is done (it then waits for "go").
+    fn wait_until_ready(&mut self) -> Result<(), ContainerError> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let records = report::parse(&self.bytes);
+            if let Some(failure) = records.iter().find(|r| r.event == Event::SetupFailed) {
+                return Err(ContainerError::Setup(failure.text.clone()));
+            }
+            if records.iter().any(|r| r.event == Event::Ready) {
+                return Ok(());
+            }
+            match self.pipe.read(&mut chunk) {
+                Ok(0) => {
+                    return Err(ContainerError::Setup(
+                        "the container process died before its setup was done".into(),
+                    ))
+                }
+                Ok(n) => self.bytes.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(progress_error(e)),
+            }
+        }
+    }
+
+    /// Reads until the pipe closes (at exec, or when the child exits) and decodes everything.
+    fn read_to_end(mut self) -> Result<Vec<Record>, ContainerError> {
+        self.pipe
+            .read_to_end(&mut self.bytes)
+            .map_err(progress_error)?;
+        Ok(report::parse(&self.bytes))
+    }
+}
+
+fn progress_error(e: std::io::Error) -> ContainerError {
+    ContainerError::Setup(format!("reading the container's progress: {e}"))
+}
+
+/// Turns the child's reports into trace steps and milestones. Returns an error for a failed
+/// setup and the message when the command could not be executed (the child exits 126/127).
+fn record_child_steps(
+    records: &[Record],
+    spec: &RunSpec,
+    overlay: &OverlayDirs,
+    timeline: &mut Timeline,
+) -> Result<Option<String>, ContainerError> {
+    if let Some(failure) = records.iter().find(|r| r.event == Event::SetupFailed) {
+        return Err(ContainerError::Setup(failure.text.clone()));
+    }
+    let exec_failure = records.iter().find(|r| r.event == Event::ExecFailed);
+    for record in records {
+        let at = record.instant();
+        let what = match record.event {
+            Event::Released => {
+                timeline.mark_at(Milestone::InitStarted, at);
+                "container init released by vmc; cgroup namespace unshared".to_string()
+            }
+            Event::Overlay => format!(
+                "overlay mounted (lower={}, upper={})",
+                overlay.lower.display(),
+                overlay.upper.display()
+            ),
+            Event::SpecialFs => {
+                "/proc, /dev (tmpfs, devices, devpts, shm) and read-only /sys mounted".into()
+            }
+            Event::Volumes => format!("{} volume(s) bound", spec.mounts.len()),
+            Event::PivotRoot => format!(
+                "pivot_root into {}; old root detached",
+                overlay.merged.display()
+            ),
+            Event::Ready => format!(
+                "hostname {}; {}; workdir {}; waiting for vmc",
+                spec.hostname,
+                match spec.network {
+                    NetworkMode::None => "loopback up",
+                    NetworkMode::Host => "host network",
+                },
+                spec.workdir
+            ),
+            Event::Exec => {
+                if exec_failure.is_none() {
+                    timeline.mark_at(Milestone::WorkloadExec, at);
+                }
+                format!("exec {}", spec.args.join(" "))
+            }
+            Event::ExecFailed => format!("exec failed: {}", record.text),
+            Event::SetupFailed => continue,
+        };
+        timeline.step_at(what, at);
+    }
+    Ok(exec_failure.map(|failure| failure.text.clone()))
+}
+
+/// Waits for the workload to exit, forwarding signals and proxying the pty.
+fn supervise(
+    pid: Pid,
+    signals: &SignalCatcher,
+    pty_master: Option<&OwnedFd>,
+    spec: &RunSpec,
+    exec_failed: bool,
+) -> Result<WaitStatus, ContainerError> {
+    let pidfd = pidfd_open(pid)?;
+    let _raw_mode = (pty_master.is_some() && !exec_failed)
+        .then(RawMode::enter)
+        .flatten();
+    let stdin = std::io::stdin();
+    let mut stdin_open = pty_master.is_some() && spec.interactive;
+    let mut master_open = pty_master.is_some();
+    let mut interrupts = 0;
+    loop {
+        let mut fds = vec![
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.fd().as_fd(), PollFlags::POLLIN),
+        ];
+        if let (Some(master), true) = (pty_master, master_open) {
+            fds.push(PollFd::new(master.as_fd(), PollFlags::POLLIN));
+        }
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(ContainerError::sys("waiting for the workload", e)),
+            Ok(_) => {}
+        }
+        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        let exited = ready(&fds[0]);
+        let signalled = ready(&fds[1]);
+        let master_ready = master_open && ready(&fds[2]);
+        let stdin_ready = stdin_open && ready(&fds[fds.len() - 1]);
+        drop(fds);
+        if signalled {
+            while let Some(signal) = signals.next() {
+                forward(signal, pid, pty_master, &mut interrupts);
+            }
+        }
+        if let (Some(master), true) = (pty_master, master_ready) {
+            master_open = copy(master.as_raw_fd(), libc::STDOUT_FILENO);
+        }
+        if let (Some(master), true) = (pty_master, stdin_ready) {
+            stdin_open = copy(libc::STDIN_FILENO, master.as_raw_fd());
+        }
+        if exited {
+            if let (Some(master), true) = (pty_master, master_open) {
+                drain(master);
+            }
+            return nix::sys::wait::waitpid(pid, None)
+                .map_err(|e| ContainerError::sys("collecting the workload's exit status", e));
+        }
+    }
+}
+
+fn forward(signal: Signal, pid: Pid, pty_master: Option<&OwnedFd>, interrupts: &mut u32) {
+    if signal == Signal::SIGWINCH {
+        if let Some(master) = pty_master {
+            // SAFETY: copying the terminal size with ioctls on fds this process holds.
+            unsafe {
+                let mut size: libc::winsize = std::mem::zeroed();
+                if libc::ioctl(libc::STDIN_FILENO, libc::TIOCGWINSZ, &mut size) == 0 {
+                    libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size);
+                }
+            }
+            return;
+        }
+    }
+    if signal == Signal::SIGINT {
+        *interrupts += 1;
+        if *interrupts >= INTERRUPTS_BEFORE_KILL {
+            eprintln!("vmc: interrupted {interrupts} times: killing the workload");
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            return;
+        }
+    }
+    // The workload may have exited already (ESRCH): nothing to forward to.
+    let _ = nix::sys::signal::kill(pid, signal);
+}
+
+/// Copies what is readable from `from` to `to`; false at end-of-file or error.
+fn copy(from: i32, to: i32) -> bool {
+    let mut buf = [0u8; 8192];
+    // SAFETY: reading into a local buffer from an fd this process holds.
+    let n = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return n < 0 && nix::errno::Errno::last() == nix::errno::Errno::EINTR;
+    }
+    // SAFETY: writing the bytes just read to an fd this process holds.
+    let mut to_file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(to) });
+    to_file.write_all(&buf[..n as usize]).is_ok()
+}
+
+/// Copies what the workload wrote to the pty before exiting.
+fn drain(master: &OwnedFd) {
+    let _ = nix::fcntl::fcntl(
+        master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    while copy(master.as_raw_fd(), libc::STDOUT_FILENO) {}
+}
+
+fn pidfd_open(pid: Pid) -> Result<OwnedFd, ContainerError> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(ContainerError::sys(
+            "pidfd_open (Linux 5.3 or newer is required)",
+            nix::errno::Errno::last(),
+        ));
+    }
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Removes the run's overlay scratch directory.
+fn remove_scratch(scratch: &Path) -> Result<(), ContainerError> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        // Overlay leaves mode-000 directories in its work dir; only root may enter those.
+        make_traversable(&scratch.join("work"));
+    }
+    match std::fs::remove_dir_all(scratch) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(ContainerError::RunDir {
+            action: "remove",
+            path: scratch.to_path_buf(),
+            source: err,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Gives the owner full access to every directory under `dir` (best effort).
+fn make_traversable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).is_err() {
+        return;
+    }
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            make_traversable(&entry.path());
+        }
+    }
+}
+
+/// Everything a run has created on the host; torn down by [`RunGuard::finish`], or on drop
+/// when the run fails half-way.
+struct RunGuard {
+    scratch: PathBuf,
+    child: Option<Pid>,
+    cgroup: Option<Box<dyn RunCgroup>>,
+}
+
+impl RunGuard {
+    fn new(scratch: PathBuf) -> Self {
+        RunGuard {
+            scratch,
+            child: None,
+            cgroup: None,
+        }
+    }
+
+    /// Kills a child still alive, removes the cgroup and the scratch directory.
+    fn finish(&mut self) -> Result<(), ContainerError> {
+        if let Some(pid) = self.child.take() {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        let cgroup = self.cgroup.take().map(|c| c.remove()).unwrap_or(Ok(()));
+        let scratch = remove_scratch(&self.scratch);
+        cgroup.and(scratch)
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+/// The memory probe of a running container: its cgroup's usage plus vmc's own RSS.
+struct CgroupProbe {
+    memory: CgroupMemory,
+}
+
+impl MemoryProbe for CgroupProbe {
+    fn read(&self) -> MemoryReading {
+        // A cgroup that is already gone (the run is ending) reads as empty.
+        let (current, peak) = self.memory.read().unwrap_or((0, None));
+        MemoryReading {
+            reserved_bytes: 0,
+            workload_bytes: current,
+            peak_bytes: peak,
+            overhead_bytes: vmc_runtime::memory::process_rss_bytes(std::process::id()).unwrap_or(0),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Forwarding the signals vmc receives to the workload.
+
+use crate::error::ContainerError;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+/// The signals vmc passes on to the workload (SIGWINCH resizes the pty instead with `--tty`).
+pub const FORWARDED: [Signal; 7] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// Interrupts after which vmc stops forwarding SIGINT and kills the workload (a PID 1 without
+/// a SIGINT handler ignores it, like in `docker run` without `--init`).
+pub const INTERRUPTS_BEFORE_KILL: u32 = 3;
+
+/// The forwarded signals, blocked in this thread and readable from a signalfd while it lives.
+#[derive(Debug)]
+pub struct SignalCatcher {
+    fd: SignalFd,
+    previous_mask: SigSet,
+}
+
+impl SignalCatcher {
+    /// Blocks [`FORWARDED`] in the calling thread and opens a signalfd for them.
+    pub fn new() -> Result<Self, ContainerError> {
+        let mut set = SigSet::empty();
+        for signal in FORWARDED {
+            set.add(signal);
+        }
+        let mut previous_mask = SigSet::empty();
+        nix::sys::signal::pthread_sigmask(
+            SigmaskHow::SIG_BLOCK,
+            Some(&set),
+            Some(&mut previous_mask),
+        )
+        .map_err(|e| ContainerError::sys("blocking signals", e))?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(|e| ContainerError::sys("creating a signalfd", e))?;
+        Ok(SignalCatcher { fd, previous_mask })
+    }
+
+    /// The mask to restore in the child before it executes the workload.
+    pub fn previous_mask(&self) -> libc::sigset_t {
+        *self.previous_mask.as_ref()
+    }
+
+    /// The signalfd to poll.
+    pub fn fd(&self) -> &SignalFd {
+        &self.fd
+    }
+
+    /// The next pending signal, if any.
+    pub fn next(&self) -> Option<Signal> {
+        match self.fd.read_signal() {
+            Ok(Some(info)) => Signal::try_from(info.ssi_signo as i32).ok(),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for SignalCatcher {
+    fn drop(&mut self) {
+        // Signals caught while the workload ran were all consumed from the signalfd.
+        let _ = nix::sys::signal::pthread_sigmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&self.previous_mask),
+            None,
+        );
+    }
+}

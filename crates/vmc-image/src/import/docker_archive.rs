@@ -1,0 +1,97 @@
+//! Import from the legacy `docker save` format: `manifest.json` listing a config file and
+//! layer tarballs.
+
+use super::source::{parse_json, SourceDir};
+use super::{descriptor, layer_media_type, local_name, Staged};
+use crate::error::{ImageError, IoContext, Result};
+use crate::layout::Layout;
+use crate::progress::Progress;
+use crate::reference::TaggedName;
+use crate::unpack::Compression;
+use oci_spec::image::{ImageManifestBuilder, MediaType};
+use serde::Deserialize;
+use std::fs::File;
+
+/// One image in `manifest.json`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArchiveImage {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// Copies the single image of a docker-archive into `layout`, writing an OCI manifest for it.
+pub(crate) fn import(layout: &Layout, src: &SourceDir, show: bool) -> Result<Staged> {
+    let images: Vec<ArchiveImage> = parse_json(&src.read("manifest.json")?, "manifest.json")?;
+    let image = match images.as_slice() {
+        [one] => one,
+        [] => return Err(malformed("the archive holds no image")),
+        many => {
+            return Err(malformed(&format!(
+                "the archive holds {} images; vmc imports one per source: `docker save` them one at a time",
+                many.len()
+            )))
+        }
+    };
+    let config_bytes = src.read(&image.config)?;
+    let config_digest = layout.write_blob_bytes(&config_bytes)?;
+    let mut layers = Vec::new();
+    for (index, layer) in image.layers.iter().enumerate() {
+        let path = src.file(layer)?;
+        let compression = Compression::of_file(&path)?;
+        let file = File::open(&path).io_ctx("opening", &path)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let progress = Progress::new(
+            show,
+            size,
+            format!("layer {}/{}", index + 1, image.layers.len()),
+        );
+        let (digest, size) = layout.ingest(file, None, layer, &progress)?;
+        layers.push(descriptor(layer_media_type(compression), size, &digest)?);
+    }
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(descriptor(
+            MediaType::ImageConfig,
+            config_bytes.len() as u64,
+            &config_digest,
+        )?)
+        .layers(layers)
+        .build()
+        .map_err(|e| malformed(&e.to_string()))?;
+    let bytes = serde_json::to_vec(&manifest).map_err(|e| malformed(&e.to_string()))?;
+    let digest = layout.write_blob_bytes(&bytes)?;
+    let names = image
+        .repo_tags
+        .iter()
+        .flatten()
+        .filter_map(|t| local_name(t))
+        .collect();
+    Ok(Staged {
+        manifest: descriptor(MediaType::ImageManifest, bytes.len() as u64, &digest)?,
+        names,
+    })
+}
+
+/// The `RepoTags` of a `manifest.json` with exactly one image (empty otherwise).
+pub(crate) fn repo_tags(manifest_json: &[u8]) -> Vec<TaggedName> {
+    match serde_json::from_slice::<Vec<ArchiveImage>>(manifest_json).as_deref() {
+        Ok([one]) => one
+            .repo_tags
+            .iter()
+            .flatten()
+            .filter_map(|t| local_name(t))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn malformed(reason: &str) -> ImageError {
+    ImageError::Malformed {
+        what: "docker archive manifest.json".into(),
+        reason: reason.to_string(),
+    }
+}

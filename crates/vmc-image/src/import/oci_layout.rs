@@ -1,0 +1,143 @@
+//! Import from an OCI image layout (what `skopeo copy … oci:DIR:REF` and `umoci` write, and
+//! the OCI form of `docker save`).
+
+use super::source::{parse_json, SourceDir};
+use super::{local_name, Staged};
+use crate::digest;
+use crate::error::{ImageError, IoContext, Result};
+use crate::layout::Layout;
+use crate::progress::Progress;
+use crate::reference::TaggedName;
+use oci_spec::image::{Arch, Descriptor, ImageIndex, ImageManifest, MediaType, Os};
+use std::fs::File;
+
+/// Annotation holding an image's reference name in an OCI layout.
+pub(crate) const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Annotation containerd/Docker use for the full image name.
+const CONTAINERD_NAME: &str = "io.containerd.image.name";
+
+/// Copies the single image of the layout `src` into `layout`.
+pub(crate) fn import(layout: &Layout, src: &SourceDir, show: bool) -> Result<Staged> {
+    let index: ImageIndex = parse_json(&src.read("index.json")?, "index.json")?;
+    let top = match index.manifests().as_slice() {
+        [one] => one.clone(),
+        [] => return Err(malformed("index.json", "the layout holds no image")),
+        many => {
+            let refs: Vec<String> = many.iter().map(|d| ref_names(d).join("/")).collect();
+            return Err(malformed(
+                "index.json",
+                &format!(
+                    "the layout holds {} images ({}); vmc imports one per source: extract it with `skopeo copy oci:SRC:REF oci:NEWDIR:REF`",
+                    many.len(),
+                    refs.join(", ")
+                ),
+            ));
+        }
+    };
+    let mut names: Vec<TaggedName> = docker_repo_tags(src);
+    if names.is_empty() {
+        names = ref_names(&top)
+            .iter()
+            .filter_map(|n| local_name(n))
+            .collect();
+    }
+    let manifest_desc = select_manifest(src, &top)?;
+    let manifest_path = src.blob(manifest_desc.digest().as_ref())?;
+    let manifest_bytes = std::fs::read(&manifest_path).io_ctx("reading", &manifest_path)?;
+    let manifest_digest = manifest_desc.digest().to_string();
+    digest::verify(
+        &format!("manifest {manifest_digest}"),
+        &manifest_digest,
+        &digest::sha256_of(&manifest_bytes),
+    )?;
+    let manifest: ImageManifest = parse_json(&manifest_bytes, "image manifest")?;
+    for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+        copy_blob(layout, src, blob, show)?;
+    }
+    layout.write_blob_bytes(&manifest_bytes)?;
+    let media_type = manifest
+        .media_type()
+        .clone()
+        .unwrap_or(MediaType::ImageManifest);
+    let manifest = super::descriptor(media_type, manifest_bytes.len() as u64, &manifest_digest)?;
+    Ok(Staged { manifest, names })
+}
+
+/// Follows an image index to the linux/amd64 manifest (or the only one).
+fn select_manifest(src: &SourceDir, desc: &Descriptor) -> Result<Descriptor> {
+    let mut current = desc.clone();
+    for _ in 0..4 {
+        let is_index = matches!(current.media_type(), MediaType::ImageIndex)
+            || current.media_type().to_string()
+                == "application/vnd.docker.distribution.manifest.list.v2+json";
+        if !is_index {
+            return Ok(current);
+        }
+        let digest = current.digest().to_string();
+        let bytes = std::fs::read(src.blob(&digest)?).io_ctx("reading", &src.blob(&digest)?)?;
+        digest::verify(
+            &format!("index {digest}"),
+            &digest,
+            &digest::sha256_of(&bytes),
+        )?;
+        let nested: ImageIndex = parse_json(&bytes, "nested image index")?;
+        let amd64 = nested.manifests().iter().find(|m| {
+            m.platform()
+                .as_ref()
+                .is_some_and(|p| *p.architecture() == Arch::Amd64 && *p.os() == Os::Linux)
+        });
+        current = match (amd64, nested.manifests().as_slice()) {
+            (Some(m), _) | (None, [m]) => m.clone(),
+            _ => return Err(malformed("image index", "it has no linux/amd64 image")),
+        };
+    }
+    Err(malformed("image index", "indexes are nested too deeply"))
+}
+
+/// Copies one blob into the store, verifying its digest.
+fn copy_blob(layout: &Layout, src: &SourceDir, blob: &Descriptor, show: bool) -> Result<()> {
+    let digest = blob.digest().to_string();
+    if layout.has_blob(&digest) {
+        return Ok(());
+    }
+    let path = src.blob(&digest)?;
+    let file = File::open(&path).io_ctx("opening", &path)?;
+    let short = digest.get(7..19).unwrap_or(&digest);
+    let progress = Progress::new(show, blob.size(), format!("copying {short}"));
+    let (_, size) = layout.ingest(file, Some(&digest), &format!("blob {digest}"), &progress)?;
+    if size != blob.size() {
+        return Err(malformed(
+            &format!("blob {digest}"),
+            &format!(
+                "size {size} differs from the {} bytes its descriptor states",
+                blob.size()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The reference names a descriptor carries.
+fn ref_names(desc: &Descriptor) -> Vec<String> {
+    let annotations = desc.annotations().clone().unwrap_or_default();
+    [CONTAINERD_NAME, REF_NAME]
+        .iter()
+        .filter_map(|key| annotations.get(*key).cloned())
+        .take(1)
+        .collect()
+}
+
+/// `RepoTags` of the `manifest.json` Docker writes next to its OCI layout.
+fn docker_repo_tags(src: &SourceDir) -> Vec<TaggedName> {
+    let Ok(bytes) = src.read("manifest.json") else {
+        return Vec::new();
+    };
+    super::docker_archive::repo_tags(&bytes)
+}
+
+fn malformed(what: &str, reason: &str) -> ImageError {
+    ImageError::Malformed {
+        what: what.to_string(),
+        reason: reason.to_string(),
+    }
+}

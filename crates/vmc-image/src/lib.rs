@@ -1,0 +1,28 @@
+//! vmc's image store.
+//!
+//! Images live in `$VMC_HOME/images`, which is a standard OCI image layout (so `skopeo` and
+//! `umoci` can read it). An image's ID is the sha256 of its manifest. Images come in with
+//! [`Store::import`] from `docker save` tarballs, OCI layouts (directory or tar) or plain root
+//! filesystems, and are unpacked on demand by [`Store::rootfs`] into
+//! `$VMC_HOME/rootfs/<id>`. Every write goes to a temporary file first and is renamed into
+//! place, so an interrupted import or unpack never leaves a half-made image behind.
+
+pub mod config;
+pub mod cpio;
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod import;
+pub mod initramfs;
+pub mod layout;
+pub mod progress;
+pub mod reference;
+pub mod store;
+pub mod timefmt;
+pub mod unpack;
+
+pub use config::{Change, ImageConfig};
+pub use error::{ImageError, Result};
+pub use image::{Image, ImageSummary, LayerInfo};
+pub use import::ImportOptions;
+pub use store::{PruneReport, RemoveReport, Store};

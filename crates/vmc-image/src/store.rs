@@ -1,0 +1,487 @@
+//! The image store: an OCI layout at `$VMC_HOME/images` plus unpacked root filesystems at
+//! `$VMC_HOME/rootfs/<image-id>`.
+
+use crate::config::ImageConfig;
+use crate::digest;
+use crate::error::{ImageError, IoContext, Result};
+use crate::image::{Image, ImageSummary, LayerInfo};
+use crate::import::{self, ImportOptions};
+use crate::layout::Layout;
+use crate::progress::Progress;
+use crate::reference::{id_prefix, TaggedName};
+use crate::unpack::{self, LayerBlob};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Annotation holding an image's name in `index.json`.
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The image store of one vmc home.
+#[derive(Debug, Clone)]
+pub struct Store {
+    home: PathBuf,
+    layout: Layout,
+    show_progress: bool,
+}
+
+/// What `remove` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RemoveReport {
+    /// Names removed.
+    pub untagged: Vec<String>,
+    /// The image ID deleted, if no name referenced it any more.
+    pub deleted: Option<String>,
+}
+
+/// What `prune` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// IDs of untagged images removed.
+    pub images: Vec<String>,
+    /// Number of unreferenced blobs deleted.
+    pub blobs: usize,
+    /// Number of rootfs caches (and half-made ones) deleted.
+    pub rootfs_dirs: usize,
+    /// Bytes freed in blobs.
+    pub bytes: u64,
+}
+
+/// One `index.json` entry grouped by image.
+struct IndexedImage {
+    manifest: Descriptor,
+    names: Vec<String>,
+}
+
+impl Store {
+    /// Opens (creating if missing) the store under the vmc home `home`.
+    pub fn open(home: &Path) -> Result<Store> {
+        let layout = Layout::open(&home.join("images"), &home.join("tmp"))?;
+        fs::create_dir_all(home.join("rootfs")).io_ctx("creating", &home.join("rootfs"))?;
+        let store = Store {
+            home: home.to_path_buf(),
+            layout,
+            show_progress: Progress::wanted(),
+        };
+        if !store.leftovers()?.is_empty() {
+            // Only while no other vmc process imports or unpacks (they hold the lock shared).
+            if let Some(_gc) = store.layout.lock_gc(true, true)? {
+                for path in store.leftovers()? {
+                    unpack::remove_any(&path)?;
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    /// What interrupted imports and unpacks leave behind: files in the scratch directory
+    /// and half-made `rootfs/.tmp-*` directories.
+    fn leftovers(&self) -> Result<Vec<PathBuf>> {
+        let scratch = self.layout.scratch();
+        let mut paths: Vec<PathBuf> = fs::read_dir(scratch)
+            .io_ctx("listing", scratch)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .io_ctx("listing", scratch)?;
+        let rootfs = self.home.join("rootfs");
+        for entry in fs::read_dir(&rootfs).io_ctx("listing", &rootfs)? {
+            let entry = entry.io_ctx("listing", &rootfs)?;
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                paths.push(entry.path());
+            }
+        }
+        Ok(paths)
+    }
+
+    /// Opens the store of the default vmc home (`$VMC_HOME`, else `/var/lib/vmc` as root).
+    pub fn open_default() -> Result<Store> {
+        Store::open(&vmc_runtime::paths::vmc_home())
+    }
+
+    /// The vmc home this store lives in.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The OCI layout directory (`$VMC_HOME/images`).
+    pub fn layout_dir(&self) -> &Path {
+        self.layout.root()
+    }
+
+    /// Turns progress bars on or off (default: on when stdout is a terminal).
+    pub fn set_progress(&mut self, show: bool) {
+        self.show_progress = show;
+    }
+
+    /// Imports a docker-archive, OCI layout (directory or tar) or plain rootfs (directory,
+    /// `.tar`, `.tar.gz`), named `tag` or else by the source's own names.
+    pub fn import(&self, source: &Path, tag: Option<&str>) -> Result<ImageSummary> {
+        let options = ImportOptions {
+            tag: tag.map(str::to_string),
+            ..ImportOptions::default()
+        };
+        self.import_with(source, &options)
+    }
+
+    /// [`Store::import`] with `--change` instructions.
+    pub fn import_with(&self, source: &Path, options: &ImportOptions) -> Result<ImageSummary> {
+        let tag = options.tag.as_deref().map(TaggedName::parse).transpose()?;
+        let _gc = self.layout.lock_gc(false, false)?;
+        let staged = import::stage(&self.layout, source, options, self.show_progress)?;
+        let names = match tag {
+            Some(tag) => vec![tag],
+            None => staged.names,
+        };
+        self.add_to_index(&staged.manifest, &names)?;
+        let id = digest::sha256_hex(staged.manifest.digest().as_ref())?.to_string();
+        Ok(self.resolve(&id)?.summary())
+    }
+
+    /// Every image, newest first.
+    pub fn list(&self) -> Result<Vec<ImageSummary>> {
+        let mut images = Vec::new();
+        for entry in self.indexed()? {
+            images.push(self.load(&entry)?.summary());
+        }
+        images.sort_by(|a, b| b.created.cmp(&a.created).then(a.names.cmp(&b.names)));
+        Ok(images)
+    }
+
+    /// Finds an image by `name[:tag]`, or by ID / ID prefix (≥ 4 hex digits, `sha256:` allowed).
+    pub fn resolve(&self, reference: &str) -> Result<Image> {
+        let entries = self.indexed()?;
+        self.load(find(&entries, reference)?.0)
+    }
+
+    /// Removes the name `reference` (or the image, for an ID); deletes the image's blobs and
+    /// rootfs cache when no name refers to it any more (like `docker rmi`).
+    pub fn remove(&self, reference: &str) -> Result<RemoveReport> {
+        let _index_lock = self.layout.lock_index()?;
+        let entries = self.indexed()?;
+        let (target, by_name) = find(&entries, reference)?;
+        let digest = target.manifest.digest().to_string();
+        let id = digest::sha256_hex(&digest)?.to_string();
+        let removed_names: Vec<String> = match by_name {
+            Some(name) => vec![name],
+            None if target.names.len() > 1 => {
+                return Err(ImageError::InvalidReference {
+                    reference: reference.to_string(),
+                    reason: format!(
+                        "image {} is tagged {}; remove it by name (vmc rmi {})",
+                        &id[..12],
+                        target.names.join(", "),
+                        target.names.join(" ")
+                    ),
+                })
+            }
+            None => target.names.clone(),
+        };
+        let mut index = self.layout.read_index()?;
+        let remaining_names = target.names.len() - removed_names.len();
+        let mut manifests = index.manifests().clone();
+        manifests.retain(|d| {
+            let same = d.digest().to_string() == digest;
+            let name = entry_name(d);
+            !(same
+                && (remaining_names == 0
+                    || name.as_ref().is_some_and(|n| removed_names.contains(n))))
+        });
+        index.set_manifests(manifests);
+        self.layout.write_index(&index)?;
+        let mut report = RemoveReport {
+            untagged: removed_names,
+            deleted: None,
+        };
+        if remaining_names == 0 {
+            // Blob deletion waits for no import to be running; otherwise prune does it later.
+            if let Some(_gc) = self.layout.lock_gc(true, true)? {
+                self.delete_unreferenced(&index)?;
+            }
+            self.discard_rootfs(&self.rootfs_dir(&id))?;
+            report.deleted = Some(id);
+        }
+        Ok(report)
+    }
+
+    /// Removes untagged images, blobs no image references, rootfs caches of images that are
+    /// gone, half-made rootfs directories and leftover temporary files.
+    pub fn prune(&self) -> Result<PruneReport> {
+        let _gc = self.layout.lock_gc(true, false)?;
+        let _index_lock = self.layout.lock_index()?;
+        let mut report = PruneReport::default();
+        let mut index = self.layout.read_index()?;
+        let mut manifests = index.manifests().clone();
+        manifests.retain(|d| {
+            let tagged = entry_name(d).is_some();
+            if !tagged {
+                report.images.push(d.digest().to_string());
+            }
+            tagged
+        });
+        index.set_manifests(manifests);
+        if !report.images.is_empty() {
+            self.layout.write_index(&index)?;
+        }
+        let (blobs, bytes) = self.delete_unreferenced(&index)?;
+        report.blobs = blobs;
+        report.bytes = bytes;
+        let live: HashSet<String> = index
+            .manifests()
+            .iter()
+            .filter_map(|d| {
+                digest::sha256_hex(d.digest().as_ref())
+                    .ok()
+                    .map(str::to_string)
+            })
+            .collect();
+        let rootfs = self.home.join("rootfs");
+        for entry in fs::read_dir(&rootfs).io_ctx("listing", &rootfs)? {
+            let entry = entry.io_ctx("listing", &rootfs)?;
+            if !live.contains(entry.file_name().to_string_lossy().as_ref()) {
+                self.discard_rootfs(&entry.path())?;
+                report.rootfs_dirs += 1;
+            }
+        }
+        for path in self.leftovers()? {
+            unpack::remove_any(&path)?;
+        }
+        Ok(report)
+    }
+
+    /// The unpacked root filesystem of `image` at `$VMC_HOME/rootfs/<id>`, unpacking it on
+    /// first use. The directory appears only once complete.
+    pub fn rootfs(&self, image: &Image) -> Result<PathBuf> {
+        let dir = self.rootfs_dir(&image.id);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let _gc = self.layout.lock_gc(false, false)?;
+        let parent = self.home.join("rootfs");
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".tmp-{}-", image.short_id()))
+            .tempdir_in(&parent)
+            .io_ctx("creating a directory in", &parent)?;
+        let layers: Vec<LayerBlob> = image
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(LayerBlob {
+                    path: self.layout.blob_path(&l.digest)?,
+                    digest: l.digest.clone(),
+                    diff_id: l.diff_id.clone(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        unpack::unpack_layers(temp.path(), &layers, self.show_progress)?;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o755))
+            .io_ctx("chmod", temp.path())?;
+        match fs::rename(temp.path(), &dir) {
+            Ok(()) => {
+                // The directory now lives on as the cache; nothing left for TempDir to delete.
+                let _ = temp.keep();
+                Ok(dir)
+            }
+            // Another process finished the same rootfs first: use theirs, drop ours.
+            Err(_) if dir.is_dir() => Ok(dir),
+            Err(e) => Err(e).io_ctx("renaming into place", &dir),
+        }
+    }
+
+    /// Deletes a rootfs directory after renaming it to a `.tmp-` name, so that a crash while
+    /// deleting never leaves a half-deleted tree under an image ID (the leftover is removed
+    /// on the next open).
+    fn discard_rootfs(&self, dir: &Path) -> Result<()> {
+        if !dir.exists() {
+            return Ok(());
+        }
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let doomed = self
+            .home
+            .join("rootfs")
+            .join(format!(".tmp-removed-{name}"));
+        unpack::remove_any(&doomed)?;
+        fs::rename(dir, &doomed).io_ctx("renaming", dir)?;
+        unpack::remove_any(&doomed)
+    }
+
+    /// Where the rootfs cache of image `id` lives.
+    fn rootfs_dir(&self, id: &str) -> PathBuf {
+        self.home.join("rootfs").join(id)
+    }
+
+    /// Adds `names` for the manifest to the index. Each name moves from any image that had
+    /// it; an image left without names stays as an untagged (dangling) entry, like Docker's.
+    fn add_to_index(&self, manifest: &Descriptor, names: &[TaggedName]) -> Result<()> {
+        let _lock = self.layout.lock_index()?;
+        let mut index = self.layout.read_index()?;
+        let digest = manifest.digest();
+        let full_names: Vec<String> = names.iter().map(TaggedName::to_string).collect();
+        let old = index.manifests().clone();
+        let mut kept: Vec<Descriptor> = old
+            .iter()
+            .filter(|d| !entry_name(d).is_some_and(|n| full_names.contains(&n)))
+            .cloned()
+            .collect();
+        for d in &old {
+            if !kept.iter().any(|k| k.digest() == d.digest()) && d.digest() != digest {
+                kept.push(untagged(d));
+            }
+        }
+        if !names.is_empty() {
+            kept.retain(|k| k.digest() != digest || entry_name(k).is_some());
+        }
+        for name in names {
+            let mut entry = manifest.clone();
+            entry.set_annotations(Some([(REF_NAME.to_string(), name.ref_name())].into()));
+            kept.push(entry);
+        }
+        if !kept.iter().any(|k| k.digest() == digest) {
+            kept.push(untagged(manifest));
+        }
+        index.set_manifests(kept);
+        self.layout.write_index(&index)
+    }
+
+    /// Groups `index.json` entries by manifest digest, keeping first-seen order.
+    fn indexed(&self) -> Result<Vec<IndexedImage>> {
+        let index = self.layout.read_index()?;
+        let mut grouped: Vec<IndexedImage> = Vec::new();
+        for d in index.manifests() {
+            let name = entry_name(d);
+            match grouped
+                .iter_mut()
+                .find(|g| g.manifest.digest() == d.digest())
+            {
+                Some(group) => group.names.extend(name),
+                None => grouped.push(IndexedImage {
+                    manifest: d.clone(),
+                    names: name.into_iter().collect(),
+                }),
+            }
+        }
+        Ok(grouped)
+    }
+
+    /// Reads the manifest and config of an indexed image.
+    fn load(&self, entry: &IndexedImage) -> Result<Image> {
+        let manifest_digest = entry.manifest.digest().to_string();
+        let bytes = self.layout.read_blob(&manifest_digest)?;
+        let manifest: ImageManifest = parse(&bytes, &format!("manifest {manifest_digest}"))?;
+        let config_digest = manifest.config().digest().to_string();
+        let config: ImageConfiguration = parse(
+            &self.layout.read_blob(&config_digest)?,
+            &format!("config {config_digest}"),
+        )?;
+        let diff_ids = config.rootfs().diff_ids();
+        let layers: Vec<LayerInfo> = manifest
+            .layers()
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LayerInfo {
+                digest: l.digest().to_string(),
+                media_type: l.media_type().to_string(),
+                size: l.size(),
+                diff_id: (diff_ids.len() == manifest.layers().len()).then(|| diff_ids[i].clone()),
+            })
+            .collect();
+        let size = bytes.len() as u64
+            + manifest.config().size()
+            + layers.iter().map(|l| l.size).sum::<u64>();
+        Ok(Image {
+            id: digest::sha256_hex(&manifest_digest)?.to_string(),
+            names: entry.names.clone(),
+            created: config.created().clone(),
+            architecture: config.architecture().to_string(),
+            os: config.os().to_string(),
+            config: ImageConfig::from_oci(config.config().as_ref()),
+            layers,
+            size,
+            manifest_digest,
+            config_digest,
+        })
+    }
+
+    /// Deletes blobs not reachable from `index`; returns (count, bytes).
+    fn delete_unreferenced(&self, index: &oci_spec::image::ImageIndex) -> Result<(usize, u64)> {
+        let mut live: HashSet<String> = HashSet::new();
+        for d in index.manifests() {
+            let digest = d.digest().to_string();
+            live.insert(digest.clone());
+            let Ok(bytes) = self.layout.read_blob(&digest) else {
+                continue;
+            };
+            let manifest: ImageManifest = parse(&bytes, &format!("manifest {digest}"))?;
+            live.insert(manifest.config().digest().to_string());
+            live.extend(manifest.layers().iter().map(|l| l.digest().to_string()));
+        }
+        let (mut count, mut bytes) = (0, 0);
+        for blob in self.layout.blob_digests()? {
+            if !live.contains(&blob) {
+                bytes += self.layout.remove_blob(&blob)?;
+                count += 1;
+            }
+        }
+        Ok((count, bytes))
+    }
+}
+
+/// A copy of an index entry without its name.
+fn untagged(d: &Descriptor) -> Descriptor {
+    let mut entry = d.clone();
+    entry.set_annotations(None);
+    entry
+}
+
+/// The `repository:tag` name of an index entry, if it has one.
+fn entry_name(d: &Descriptor) -> Option<String> {
+    let raw = d.annotations().as_ref()?.get(REF_NAME)?;
+    Some(match TaggedName::parse(raw) {
+        Ok(name) => name.to_string(),
+        Err(_) => raw.clone(),
+    })
+}
+
+/// Finds the entry for `reference`; also returns the name matched (None for an ID match).
+fn find<'a>(
+    entries: &'a [IndexedImage],
+    reference: &str,
+) -> Result<(&'a IndexedImage, Option<String>)> {
+    if let Ok(name) = TaggedName::parse(reference) {
+        let wanted = name.to_string();
+        if let Some(entry) = entries.iter().find(|e| e.names.contains(&wanted)) {
+            return Ok((entry, Some(wanted)));
+        }
+    }
+    if let Some(prefix) = id_prefix(reference) {
+        let matches: BTreeMap<String, &IndexedImage> = entries
+            .iter()
+            .filter_map(|e| {
+                let hex = digest::sha256_hex(e.manifest.digest().as_ref())
+                    .ok()?
+                    .to_string();
+                hex.starts_with(&prefix).then_some((hex, e))
+            })
+            .collect();
+        match matches.len() {
+            0 => {}
+            1 => return Ok((matches.into_values().next().expect("one match"), None)),
+            _ => {
+                return Err(ImageError::Ambiguous {
+                    prefix: reference.to_string(),
+                    matches: matches.keys().map(|id| id[..12].to_string()).collect(),
+                })
+            }
+        }
+    }
+    Err(ImageError::NotFound(reference.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| ImageError::Malformed {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,551 @@
+//! Applies image layers to a directory, refusing anything that would write outside it.
+//!
+//! Every parent directory of an entry is resolved component by component inside the root
+//! (symlinks are followed as if the root were `/`, `..` may not climb above it, and a symlink
+//! may not lead to a directory that does not exist yet), so no write can land outside.
+//! Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) only hide content of lower
+//! layers, never entries of the layer that carries them.
+
+use crate::digest::{self, HashingReader};
+use crate::error::{ImageError, IoContext, Result};
+use crate::progress::Progress;
+use flate2::read::MultiGzDecoder;
+use nix::sys::stat::{self, Mode, SFlag};
+use nix::sys::time::TimeVal;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Most symlinks followed while resolving one path (like the kernel's limit).
+const MAX_SYMLINK_FOLLOWS: u32 = 40;
+
+/// One layer blob to apply.
+#[derive(Debug, Clone)]
+pub struct LayerBlob {
+    /// Path of the blob file.
+    pub path: PathBuf,
+    /// The blob digest (`sha256:…`) it must hash to.
+    pub digest: String,
+    /// The digest of the uncompressed tar (`rootfs.diff_ids`), when the config has it.
+    pub diff_id: Option<String>,
+}
+
+/// How a layer blob is compressed, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip (`1f 8b`).
+    Gzip,
+    /// zstd (`28 b5 2f fd`).
+    Zstd,
+}
+
+impl Compression {
+    /// Recognises the compression from the first bytes of a blob.
+    pub fn sniff(magic: &[u8]) -> Compression {
+        if magic.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// Recognises the compression of the file at `path`.
+    pub fn of_file(path: &Path) -> Result<Compression> {
+        let mut magic = [0u8; 4];
+        let mut file = File::open(path).io_ctx("opening", path)?;
+        let n = read_up_to(&mut file, &mut magic).io_ctx("reading", path)?;
+        Ok(Compression::sniff(&magic[..n]))
+    }
+}
+
+/// Reads until `buf` is full or EOF; returns the byte count.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Opens a layer blob as an uncompressed tar stream.
+pub fn open_tar_stream(path: &Path) -> Result<Box<dyn Read>> {
+    let mut reader = BufReader::new(File::open(path).io_ctx("opening", path)?);
+    let magic = reader.fill_buf().io_ctx("reading", path)?;
+    match Compression::sniff(magic) {
+        Compression::None => Ok(Box::new(reader)),
+        Compression::Gzip => Ok(Box::new(MultiGzDecoder::new(reader))),
+        Compression::Zstd => Ok(Box::new(
+            zstd::stream::read::Decoder::with_buffer(reader).io_ctx("reading zstd stream", path)?,
+        )),
+    }
+}
+
+/// Applies `layers` in order to the existing directory `root`.
+pub fn unpack_layers(root: &Path, layers: &[LayerBlob], show_progress: bool) -> Result<()> {
+    let mut dir_times = HashMap::new();
+    for (index, layer) in layers.iter().enumerate() {
+        verify_blob(layer, index, layers.len(), show_progress)?;
+        apply_layer(root, layer, &mut dir_times)?;
+    }
+    // Directory mtimes last (creating children changes them), deepest first, and only for
+    // paths that are still directories; the topmost layer's time wins.
+    let mut dirs: Vec<(PathBuf, u64)> = dir_times.into_iter().collect();
+    dirs.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
+    for (path, mtime) in dirs {
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            set_mtime(&path, mtime).io_ctx("setting mtime of", &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the blob file still hashes to its digest before anything is unpacked.
+fn verify_blob(layer: &LayerBlob, index: usize, count: usize, show_progress: bool) -> Result<()> {
+    let file = File::open(&layer.path).io_ctx("opening layer", &layer.path)?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let progress = Progress::new(show_progress, size, format!("layer {}/{count}", index + 1));
+    let (actual, _) = HashingReader::new(progress.wrap_read(file))
+        .finish()
+        .io_ctx("reading layer", &layer.path)?;
+    digest::verify(&format!("layer {}", layer.digest), &layer.digest, &actual)
+}
+
+/// Applies one layer blob to `root`, checking the uncompressed digest if known.
+fn apply_layer(
+    root: &Path,
+    layer: &LayerBlob,
+    dir_times: &mut HashMap<PathBuf, u64>,
+) -> Result<()> {
+    let corrupt = |e: io::Error| ImageError::CorruptLayer {
+        layer: layer.digest.clone(),
+        reason: e.to_string(),
+    };
+    let mut plain = HashingReader::new(open_tar_stream(&layer.path)?);
+    // Where the data of the last entry ended, and the read error that stopped the walk.
+    let mut last_end = 0;
+    let mut stopped = None;
+    {
+        let mut archive = tar::Archive::new(&mut plain);
+        let mut applier = Applier {
+            root: root.to_path_buf(),
+            layer: &layer.digest,
+            added: HashSet::new(),
+            as_root: nix::unistd::geteuid().is_root(),
+            dir_times,
+        };
+        for entry in archive.entries().map_err(corrupt)? {
+            match entry {
+                Ok(mut entry) => {
+                    last_end = entry.raw_file_position() + entry.size();
+                    applier.apply(&mut entry)?;
+                }
+                Err(e) => {
+                    stopped = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    // Some writers (umoci 0.4.7) end the stream right after the last entry's data, without
+    // padding or end-of-archive blocks. That is accepted; any other short read is not.
+    if let Some(e) = stopped {
+        if last_end == 0 || plain.bytes_read() != last_end {
+            return Err(corrupt(e));
+        }
+    }
+    let (diff_id, _) = plain.finish().map_err(corrupt)?;
+    if let Some(expected) = &layer.diff_id {
+        digest::verify(
+            &format!("uncompressed layer {}", layer.digest),
+            expected,
+            &diff_id,
+        )?;
+    }
+    Ok(())
+}
+
+/// Applies the entries of one layer.
+struct Applier<'a> {
+    root: PathBuf,
+    layer: &'a str,
+    /// Host paths created or replaced by this layer (whiteouts never remove these).
+    added: HashSet<PathBuf>,
+    as_root: bool,
+    /// Directory mtimes to set once every layer is applied.
+    dir_times: &'a mut HashMap<PathBuf, u64>,
+}
+
+impl Applier<'_> {
+    fn refuse(&self, entry: &Path, reason: impl Into<String>) -> ImageError {
+        ImageError::UnsafeEntry {
+            layer: self.layer.to_string(),
+            entry: entry.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn corrupt(&self, e: io::Error) -> ImageError {
+        ImageError::CorruptLayer {
+            layer: self.layer.to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Splits an archive path into normal components relative to the root, refusing `..`.
+    fn components(&self, path: &Path) -> Result<Vec<OsString>> {
+        let mut parts = Vec::new();
+        for component in path.components() {
+            match component {
+                Component::Normal(part) => parts.push(part.to_os_string()),
+                // A leading `/` (umoci writes them) means the rootfs root, as in GNU tar.
+                Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+                Component::ParentDir => return Err(self.refuse(path, "contains '..'")),
+            }
+        }
+        Ok(parts)
+    }
+
+    fn apply(&mut self, entry: &mut tar::Entry<'_, impl Read>) -> Result<()> {
+        let path = entry.path().map_err(|e| self.corrupt(e))?.into_owned();
+        let parts = self.components(&path)?;
+        let Some((name, parents)) = parts.split_last() else {
+            return Ok(()); // the layer's own root directory
+        };
+        if let Some(hidden) = name.as_bytes().strip_prefix(b".wh.") {
+            return self.whiteout(&path, parents, hidden);
+        }
+        let parent = self
+            .resolve_dir(&path, parents, true)?
+            .expect("created when missing");
+        let dest = parent.join(name);
+        let header = entry.header();
+        let mode = header.mode().map_err(|e| self.corrupt(e))? & 0o7777;
+        let mtime = header.mtime().map_err(|e| self.corrupt(e))?;
+        let owner = (
+            header.uid().map_err(|e| self.corrupt(e))?,
+            header.gid().map_err(|e| self.corrupt(e))?,
+        );
+        use tar::EntryType as T;
+        match header.entry_type() {
+            T::Directory => self.make_dir(&dest, mode, owner, mtime)?,
+            T::Regular | T::Continuous | T::GNUSparse => {
+                self.write_file(entry, &dest, mode, owner, mtime)?
+            }
+            T::Symlink => {
+                let target = self.link_name(entry, &path)?;
+                remove_any(&dest)?;
+                std::os::unix::fs::symlink(&target, &dest).io_ctx("creating symlink", &dest)?;
+                self.chown(&dest, owner)?;
+                set_mtime(&dest, mtime).io_ctx("setting mtime of", &dest)?;
+            }
+            T::Link => self.hard_link(entry, &path, &dest)?,
+            T::Char | T::Block | T::Fifo => self.special_file(entry, &dest, mode, owner)?,
+            // PAX/GNU metadata records are consumed by the tar reader; others carry no files.
+            _ => return Ok(()),
+        }
+        self.added.insert(dest);
+        Ok(())
+    }
+
+    /// Resolves the directory `parts` inside the root; creates missing directories when
+    /// `create`, else returns `None` for a missing one.
+    fn resolve_dir(
+        &mut self,
+        entry: &Path,
+        parts: &[OsString],
+        create: bool,
+    ) -> Result<Option<PathBuf>> {
+        // Work queue of (component, reached through a symlink).
+        let mut queue: Vec<(OsString, bool)> =
+            parts.iter().rev().map(|p| (p.clone(), false)).collect();
+        let mut resolved = self.root.clone();
+        let mut depth = 0usize;
+        let mut follows = 0;
+        while let Some((part, via_link)) = queue.pop() {
+            if part == ".." {
+                if depth == 0 {
+                    return Err(self.refuse(
+                        entry,
+                        "resolves through a symlink to a path outside the rootfs",
+                    ));
+                }
+                resolved.pop();
+                depth -= 1;
+                continue;
+            }
+            let next = resolved.join(&part);
+            match fs::symlink_metadata(&next) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    follows += 1;
+                    if follows > MAX_SYMLINK_FOLLOWS {
+                        return Err(self.refuse(entry, "resolves through a symlink loop"));
+                    }
+                    let target = fs::read_link(&next).io_ctx("reading symlink", &next)?;
+                    if target.is_absolute() {
+                        resolved = self.root.clone();
+                        depth = 0;
+                    }
+                    for component in target.components().rev() {
+                        match component {
+                            Component::Normal(p) => queue.push((p.to_os_string(), true)),
+                            Component::ParentDir => queue.push(("..".into(), true)),
+                            _ => {}
+                        }
+                    }
+                    continue;
+                }
+                Ok(_) if !create => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
+                Ok(_) | Err(_) if via_link => {
+                    return Err(self.refuse(
+                        entry,
+                        "resolves through a symlink to a directory missing from the rootfs (it may point outside)",
+                    ))
+                }
+                Ok(_) => {
+                    // A lower layer's file where this layer needs a directory: replace it.
+                    remove_any(&next)?;
+                    fs::create_dir(&next).io_ctx("creating directory", &next)?;
+                    self.added.insert(next.clone());
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::create_dir(&next).io_ctx("creating directory", &next)?;
+                    self.added.insert(next.clone());
+                }
+                Err(e) => return Err(e).io_ctx("inspecting", &next),
+            }
+            resolved = next;
+            depth += 1;
+        }
+        Ok(Some(resolved))
+    }
+
+    /// Handles `.wh.NAME` (delete NAME of lower layers) and `.wh..wh..opq` (hide the lower
+    /// layers' content of the directory).
+    fn whiteout(&mut self, entry: &Path, parents: &[OsString], hidden: &[u8]) -> Result<()> {
+        if hidden == b".wh..opq" {
+            if let Some(dir) = self.resolve_dir(entry, parents, true)? {
+                self.make_opaque(&dir)?;
+            }
+            return Ok(());
+        }
+        if hidden.starts_with(b".wh.") {
+            return Ok(()); // other aufs metadata (.wh..wh.plnk, ...): nothing to apply
+        }
+        if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
+            return Err(self.refuse(entry, "is a whiteout of '.' or '..'"));
+        }
+        if let Some(dir) = self.resolve_dir(entry, parents, false)? {
+            let victim = dir.join(OsStr::from_bytes(hidden));
+            if !self.added.contains(&victim) {
+                remove_any(&victim)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes everything under `dir` that this layer did not add.
+    fn make_opaque(&self, dir: &Path) -> Result<()> {
+        for child in fs::read_dir(dir).io_ctx("listing", dir)? {
+            let child = child.io_ctx("listing", dir)?.path();
+            if !self.added.contains(&child) {
+                remove_any(&child)?;
+            } else if fs::symlink_metadata(&child)
+                .map(|m| m.is_dir())
+                .unwrap_or(false)
+            {
+                self.make_opaque(&child)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn make_dir(&mut self, dest: &Path, mode: u32, owner: (u64, u64), mtime: u64) -> Result<()> {
+        let is_dir = fs::symlink_metadata(dest)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        if !is_dir {
+            remove_any(dest)?;
+            fs::create_dir(dest).io_ctx("creating directory", dest)?;
+        }
+        self.chown(dest, owner)?;
+        // Without root, keep directories writable for us so later layers can fill them.
+        let mode = if self.as_root { mode } else { mode | 0o700 };
+        fs::set_permissions(dest, fs::Permissions::from_mode(mode)).io_ctx("chmod", dest)?;
+        self.dir_times.insert(dest.to_path_buf(), mtime);
+        Ok(())
+    }
+
+    fn write_file(
+        &self,
+        entry: &mut tar::Entry<'_, impl Read>,
+        dest: &Path,
+        mode: u32,
+        owner: (u64, u64),
+        mtime: u64,
+    ) -> Result<()> {
+        remove_any(dest)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(dest)
+            .io_ctx("creating", dest)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut copied = 0u64;
+        loop {
+            let n = entry.read(&mut buf).map_err(|e| self.corrupt(e))?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n]).io_ctx("writing", dest)?;
+            copied += n as u64;
+        }
+        if copied != entry.size() {
+            let reason = format!(
+                "{} ends after {copied} of its {} bytes",
+                dest.display(),
+                entry.size()
+            );
+            return Err(self.corrupt(io::Error::new(io::ErrorKind::UnexpectedEof, reason)));
+        }
+        if self.as_root {
+            std::os::unix::fs::fchown(&file, Some(owner.0 as u32), Some(owner.1 as u32))
+                .io_ctx("chown", dest)?;
+        }
+        // chmod after chown: chown clears setuid/setgid bits.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .io_ctx("chmod", dest)?;
+        file.set_modified(UNIX_EPOCH + Duration::from_secs(mtime))
+            .io_ctx("setting mtime of", dest)?;
+        Ok(())
+    }
+
+    fn link_name(&self, entry: &tar::Entry<'_, impl Read>, path: &Path) -> Result<PathBuf> {
+        match entry.link_name().map_err(|e| self.corrupt(e))? {
+            Some(target) => Ok(target.into_owned()),
+            None => Err(self.refuse(path, "is a link without a target")),
+        }
+    }
+
+    fn hard_link(
+        &mut self,
+        entry: &tar::Entry<'_, impl Read>,
+        path: &Path,
+        dest: &Path,
+    ) -> Result<()> {
+        let target_name = self.link_name(entry, path)?;
+        let parts = self.components(&target_name).map_err(|_| {
+            self.refuse(
+                path,
+                format!(
+                    "is a hard link to {} outside the rootfs",
+                    target_name.display()
+                ),
+            )
+        })?;
+        let missing = |this: &Self| {
+            this.refuse(
+                path,
+                format!(
+                    "is a hard link to {}, which is not in the rootfs",
+                    target_name.display()
+                ),
+            )
+        };
+        let Some((name, parents)) = parts.split_last() else {
+            return Err(missing(self));
+        };
+        let Some(dir) = self.resolve_dir(path, parents, false)? else {
+            return Err(missing(self));
+        };
+        let target = dir.join(name);
+        match fs::symlink_metadata(&target) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(self.refuse(path, "is a hard link to a directory"))
+            }
+            Ok(_) => {}
+            Err(_) => return Err(missing(self)),
+        }
+        if target != dest {
+            remove_any(dest)?;
+            fs::hard_link(&target, dest).io_ctx("creating hard link", dest)?;
+        }
+        Ok(())
+    }
+
+    fn special_file(
+        &self,
+        entry: &tar::Entry<'_, impl Read>,
+        dest: &Path,
+        mode: u32,
+        owner: (u64, u64),
+    ) -> Result<()> {
+        let header = entry.header();
+        let kind = match header.entry_type() {
+            tar::EntryType::Fifo => SFlag::S_IFIFO,
+            // Device nodes need CAP_MKNOD: without root they are skipped.
+            _ if !self.as_root => return Ok(()),
+            tar::EntryType::Char => SFlag::S_IFCHR,
+            _ => SFlag::S_IFBLK,
+        };
+        let major = header
+            .device_major()
+            .map_err(|e| self.corrupt(e))?
+            .unwrap_or(0);
+        let minor = header
+            .device_minor()
+            .map_err(|e| self.corrupt(e))?
+            .unwrap_or(0);
+        remove_any(dest)?;
+        stat::mknod(
+            dest,
+            kind,
+            Mode::from_bits_truncate(mode),
+            stat::makedev(major.into(), minor.into()),
+        )
+        .map_err(io::Error::from)
+        .io_ctx("creating special file", dest)?;
+        self.chown(dest, owner)
+    }
+
+    /// Sets ownership (without following symlinks) when running as root.
+    fn chown(&self, path: &Path, owner: (u64, u64)) -> Result<()> {
+        if self.as_root {
+            std::os::unix::fs::lchown(path, Some(owner.0 as u32), Some(owner.1 as u32))
+                .io_ctx("chown", path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes whatever is at `path` (a directory recursively, never following symlinks).
+pub(crate) fn remove_any(path: &Path) -> Result<()> {
+    let result = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    result.io_ctx("removing", path)
+}
+
+/// Sets the modification (and access) time without following a final symlink.
+fn set_mtime(path: &Path, mtime: u64) -> io::Result<()> {
+    let time = TimeVal::new(mtime as i64, 0);
+    stat::lutimes(path, &time, &time).map_err(io::Error::from)
+}

@@ -1,0 +1,150 @@
+//! The contract between vmc on the host and `vmc-init`, PID 1 inside the microVM.
+//!
+//! The host serializes a [`RunConfig`] to [`RUN_CONFIG_PATH`] in a small per-run initramfs
+//! archive; the guest init reads it back, runs the workload and reports its progress and exit
+//! status through the VMM's exit device ([`protocol`]). This library holds only that contract
+//! (no OS code), so the host can depend on it without pulling in the init itself.
+
+use serde::{Deserialize, Serialize};
+
+pub mod protocol;
+
+/// Where the guest init lives inside the initramfs (the kernel command line says `rdinit=/vmc/init`).
+pub const INIT_PATH: &str = "/vmc/init";
+
+/// Where the per-run settings live inside the initramfs.
+pub const RUN_CONFIG_PATH: &str = "/vmc/run.json";
+
+/// The per-run settings the guest init applies before it executes the workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The full argv of the workload; `args[0]` is looked up in the workload's `PATH`.
+    pub args: Vec<String>,
+    /// The workload's environment as `KEY=VALUE` strings (nothing is added).
+    pub env: Vec<String>,
+    /// The working directory; created (owned by root) when the image lacks it.
+    pub workdir: String,
+    /// Numeric user id the workload runs as.
+    pub uid: u32,
+    /// Numeric group id the workload runs as (its only group).
+    pub gid: u32,
+    /// Host name of the guest; empty keeps the kernel's default.
+    pub hostname: String,
+    /// The console is the workload's terminal: cooked mode, and the workload is its controlling
+    /// process so Ctrl-C raises SIGINT. Without it the console is switched to raw mode so the
+    /// workload's bytes reach the host unchanged.
+    pub tty: bool,
+    /// Connect the workload's stdin to the console; otherwise stdin is `/dev/null`.
+    pub interactive: bool,
+    /// For a terminal run: the host terminal's size, given to the console so full-screen
+    /// programs lay out correctly (later resizes do not reach the guest).
+    #[serde(default)]
+    pub terminal_size: Option<TerminalSize>,
+}
+
+/// A terminal's size in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalSize {
+    /// Number of rows.
+    pub rows: u16,
+    /// Number of columns.
+    pub cols: u16,
+}
+
+/// Why a run configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The JSON does not match [`RunConfig`].
+    #[error("malformed run settings: {0} (vmc and vmc-init must come from the same build)")]
+    Malformed(#[from] serde_json::Error),
+    /// There is no command to run.
+    #[error("no command to run: the image has no CMD or ENTRYPOINT and none was given")]
+    NoCommand,
+}
+
+impl RunConfig {
+    /// Serializes the settings as the guest expects them.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("RunConfig always serializes")
+    }
+
+    /// Parses and validates settings written by [`RunConfig::to_json`].
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let config: RunConfig = serde_json::from_slice(bytes)?;
+        if config.args.is_empty() || config.args[0].is_empty() {
+            return Err(ConfigError::NoCommand);
+        }
+        Ok(config)
+    }
+
+    /// The workload's `PATH` variable, if its environment sets one (the first definition wins,
+    /// as with `getenv`).
+    pub fn path_var(&self) -> Option<&str> {
+        self.env.iter().find_map(|var| var.strip_prefix("PATH="))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RunConfig {
+        RunConfig {
+            args: vec!["/bin/echo".into(), "hi".into()],
+            env: vec!["PATH=/usr/bin:/bin".into(), "HOME=/root".into()],
+            workdir: "/srv".into(),
+            uid: 1000,
+            gid: 100,
+            hostname: "abc123".into(),
+            tty: true,
+            interactive: true,
+            terminal_size: Some(TerminalSize {
+                rows: 40,
+                cols: 120,
+            }),
+        }
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let config = sample();
+        assert_eq!(RunConfig::from_json(&config.to_json()).unwrap(), config);
+    }
+
+    #[test]
+    fn terminal_size_may_be_omitted() {
+        let mut json: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+        json.as_object_mut().unwrap().remove("terminal_size");
+        let config = RunConfig::from_json(json.to_string().as_bytes()).unwrap();
+        assert_eq!(config.terminal_size, None);
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_missing_command() {
+        let mut json: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+        json["privileged"] = true.into();
+        let err = RunConfig::from_json(json.to_string().as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `privileged`"),
+            "{err}"
+        );
+
+        let mut empty = sample();
+        empty.args.clear();
+        assert!(matches!(
+            RunConfig::from_json(&empty.to_json()),
+            Err(ConfigError::NoCommand)
+        ));
+    }
+
+    #[test]
+    fn path_var_takes_the_first_definition() {
+        let mut config = sample();
+        config.env.push("PATH=/opt/bin".into());
+        assert_eq!(config.path_var(), Some("/usr/bin:/bin"));
+        config.env.clear();
+        assert_eq!(config.path_var(), None);
+    }
+}

@@ -1,0 +1,80 @@
+//! vmc-init: PID 1 of a vmc microVM.
+//!
+//! Reports "init started" to the VMM's exit device, mounts the pseudo filesystems, applies the
+//! per-run settings from `/vmc/run.json`, runs the workload on the console, reports its exit
+//! status and resets the VM (the kernel needs `reboot=k` so the reset goes through the i8042
+//! controller the VMM watches). Build it statically with scripts/build-vmc-init.sh.
+
+mod command;
+mod console;
+mod error;
+mod exit_device;
+mod loopback;
+mod mounts;
+mod supervise;
+
+use error::InitError;
+use exit_device::ExitDevice;
+use nix::unistd::sethostname;
+use vmc_init::protocol::{BootMilestone, WorkloadStatus, INIT_FAILED};
+use vmc_init::{RunConfig, RUN_CONFIG_PATH};
+
+fn main() {
+    let device = match ExitDevice::open() {
+        Ok(device) => device,
+        Err(err) => {
+            eprintln!("vmc-init: {err}");
+            reset_vm();
+        }
+    };
+    device.milestone(BootMilestone::InitStarted);
+    let status = boot_and_run(&device).unwrap_or_else(|err| {
+        eprintln!("vmc-init: {err}");
+        INIT_FAILED
+    });
+    device.status(status);
+    device.milestone(BootMilestone::WorkloadExited);
+    reset_vm();
+}
+
+/// Sets up the guest, then runs the workload to completion.
+fn boot_and_run(device: &ExitDevice) -> Result<WorkloadStatus, InitError> {
+    mounts::mount_pseudo_filesystems()?;
+    console::reopen()?;
+    let config = take_run_config()?;
+    if !config.hostname.is_empty() {
+        sethostname(&config.hostname).map_err(InitError::Hostname)?;
+    }
+    loopback::bring_up_loopback()?;
+    mounts::create_dir(&config.workdir, 0o755)?;
+    console::configure(config.tty, config.terminal_size)?;
+    supervise::run_workload(&config, device)
+}
+
+/// Reads the per-run settings and removes them, so the workload cannot see its own secrets
+/// (environment values) in a file.
+fn take_run_config() -> Result<RunConfig, InitError> {
+    let bytes = std::fs::read(RUN_CONFIG_PATH).map_err(|source| InitError::ReadConfig {
+        path: RUN_CONFIG_PATH,
+        source,
+    })?;
+    std::fs::remove_file(RUN_CONFIG_PATH).map_err(|source| InitError::Fs {
+        action: "removing",
+        path: RUN_CONFIG_PATH.into(),
+        source,
+    })?;
+    Ok(RunConfig::from_json(&bytes)?)
+}
+
+/// Flushes the filesystems and resets the VM; the VMM ends the run when it sees the reset.
+fn reset_vm() -> ! {
+    nix::unistd::sync();
+    // SAFETY: reboot takes a plain command code; RB_AUTOBOOT does not return on success.
+    let rc = unsafe { libc::reboot(libc::RB_AUTOBOOT) };
+    eprintln!(
+        "vmc-init: resetting the VM failed: {}",
+        nix::errno::Errno::last()
+    );
+    // PID 1 exiting makes the kernel panic; with `panic=-1` the panic resets the VM.
+    std::process::exit(rc)
+}

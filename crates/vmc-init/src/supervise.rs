@@ -1,0 +1,155 @@
+//! Running the workload as PID 1's child: credentials, exec, signal forwarding, reaping.
+
+use crate::command::{exec_candidates, execute};
+use crate::console;
+use crate::error::InitError;
+use crate::exit_device::ExitDevice;
+use nix::errno::Errno;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{chdir, fork, setgid, setgroups, setsid, setuid, ForkResult, Gid, Pid, Uid};
+use std::ffi::CString;
+use vmc_init::protocol::{BootMilestone, WorkloadStatus, INIT_FAILED_CODE};
+use vmc_init::RunConfig;
+
+/// Signals the init passes on to the workload.
+const FORWARDED: [Signal; 7] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// Starts the workload and supervises it until it exits: forwards the signals the init
+/// receives, reaps every orphan that ends up as the init's child, and returns the workload's
+/// status.
+pub fn run_workload(config: &RunConfig, device: &ExitDevice) -> Result<WorkloadStatus, InitError> {
+    let mut signals: SigSet = FORWARDED.into_iter().collect();
+    signals.add(Signal::SIGCHLD);
+    // Blocked before the fork, so no signal (not even the workload's SIGCHLD) is missed.
+    signals
+        .thread_block()
+        .map_err(|errno| InitError::Supervise {
+            what: "blocking signals",
+            errno,
+        })?;
+    // SAFETY: the init is single-threaded, so the child may run any code after fork.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let code = exec_workload(config, device);
+            // SAFETY: _exit ends the child without running the init's exit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => supervise(child, &signals),
+        Err(errno) => Err(InitError::Supervise {
+            what: "forking the workload",
+            errno,
+        }),
+    }
+}
+
+/// In the child: becomes the workload or returns the exit status explaining why it could not.
+fn exec_workload(config: &RunConfig, device: &ExitDevice) -> i32 {
+    if let Err(err) = enter_workload_context(config) {
+        eprintln!("vmc-init: {err}");
+        return INIT_FAILED_CODE.into();
+    }
+    let program = &config.args[0];
+    let candidates = exec_candidates(program, config.path_var());
+    let (argv, envp, candidates) = match (
+        c_strings(&config.args),
+        c_strings(&config.env),
+        c_strings(&candidates),
+    ) {
+        (Ok(argv), Ok(envp), Ok(candidates)) => (argv, envp, candidates),
+        (Err(err), ..) | (_, Err(err), _) | (.., Err(err)) => {
+            eprintln!("vmc-init: {err}");
+            return INIT_FAILED_CODE.into();
+        }
+    };
+    device.milestone(BootMilestone::WorkloadExec);
+    if let Err(errno) = device.release() {
+        eprintln!("vmc-init: giving up the exit device ports: {errno}");
+        return INIT_FAILED_CODE.into();
+    }
+    let err = execute(program, &candidates, &argv, &envp);
+    eprintln!("{err}");
+    err.exit_code()
+}
+
+/// In the child: restores the signal mask, starts a session attached to the console, drops to
+/// the workload's user and enters its working directory.
+fn enter_workload_context(config: &RunConfig) -> Result<(), InitError> {
+    SigSet::empty()
+        .thread_set_mask()
+        .map_err(|errno| InitError::Supervise {
+            what: "unblocking signals",
+            errno,
+        })?;
+    setsid().map_err(|errno| InitError::Supervise {
+        what: "starting a session",
+        errno,
+    })?;
+    console::attach_workload(config.tty, config.interactive).map_err(InitError::Console)?;
+    let (uid, gid) = (config.uid, config.gid);
+    let credentials = |errno| InitError::Credentials { uid, gid, errno };
+    setgroups(&[Gid::from_raw(gid)]).map_err(credentials)?;
+    setgid(Gid::from_raw(gid)).map_err(credentials)?;
+    setuid(Uid::from_raw(uid)).map_err(credentials)?;
+    chdir(config.workdir.as_str()).map_err(|errno| InitError::Workdir {
+        path: config.workdir.clone(),
+        errno,
+    })
+}
+
+/// Converts strings for execve.
+fn c_strings(strings: &[String]) -> Result<Vec<CString>, InitError> {
+    strings
+        .iter()
+        .map(|s| CString::new(s.as_str()).map_err(|_| InitError::NulByte(s.clone())))
+        .collect()
+}
+
+/// Waits for the workload to exit, forwarding signals and reaping orphans meanwhile.
+fn supervise(workload: Pid, signals: &SigSet) -> Result<WorkloadStatus, InitError> {
+    loop {
+        let signal = signals.wait().map_err(|errno| InitError::Supervise {
+            what: "waiting for signals",
+            errno,
+        })?;
+        if signal == Signal::SIGCHLD {
+            if let Some(status) = reap_children(workload)? {
+                return Ok(status);
+            }
+        } else {
+            // ESRCH: the workload has just exited; its SIGCHLD is pending.
+            let _ = kill(workload, signal);
+        }
+    }
+}
+
+/// Reaps every exited child; returns the workload's status if it was among them.
+fn reap_children(workload: Pid) -> Result<Option<WorkloadStatus>, InitError> {
+    let mut workload_status = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == workload => {
+                workload_status = Some(WorkloadStatus::Exited(code as u8));
+            }
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == workload => {
+                workload_status = Some(WorkloadStatus::Signaled(signal as i32 as u8));
+            }
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(workload_status),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(errno) => {
+                return Err(InitError::Supervise {
+                    what: "reaping children",
+                    errno,
+                });
+            }
+        }
+    }
+}

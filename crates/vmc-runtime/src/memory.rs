@@ -1,0 +1,62 @@
+//! Memory readings during a run, the same four numbers for both modes.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One look at a running workload's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MemoryReading {
+    /// Memory set aside up front: the guest RAM of a VM (= `--memory`); 0 for a container,
+    /// which reserves nothing and allocates on demand.
+    pub reserved_bytes: u64,
+    /// Memory the workload holds now: guest RAM resident on the host (VM), or the cgroup's
+    /// charged usage (container).
+    pub workload_bytes: u64,
+    /// The highest `workload_bytes` the kernel recorded, where it records one (cgroup peak).
+    pub peak_bytes: Option<u64>,
+    /// What the runtime itself costs: VMM process RSS minus resident guest RAM (VM), or the
+    /// supervising vmc process's RSS (container).
+    pub overhead_bytes: u64,
+}
+
+/// Reads a running workload's memory; handed out by a runtime once the workload exists.
+pub trait MemoryProbe: Send + Sync {
+    /// Takes one reading now. Cheap enough to call every few milliseconds.
+    fn read(&self) -> MemoryReading;
+}
+
+/// Receives what a runtime offers while it runs (used by `vmc bench` to sample memory).
+pub trait RunObserver: Sync {
+    /// Called once, when the runtime is ready, with a probe valid until `run` returns.
+    fn memory_probe_ready(&self, probe: Arc<dyn MemoryProbe>);
+}
+
+/// An observer that ignores everything (plain `vmc run`).
+pub struct NoObserver;
+
+impl RunObserver for NoObserver {
+    fn memory_probe_ready(&self, _probe: Arc<dyn MemoryProbe>) {}
+}
+
+/// The resident set size of process `pid` in bytes (`VmRSS` of /proc/PID/status).
+pub fn process_rss_bytes(pid: u32) -> std::io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| std::io::Error::other(format!("no VmRSS in /proc/{pid}/status")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_rss_is_plausible() {
+        let rss = process_rss_bytes(std::process::id()).unwrap();
+        assert!(rss > 100 * 1024, "rss {rss}");
+        assert!(rss < 1 << 40, "rss {rss}");
+    }
+}

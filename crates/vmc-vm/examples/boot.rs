@@ -1,0 +1,76 @@
+//! Development tool: boots a kernel with the VMM and prints the run's timeline.
+//!
+//! `cargo run -p vmc-vm --example boot -- KERNEL [--initrd FILE]... [--memory MIB]
+//!  [--cpus N] [--cmdline TEXT] [--quiet] [--stdin]`
+//!
+//! The console is shown unless `--quiet`. Used inside scripts/kvm-sandbox style L1 hosts to
+//! check the boot path against a real Linux guest.
+
+use std::path::PathBuf;
+use std::time::Instant;
+use vmc_runtime::Timeline;
+use vmc_vm::{Vm, VmConfig};
+
+fn main() {
+    let origin = Instant::now();
+    let mut args = std::env::args().skip(1);
+    let mut config = VmConfig {
+        memory_bytes: 256 << 20,
+        vcpus: 1,
+        kernel: PathBuf::new(),
+        initrd: Vec::new(),
+        cmdline: "console=ttyS0 reboot=k panic=-1".into(),
+        console: true,
+        stdin: false,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
+        };
+        match arg.as_str() {
+            "--initrd" => config.initrd.push(value().into()),
+            "--memory" => {
+                config.memory_bytes = value()
+                    .parse::<u64>()
+                    .unwrap_or_else(|_| usage("--memory MIB"))
+                    << 20
+            }
+            "--cpus" => config.vcpus = value().parse().unwrap_or_else(|_| usage("--cpus N")),
+            "--cmdline" => config.cmdline = value(),
+            "--quiet" => config.console = false,
+            "--stdin" => config.stdin = true,
+            kernel if !kernel.starts_with("--") => config.kernel = kernel.into(),
+            other => usage(&format!("unknown option {other}")),
+        }
+    }
+    if config.kernel.as_os_str().is_empty() {
+        usage("no kernel given");
+    }
+    let mut timeline = Timeline::starting_at(origin);
+    let result = Vm::create(&config, &mut timeline).and_then(|mut vm| vm.run(&mut timeline));
+    eprintln!("--- timeline (ms since start)");
+    for mark in timeline.marks() {
+        eprintln!(
+            "{:>10.3}  [{}]",
+            mark.at.as_secs_f64() * 1000.0,
+            mark.milestone.label()
+        );
+    }
+    for step in timeline.steps() {
+        eprintln!("{:>10.3}  {}", step.at.as_secs_f64() * 1000.0, step.what);
+    }
+    match result {
+        Ok(exit) => eprintln!("--- VM ended: {exit:?}"),
+        Err(err) => {
+            eprintln!("--- error: {err}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Prints the usage with `problem` and exits.
+fn usage(problem: &str) -> ! {
+    eprintln!("{problem}\nusage: boot KERNEL [--initrd FILE]... [--memory MIB] [--cpus N] [--cmdline TEXT] [--quiet] [--stdin]");
+    std::process::exit(2)
+}

@@ -1,0 +1,102 @@
+//! The vmc exit / boot-timer device: how the guest init reports progress and the workload's
+//! exit status to the VMM.
+//!
+//! Protocol (fixed; `vmc-init` is written against it):
+//!
+//! | port    | access            | meaning                                                   |
+//! |---------|-------------------|-----------------------------------------------------------|
+//! | `0x600` | 8-bit write       | milestone: `1` init started, `2` workload exec, `3` workload exited |
+//! | `0x604` | 32-bit write (`outl`) | workload exit status: `0..=255` exit code, `0x100 \| N` killed by signal N |
+//!
+//! The init writes the status first, then milestone 3, then resets the VM (i8042). The VMM
+//! stamps each milestone with the host `Instant` at which the guest's port write trapped
+//! (KVM_RUN returned with the I/O exit) and records it in the run's timeline. Reads return
+//! all ones; other values and widths are ignored.
+
+use vmc_runtime::Milestone;
+
+/// Port of the 8-bit milestone register.
+pub const MILESTONE_PORT: u16 = 0x600;
+/// Port of the 32-bit status register.
+pub const STATUS_PORT: u16 = 0x604;
+/// Status bit meaning "killed by the signal in the low byte".
+pub const SIGNALED_FLAG: u32 = 0x100;
+
+/// What a guest write to the device reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitDeviceEvent {
+    /// The guest reached a milestone.
+    Milestone(Milestone),
+    /// The workload's raw status value (exit code, or `0x100 | signal`).
+    Status(u32),
+}
+
+/// Decodes a guest write of `data` to `port`; `None` when the write means nothing.
+pub fn decode_write(port: u16, data: &[u8]) -> Option<ExitDeviceEvent> {
+    match (port, data) {
+        (MILESTONE_PORT, [byte]) => milestone(*byte).map(ExitDeviceEvent::Milestone),
+        (STATUS_PORT, [a, b, c, d]) => Some(ExitDeviceEvent::Status(u32::from_le_bytes([
+            *a, *b, *c, *d,
+        ]))),
+        _ => None,
+    }
+}
+
+/// The milestone a byte on [`MILESTONE_PORT`] stands for.
+fn milestone(byte: u8) -> Option<Milestone> {
+    match byte {
+        1 => Some(Milestone::InitStarted),
+        2 => Some(Milestone::WorkloadExec),
+        3 => Some(Milestone::WorkloadExit),
+        _ => None,
+    }
+}
+
+/// Whether `port` belongs to the device (its 8-port window `0x600..0x608`).
+pub fn owns(port: u16) -> bool {
+    (MILESTONE_PORT..MILESTONE_PORT + 8).contains(&port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milestone_bytes() {
+        assert_eq!(
+            decode_write(0x600, &[1]),
+            Some(ExitDeviceEvent::Milestone(Milestone::InitStarted))
+        );
+        assert_eq!(
+            decode_write(0x600, &[2]),
+            Some(ExitDeviceEvent::Milestone(Milestone::WorkloadExec))
+        );
+        assert_eq!(
+            decode_write(0x600, &[3]),
+            Some(ExitDeviceEvent::Milestone(Milestone::WorkloadExit))
+        );
+        assert_eq!(decode_write(0x600, &[0]), None);
+        assert_eq!(decode_write(0x600, &[4]), None);
+        assert_eq!(decode_write(0x600, &[1, 0]), None, "16-bit write ignored");
+    }
+
+    #[test]
+    fn status_is_a_32_bit_write() {
+        assert_eq!(
+            decode_write(0x604, &42u32.to_le_bytes()),
+            Some(ExitDeviceEvent::Status(42))
+        );
+        assert_eq!(
+            decode_write(0x604, &(SIGNALED_FLAG | 9).to_le_bytes()),
+            Some(ExitDeviceEvent::Status(0x109))
+        );
+        assert_eq!(decode_write(0x604, &[42]), None, "8-bit write ignored");
+        assert_eq!(decode_write(0x605, &42u32.to_le_bytes()), None);
+    }
+
+    #[test]
+    fn owns_its_window_only() {
+        assert!(owns(0x600) && owns(0x604) && owns(0x607));
+        assert!(!owns(0x5ff) && !owns(0x608));
+    }
+}

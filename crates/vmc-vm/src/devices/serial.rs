@@ -1,0 +1,346 @@
+//! COM1: a 16550A UART at I/O port `0x3f8`, IRQ 4 — the guest's console.
+//!
+//! vm-superio's `Serial` implements the registers. Its interrupt is an `EventFd` registered
+//! with KVM as an irqfd for GSI 4, so the in-kernel PIC/IOAPIC deliver the "transmitter
+//! empty" (THRE) and "data ready" interrupts: the guest's interrupt-driven tty driver never
+//! waits on a transmit that cannot complete. Output goes to vmc's stdout (once visible, see
+//! [`ConsoleOutput`]) and always into a small ring buffer kept for error messages; input
+//! comes from vmc's stdin when the run asks for it ([`spawn_input_forwarder`]).
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use vm_superio::serial::{Error as SerialError, NoEvents};
+use vm_superio::{Serial, Trigger};
+use vmm_sys_util::eventfd::EventFd;
+
+/// First I/O port of COM1.
+pub const COM1_PORT: u16 = 0x3f8;
+/// COM1's legacy IRQ line (and KVM GSI).
+pub const COM1_IRQ: u32 = 4;
+/// How many of the most recent console bytes are kept for error messages.
+pub const RECENT_OUTPUT_BYTES: usize = 16 * 1024;
+
+/// Raises the UART's interrupt by signalling the irqfd KVM listens on.
+pub struct IrqTrigger(pub EventFd);
+
+impl Trigger for IrqTrigger {
+    type E = io::Error;
+
+    fn trigger(&self) -> io::Result<()> {
+        self.0.write(1)
+    }
+}
+
+/// The most recent console output, for error messages even when the console is hidden.
+#[derive(Debug, Default)]
+pub struct RecentOutput {
+    bytes: VecDeque<u8>,
+}
+
+impl RecentOutput {
+    /// Appends `data`, dropping the oldest bytes beyond [`RECENT_OUTPUT_BYTES`].
+    pub fn push(&mut self, data: &[u8]) {
+        self.bytes.extend(data);
+        let excess = self.bytes.len().saturating_sub(RECENT_OUTPUT_BYTES);
+        self.bytes.drain(..excess);
+    }
+
+    /// The kept output as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        let (a, b) = self.bytes.as_slices();
+        let mut all = Vec::with_capacity(a.len() + b.len());
+        all.extend_from_slice(a);
+        all.extend_from_slice(b);
+        String::from_utf8_lossy(&all).into_owned()
+    }
+
+    /// The line of the guest kernel's panic message ("Kernel panic - not syncing: …"), if the
+    /// kept output has one.
+    pub fn kernel_panic(&self) -> Option<String> {
+        let text = self.text();
+        let start = text.find("Kernel panic")?;
+        let line = text[start..].lines().next().unwrap_or_default();
+        Some(line.trim_end().to_string())
+    }
+}
+
+/// Where the UART's output goes: always into [`RecentOutput`], and to `sink` (vmc's stdout)
+/// once `visible`. A hidden console (`VmConfig::console == false`) becomes visible when the
+/// guest init reports that it started, so kernel boot messages stay hidden while the
+/// workload's output is shown.
+pub struct ConsoleOutput<W: Write> {
+    sink: W,
+    visible: bool,
+    recent: RecentOutput,
+}
+
+impl<W: Write> ConsoleOutput<W> {
+    /// Output to `sink`, shown from the start when `visible`.
+    pub fn new(sink: W, visible: bool) -> Self {
+        ConsoleOutput {
+            sink,
+            visible,
+            recent: RecentOutput::default(),
+        }
+    }
+}
+
+impl<W: Write> Write for ConsoleOutput<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.recent.push(buf);
+        if self.visible {
+            // A closed or failing stdout must not stall the guest: the bytes stay in `recent`.
+            let _ = self.sink.write_all(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.visible {
+            let _ = self.sink.flush();
+        }
+        Ok(())
+    }
+}
+
+/// The COM1 device.
+pub struct SerialConsole<W: Write> {
+    uart: Serial<IrqTrigger, NoEvents, ConsoleOutput<W>>,
+}
+
+impl<W: Write> SerialConsole<W> {
+    /// A UART raising `irq` and writing to `output`.
+    pub fn new(irq: EventFd, output: ConsoleOutput<W>) -> Self {
+        SerialConsole {
+            uart: Serial::new(IrqTrigger(irq), output),
+        }
+    }
+
+    /// Whether `port` is one of COM1's eight registers.
+    pub fn owns(port: u16) -> bool {
+        (COM1_PORT..COM1_PORT + 8).contains(&port)
+    }
+
+    /// Handles a guest write. Only a failure to raise the interrupt is an error.
+    pub fn write(&mut self, port: u16, value: u8) -> io::Result<()> {
+        match self.uart.write((port - COM1_PORT) as u8, value) {
+            Err(SerialError::Trigger(err)) => Err(err),
+            _ => Ok(()),
+        }
+    }
+
+    /// Handles a guest read.
+    pub fn read(&mut self, port: u16) -> u8 {
+        self.uart.read((port - COM1_PORT) as u8)
+    }
+
+    /// Queues host input for the guest; returns how many bytes fit in the receive FIFO.
+    pub fn enqueue_input(&mut self, input: &[u8]) -> io::Result<usize> {
+        match self.uart.enqueue_raw_bytes(input) {
+            Ok(count) => Ok(count),
+            Err(SerialError::FullFifo) => Ok(0),
+            Err(SerialError::Trigger(err)) | Err(SerialError::IOError(err)) => Err(err),
+        }
+    }
+
+    /// Shows the output from now on.
+    pub fn make_visible(&mut self) {
+        self.uart.writer_mut().visible = true;
+    }
+
+    /// The recent console output.
+    pub fn recent(&self) -> &RecentOutput {
+        &self.uart.writer().recent
+    }
+}
+
+/// Copies what can be read from `input` (vmc's stdin) into the UART's receive FIFO until
+/// `input` ends or `stop` is signalled. `input` must stay open while the thread runs.
+pub fn spawn_input_forwarder<W: Write + Send + 'static>(
+    input: RawFd,
+    serial: Arc<Mutex<SerialConsole<W>>>,
+    stop: Arc<EventFd>,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("vmc-vm-stdin".into())
+        .spawn(move || forward_input(input, &serial, &stop))
+}
+
+/// The body of [`spawn_input_forwarder`].
+fn forward_input<W: Write>(input: RawFd, serial: &Mutex<SerialConsole<W>>, stop: &EventFd) {
+    let mut buf = [0u8; 256];
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: input,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `fds` is a valid array of two pollfd structures for the duration of the call.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if ready < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        if fds[1].revents != 0 {
+            return;
+        }
+        // SAFETY: reads at most `buf.len()` bytes into `buf`, which outlives the call.
+        let count = unsafe { libc::read(input, buf.as_mut_ptr().cast(), buf.len()) };
+        if count <= 0 {
+            return;
+        }
+        let mut pending = &buf[..count as usize];
+        while !pending.is_empty() {
+            let queued = match serial.lock() {
+                Ok(mut serial) => serial.enqueue_input(pending).unwrap_or(0),
+                Err(_) => return,
+            };
+            pending = &pending[queued..];
+            if queued == 0 {
+                // The guest has not drained its receive FIFO yet.
+                if is_signalled(stop) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+/// Whether `event` has been signalled (without consuming it).
+fn is_signalled(event: &EventFd) -> bool {
+    {
+        let mut fd = libc::pollfd {
+            fd: event.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `fd` is a valid pollfd for the duration of the call; timeout 0 never blocks.
+        unsafe { libc::poll(&mut fd, 1, 0) > 0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATA: u16 = COM1_PORT;
+    const IER: u16 = COM1_PORT + 1;
+    const IIR: u16 = COM1_PORT + 2;
+    const LSR: u16 = COM1_PORT + 5;
+
+    fn console(visible: bool) -> (SerialConsole<Vec<u8>>, EventFd) {
+        let irq = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+        let serial = SerialConsole::new(
+            irq.try_clone().unwrap(),
+            ConsoleOutput::new(Vec::new(), visible),
+        );
+        (serial, irq)
+    }
+
+    #[test]
+    fn transmit_raises_thre_interrupt_when_enabled() {
+        let (mut serial, irq) = console(true);
+        serial.write(IER, 0x02).unwrap(); // enable THRE interrupt
+        assert_eq!(
+            irq.read().unwrap(),
+            1,
+            "enabling THRE with an empty THR interrupts"
+        );
+        assert_eq!(serial.read(IIR) & 0x0f, 0x02, "IIR says THR empty");
+        serial.write(DATA, b'h').unwrap();
+        assert_eq!(irq.read().unwrap(), 1);
+        assert_eq!(serial.read(LSR) & 0x60, 0x60, "transmitter always empty");
+        assert_eq!(serial.uart.writer().sink, b"h");
+    }
+
+    #[test]
+    fn hidden_output_is_kept_and_shown_later() {
+        let (mut serial, _irq) = console(false);
+        for byte in b"boot\n" {
+            serial.write(DATA, *byte).unwrap();
+        }
+        assert!(serial.uart.writer().sink.is_empty());
+        serial.make_visible();
+        serial.write(DATA, b'x').unwrap();
+        assert_eq!(serial.uart.writer().sink, b"x");
+        assert_eq!(serial.recent().text(), "boot\nx");
+    }
+
+    #[test]
+    fn input_sets_data_ready() {
+        let (mut serial, _irq) = console(true);
+        assert_eq!(serial.enqueue_input(b"ab").unwrap(), 2);
+        assert_eq!(serial.read(LSR) & 1, 1);
+        assert_eq!(serial.read(DATA), b'a');
+        assert_eq!(serial.read(DATA), b'b');
+        assert_eq!(serial.read(LSR) & 1, 0);
+    }
+
+    #[test]
+    fn input_forwarder_feeds_the_fifo_until_the_input_ends() {
+        let (serial, _irq) = console(true);
+        let serial = Arc::new(Mutex::new(serial));
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe() returns.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let [read_end, write_end] = fds;
+        let stop = Arc::new(EventFd::new(libc::EFD_NONBLOCK).unwrap());
+        let thread = spawn_input_forwarder(read_end, Arc::clone(&serial), stop).unwrap();
+        // SAFETY: writes 3 bytes from a live buffer, then closes our write end (EOF).
+        unsafe {
+            assert_eq!(libc::write(write_end, b"hi\n".as_ptr().cast(), 3), 3);
+            libc::close(write_end);
+        }
+        thread.join().unwrap();
+        let mut serial = serial.lock().unwrap();
+        let received: Vec<u8> = (0..3).map(|_| serial.read(DATA)).collect();
+        assert_eq!(received, b"hi\n");
+        // SAFETY: the forwarder has ended; nothing else uses the read end.
+        unsafe { libc::close(read_end) };
+    }
+
+    #[test]
+    fn input_forwarder_stops_when_told() {
+        let (serial, _irq) = console(true);
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe() returns.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let stop = Arc::new(EventFd::new(libc::EFD_NONBLOCK).unwrap());
+        let thread =
+            spawn_input_forwarder(fds[0], Arc::new(Mutex::new(serial)), Arc::clone(&stop)).unwrap();
+        stop.write(1).unwrap();
+        thread.join().unwrap();
+        // SAFETY: the forwarder has ended; both ends are ours to close.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+
+    #[test]
+    fn ring_keeps_the_latest_bytes_and_finds_a_panic() {
+        let mut recent = RecentOutput::default();
+        recent.push(&vec![b'x'; RECENT_OUTPUT_BYTES]);
+        recent.push(b"\nKernel panic - not syncing: No working init found.\nmore\n");
+        assert_eq!(recent.text().len(), RECENT_OUTPUT_BYTES);
+        assert_eq!(
+            recent.kernel_panic().as_deref(),
+            Some("Kernel panic - not syncing: No working init found.")
+        );
+        assert_eq!(RecentOutput::default().kernel_panic(), None);
+    }
+}

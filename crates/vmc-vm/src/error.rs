@@ -1,0 +1,172 @@
+//! Everything that can go wrong creating or running a VM, each as one line naming the
+//! problem and the fix.
+
+use std::io;
+use std::path::PathBuf;
+
+/// A VM could not be created or ended abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// `/dev/kvm` does not exist.
+    #[error("/dev/kvm does not exist: load the kvm_intel or kvm_amd module, or enable virtualization (VT-x/AMD-V) in the BIOS")]
+    KvmMissing,
+    /// `/dev/kvm` exists but this user may not open it.
+    #[error("no permission to open /dev/kvm: add your user to the kvm group (sudo usermod -aG kvm $USER) and log in again")]
+    KvmPermission,
+    /// `/dev/kvm` could not be opened for another reason.
+    #[error("cannot open /dev/kvm: {0}")]
+    KvmOpen(#[source] io::Error),
+    /// A KVM ioctl failed.
+    #[error("{what} failed: {source}")]
+    Kvm {
+        /// The operation, e.g. "KVM_CREATE_VM".
+        what: &'static str,
+        /// The ioctl's error.
+        source: kvm_ioctls::Error,
+    },
+    /// Less memory than any guest can boot with.
+    #[error("--memory {requested_mib} MiB is too small: a VM needs at least {minimum_mib} MiB")]
+    MemoryTooSmall {
+        /// Requested MiB.
+        requested_mib: u64,
+        /// The minimum in MiB.
+        minimum_mib: u64,
+    },
+    /// More memory than the host has.
+    #[error(
+        "--memory {requested_mib} MiB is more than this host's {host_mib} MiB of RAM: ask for less"
+    )]
+    MemoryTooLarge {
+        /// Requested MiB.
+        requested_mib: u64,
+        /// Host RAM in MiB.
+        host_mib: u64,
+    },
+    /// Memory size not a whole number of pages.
+    #[error("--memory {requested} bytes is not a multiple of 4 KiB: round it (e.g. to whole MiB)")]
+    MemoryUnaligned {
+        /// Requested bytes.
+        requested: u64,
+    },
+    /// Zero vCPUs.
+    #[error("--cpus 0: a VM needs at least one vCPU")]
+    NoVcpus,
+    /// More vCPUs than KVM (or the MP table) allows.
+    #[error(
+        "--cpus {requested} is more than this host's KVM allows ({limit}): ask for fewer vCPUs"
+    )]
+    TooManyVcpus {
+        /// Requested vCPUs.
+        requested: u8,
+        /// The limit: min(254, KVM_CAP_MAX_VCPUS).
+        limit: usize,
+    },
+    /// The kernel image does not exist.
+    #[error("guest kernel {0} not found: build one with kernels/build.sh or pass --kernel PATH")]
+    KernelMissing(PathBuf),
+    /// No kernel was given and none is installed.
+    #[error("no guest kernel: build one with kernels/build.sh (or pass --kernel PATH)")]
+    NoDefaultKernel,
+    /// The kernel is neither an ELF vmlinux nor a bzImage.
+    #[error("{0} is not a guest kernel (neither an x86-64 ELF vmlinux nor a bzImage): pass --kernel PATH to a Linux kernel image")]
+    NotAKernel(PathBuf),
+    /// The kernel does not fit in guest RAM.
+    #[error(
+        "kernel {path} does not fit in {memory_mib} MiB of guest RAM: give the VM more --memory"
+    )]
+    KernelTooLarge {
+        /// The kernel image.
+        path: PathBuf,
+        /// Guest RAM in MiB.
+        memory_mib: u64,
+    },
+    /// An initrd part does not exist or cannot be read.
+    #[error("cannot read initrd {path}: {source}")]
+    InitrdUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Kernel + initrd do not fit below the initrd's address limit.
+    #[error("the initrd ({size_mib} MiB) does not fit in guest RAM next to the kernel: give the VM more --memory")]
+    InitrdTooLarge {
+        /// Initrd size in MiB (rounded up).
+        size_mib: u64,
+    },
+    /// A kernel or initrd file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The command line is too long or has a NUL byte.
+    #[error(
+        "the kernel command line is {len} bytes or contains a NUL byte: the limit is {max} bytes"
+    )]
+    BadCmdline {
+        /// Its length.
+        len: usize,
+        /// The longest accepted.
+        max: usize,
+    },
+    /// Guest RAM could not be allocated or written.
+    #[error("cannot set up guest RAM: {0}")]
+    GuestMemory(String),
+    /// A host resource (eventfd, thread, signal handler) could not be created.
+    #[error("cannot {what}: {source}")]
+    Host {
+        /// What failed, e.g. "create the serial interrupt eventfd".
+        what: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+    /// `run` was called twice.
+    #[error("this VM has already run: create a new one")]
+    AlreadyRan,
+    /// The guest touched a physical address with neither RAM nor a device.
+    #[error("the guest accessed physical address {addr:#x} (RIP {rip:#x}), beyond its {memory_mib} MiB of RAM (--memory) where no device is: give the VM more --memory or fix the guest")]
+    OutsideRam {
+        /// Guest physical address.
+        addr: u64,
+        /// Guest RIP.
+        rip: u64,
+        /// Guest RAM in MiB.
+        memory_mib: u64,
+    },
+    /// The guest triple-faulted before reporting a workload status.
+    #[error("the guest triple-faulted (KVM_EXIT_SHUTDOWN) at RIP {rip:#x} before its init reported: the guest kernel crashed; show the console to see its last messages")]
+    TripleFault {
+        /// Guest RIP.
+        rip: u64,
+    },
+    /// KVM could not emulate/deliver something for the guest.
+    #[error("KVM failed to run the guest (KVM_EXIT_INTERNAL_ERROR, suberror {suberror}) at RIP {rip:#x}: run `vmc doctor` to check whether this host's KVM can run Linux guests")]
+    InternalError {
+        /// `kvm_run.internal.suberror` (1 = emulation failure).
+        suberror: u32,
+        /// Guest RIP.
+        rip: u64,
+    },
+    /// The CPU refused to enter the guest.
+    #[error("the CPU refused to enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason {reason:#x}) at RIP {rip:#x}: the vCPU state is invalid for this host's CPU")]
+    FailEntry {
+        /// `hardware_entry_failure_reason`.
+        reason: u64,
+        /// Guest RIP.
+        rip: u64,
+    },
+    /// The guest kernel panicked (seen on its console) and rebooted.
+    #[error("guest kernel panicked: {0}")]
+    GuestPanicked(String),
+    /// A KVM exit the VMM does not handle.
+    #[error("unexpected KVM exit {what} at RIP {rip:#x}")]
+    UnexpectedExit {
+        /// The exit, debug-formatted.
+        what: String,
+        /// Guest RIP.
+        rip: u64,
+    },
+}

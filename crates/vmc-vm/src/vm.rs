@@ -1,0 +1,390 @@
+//! A microVM: create it (KVM VM, RAM, kernel, devices, vCPUs), run it to its end.
+
+use crate::arch::x86_64::layout::KVM_TSS_ADDR;
+use crate::boot;
+use crate::config::{host_ram_bytes, VmConfig};
+use crate::devices::exit_device::{ExitDeviceEvent, SIGNALED_FLAG};
+use crate::devices::serial::{self, ConsoleOutput, SerialConsole, COM1_IRQ};
+use crate::devices::PortBus;
+use crate::error::VmError;
+use crate::kick;
+use crate::memory::{self, GuestRam, RamRegion};
+use crate::vcpu::{self, VcpuEvent, VcpuRunner, VcpuStop};
+use kvm_bindings::{kvm_pit_config, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use vmc_runtime::{ExitOutcome, Milestone, Timeline};
+use vmm_sys_util::eventfd::EventFd;
+
+/// Why the VM ended (when it ended the way a guest should).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The guest reset itself through the i8042 controller (how vmc-init ends a run, and how
+    /// Linux reboots with `reboot=k`).
+    Reset,
+    /// The guest triple-faulted (KVM_EXIT_SHUTDOWN) after reporting the workload's status
+    /// (e.g. Linux rebooting with `reboot=t`).
+    Shutdown,
+}
+
+/// How a VM run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmExit {
+    /// The raw status the guest wrote to the exit device's port 0x604 (exit code 0..=255, or
+    /// `0x100 | signal`), if it wrote one.
+    pub status: Option<i32>,
+    /// Why the VM ended.
+    pub reason: ExitReason,
+}
+
+impl VmExit {
+    /// The reported status as the shared exit-status contract's outcome.
+    pub fn outcome(&self) -> Option<ExitOutcome> {
+        let status = self.status?;
+        if status & SIGNALED_FLAG as i32 != 0 {
+            Some(ExitOutcome::Signaled(status & 0xff))
+        } else {
+            Some(ExitOutcome::Exited(status & 0xff))
+        }
+    }
+}
+
+/// Opens `/dev/kvm`, turning the common failures into their one-line fixes.
+pub fn open_kvm() -> Result<Kvm, VmError> {
+    Kvm::new().map_err(|err| match err.errno() {
+        libc::ENOENT => VmError::KvmMissing,
+        libc::EACCES | libc::EPERM => VmError::KvmPermission,
+        errno => VmError::KvmOpen(std::io::Error::from_raw_os_error(errno)),
+    })
+}
+
+/// A created microVM, ready to run.
+pub struct Vm {
+    vcpus: Vec<VcpuFd>,
+    bus: Arc<PortBus>,
+    serial_irq: EventFd,
+    vm: VmFd,
+    stdin: bool,
+    vcpu_count: u8,
+    memory_bytes: u64,
+    ram: GuestRam,
+}
+
+impl Vm {
+    /// Creates the VM: KVM VM with in-kernel irqchip and PIT, exactly `memory_bytes` of RAM,
+    /// kernel + initrd + boot structures loaded, devices, and `vcpus` vCPUs with vCPU 0 at
+    /// the kernel entry in 64-bit mode. Records a trace step for each and marks
+    /// [`Milestone::RuntimeReady`].
+    pub fn create(config: &VmConfig, timeline: &mut Timeline) -> Result<Vm, VmError> {
+        let kvm = open_kvm()?;
+        config.validate(host_ram_bytes(), kvm.get_max_vcpus())?;
+        if !config.kernel.exists() {
+            return Err(VmError::KernelMissing(config.kernel.clone()));
+        }
+        let vm = kvm.create_vm().map_err(|source| VmError::Kvm {
+            what: "KVM_CREATE_VM",
+            source,
+        })?;
+        timeline.step("KVM_CREATE_VM");
+        vm.set_tss_address(KVM_TSS_ADDR)
+            .map_err(|source| VmError::Kvm {
+                what: "KVM_SET_TSS_ADDR",
+                source,
+            })?;
+        vm.create_irq_chip().map_err(|source| VmError::Kvm {
+            what: "KVM_CREATE_IRQCHIP",
+            source,
+        })?;
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        vm.create_pit2(pit).map_err(|source| VmError::Kvm {
+            what: "KVM_CREATE_PIT2",
+            source,
+        })?;
+        timeline
+            .step("in-kernel PIC + IOAPIC + LAPIC (KVM_CREATE_IRQCHIP) and PIT (KVM_CREATE_PIT2)");
+
+        let ram = memory::create(&vm, config.memory_bytes)?;
+        timeline.step(format!(
+            "guest RAM mapped: {} MiB",
+            config.memory_bytes >> 20
+        ));
+
+        let layout = boot::load(
+            &ram,
+            config.memory_bytes,
+            config.vcpus,
+            &config.kernel,
+            &config.initrd,
+            &config.cmdline,
+        )?;
+        timeline.step(format!(
+            "kernel loaded: {}, entry {:#x}",
+            layout.kernel.format.label(),
+            layout.kernel.entry
+        ));
+        if let Some((addr, size)) = layout.initrd {
+            timeline.step(format!(
+                "initrd loaded: {} parts, {} KiB at {addr:#x}",
+                config.initrd.len(),
+                size.div_ceil(1024)
+            ));
+        }
+        timeline.step(format!(
+            "boot_params (e820, command line), MP table ({} vCPUs), GDT and page tables written",
+            config.vcpus
+        ));
+
+        let host = |what| move |source| VmError::Host { what, source };
+        let serial_irq = EventFd::new(libc::EFD_NONBLOCK)
+            .map_err(host("create the serial interrupt eventfd"))?;
+        vm.register_irqfd(&serial_irq, COM1_IRQ)
+            .map_err(|source| VmError::Kvm {
+                what: "KVM_IRQFD",
+                source,
+            })?;
+        let uart_irq = serial_irq
+            .try_clone()
+            .map_err(host("clone the serial interrupt eventfd"))?;
+        let serial = SerialConsole::new(
+            uart_irq,
+            ConsoleOutput::new(std::io::stdout(), config.console),
+        );
+        let bus = Arc::new(PortBus::new(serial));
+        timeline.step("devices: COM1 (0x3f8, IRQ 4), i8042 (0x60/0x64), exit device (0x600/0x604)");
+
+        let supported = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(|source| VmError::Kvm {
+                what: "KVM_GET_SUPPORTED_CPUID",
+                source,
+            })?;
+        let mut vcpus = Vec::with_capacity(usize::from(config.vcpus));
+        let mut tsc_khz = None;
+        for index in 0..config.vcpus {
+            let (fd, khz) =
+                vcpu::create(&vm, index, config.vcpus, &supported, layout.kernel.entry)?;
+            if index == 0 {
+                tsc_khz = khz;
+                timeline.step("vCPU 0 registers set (64-bit long mode)");
+            }
+            vcpus.push(fd);
+        }
+        timeline.step(match tsc_khz {
+            Some(khz) => format!(
+                "{} vCPUs configured (CPUID leaf 0x40000010: TSC {khz} kHz)",
+                config.vcpus
+            ),
+            None => format!(
+                "{} vCPUs configured (KVM reports no TSC frequency)",
+                config.vcpus
+            ),
+        });
+        timeline.mark(Milestone::RuntimeReady);
+        Ok(Vm {
+            vcpus,
+            bus,
+            serial_irq,
+            vm,
+            stdin: config.stdin,
+            vcpu_count: config.vcpus,
+            memory_bytes: config.memory_bytes,
+            ram,
+        })
+    }
+
+    /// Guest RAM in bytes (all of it reserved in this process's address space).
+    pub fn reserved_memory_bytes(&self) -> u64 {
+        self.memory_bytes
+    }
+
+    /// Number of vCPUs.
+    pub fn vcpu_count(&self) -> u8 {
+        self.vcpu_count
+    }
+
+    /// The guest's most recent console output (up to 16 KiB), shown or not.
+    pub fn recent_console_output(&self) -> String {
+        self.bus
+            .serial
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recent()
+            .text()
+    }
+
+    /// Guest RAM regions with their host address ranges, for measuring resident guest RAM
+    /// ([`memory::resident_bytes`]) while the VM exists.
+    pub fn ram_regions(&self) -> Vec<RamRegion> {
+        memory::regions(&self.ram)
+    }
+
+    /// Runs the guest until it resets, or fails. One thread per vCPU; marks
+    /// [`Milestone::KernelEntry`] when vCPU 0 first enters the guest, and the exit device's
+    /// milestones at the instants the guest's port writes trapped.
+    pub fn run(&mut self, timeline: &mut Timeline) -> Result<VmExit, VmError> {
+        if self.vcpus.is_empty() {
+            return Err(VmError::AlreadyRan);
+        }
+        kick::install()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (events, received) = mpsc::channel();
+        let mut threads = Vec::with_capacity(self.vcpus.len());
+        for (index, fd) in self.vcpus.drain(..).enumerate() {
+            let runner = VcpuRunner {
+                index: index as u8,
+                fd,
+                bus: Arc::clone(&self.bus),
+                stop: Arc::clone(&stop),
+                events: events.clone(),
+                memory_bytes: self.memory_bytes,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("vmc-vcpu{index}"))
+                .spawn(move || runner.run())
+                .map_err(|source| VmError::Host {
+                    what: "start a vCPU thread",
+                    source,
+                })?;
+            threads.push(thread);
+        }
+        drop(events);
+        let stdin = self.start_stdin_forwarder()?;
+
+        let mut status = None;
+        let mut end: Option<VcpuStop> = None;
+        let mut running = threads.len();
+        while running > 0 {
+            let event = if end.is_some() {
+                match received.recv_timeout(Duration::from_millis(1)) {
+                    Ok(event) => event,
+                    Err(RecvTimeoutError::Timeout) => {
+                        threads.iter().for_each(kick::kick);
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match received.recv() {
+                    Ok(event) => event,
+                    Err(_) => break,
+                }
+            };
+            match event {
+                VcpuEvent::Entered(at) => {
+                    timeline.mark_at(Milestone::KernelEntry, at);
+                    timeline.step_at("vCPU 0 enters the guest at the kernel entry point", at);
+                }
+                VcpuEvent::FirstExit(at, what) => {
+                    timeline.step_at(format!("first guest exit: {what}"), at)
+                }
+                VcpuEvent::Device(ExitDeviceEvent::Milestone(milestone), at) => {
+                    timeline.mark_at(milestone, at);
+                    timeline.step_at(format!("guest reports: {}", milestone.label()), at);
+                }
+                VcpuEvent::Device(ExitDeviceEvent::Status(value), at) => {
+                    status = Some(value as i32);
+                    timeline.step_at(format!("guest reports workload status {value:#x}"), at);
+                }
+                VcpuEvent::Stopped(stopped) => {
+                    running -= 1;
+                    if end.is_none() {
+                        end = Some(stopped);
+                        stop.store(true, Ordering::SeqCst);
+                        threads.iter().for_each(kick::kick);
+                    }
+                }
+            }
+        }
+        for thread in threads {
+            let _ = thread.join();
+        }
+        if let Some(forwarder) = stdin {
+            forwarder.finish();
+        }
+        timeline.step("all vCPUs stopped");
+        self.outcome(end.unwrap_or(VcpuStop::Kicked), status)
+    }
+
+    /// Starts copying stdin to the serial console when the VM was asked to.
+    fn start_stdin_forwarder(&self) -> Result<Option<StdinForwarder>, VmError> {
+        if !self.stdin {
+            return Ok(None);
+        }
+        let host = |what| move |source| VmError::Host { what, source };
+        let stop = Arc::new(
+            EventFd::new(libc::EFD_NONBLOCK).map_err(host("create the stdin stop eventfd"))?,
+        );
+        let stdin = std::io::stdin().as_raw_fd();
+        let thread =
+            serial::spawn_input_forwarder(stdin, Arc::clone(&self.bus.serial), Arc::clone(&stop))
+                .map_err(host("start the stdin thread"))?;
+        Ok(Some(StdinForwarder { stop, thread }))
+    }
+
+    /// Turns the first vCPU stop into the run's result.
+    fn outcome(&self, end: VcpuStop, status: Option<i32>) -> Result<VmExit, VmError> {
+        let panic = || {
+            self.bus
+                .serial
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .recent()
+                .kernel_panic()
+        };
+        match end {
+            VcpuStop::Reset | VcpuStop::Shutdown(_) if status.is_none() => {
+                if let Some(message) = panic() {
+                    return Err(VmError::GuestPanicked(message));
+                }
+                match end {
+                    VcpuStop::Shutdown(rip) => Err(VmError::TripleFault { rip }),
+                    _ => Ok(VmExit {
+                        status,
+                        reason: ExitReason::Reset,
+                    }),
+                }
+            }
+            VcpuStop::Reset => Ok(VmExit {
+                status,
+                reason: ExitReason::Reset,
+            }),
+            VcpuStop::Shutdown(_) => Ok(VmExit {
+                status,
+                reason: ExitReason::Shutdown,
+            }),
+            VcpuStop::Failed(err) => Err(err),
+            VcpuStop::Kicked => Err(VmError::Host {
+                what: "keep the vCPU threads running",
+                source: std::io::Error::other("every vCPU thread stopped without a reason"),
+            }),
+        }
+    }
+}
+
+/// The thread copying stdin to the guest console, and how to stop it.
+struct StdinForwarder {
+    stop: Arc<EventFd>,
+    thread: JoinHandle<()>,
+}
+
+impl StdinForwarder {
+    /// Stops the thread and waits for it.
+    fn finish(self) {
+        let _ = self.stop.write(1);
+        let _ = self.thread.join();
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.vm.unregister_irqfd(&self.serial_irq, COM1_IRQ);
+    }
+}

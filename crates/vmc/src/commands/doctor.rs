@@ -1,0 +1,133 @@
+//! `vmc doctor`: what this host offers each run mode, and what to fix.
+
+use clap::Args;
+use std::fs;
+use vmc_vm::probe::{self, KvmAccess, Verdict};
+
+/// Arguments of `vmc doctor` (none yet).
+#[derive(Args)]
+pub struct DoctorArgs {}
+
+/// Prints one line per check; always succeeds (the lines say what is missing).
+pub fn doctor(_args: DoctorArgs) -> anyhow::Result<u8> {
+    println!("VM mode");
+    let report = probe::probe();
+    match &report.access {
+        KvmAccess::Available {
+            api_version,
+            max_vcpus,
+        } => {
+            line(true, "/dev/kvm", "present and accessible");
+            line(
+                true,
+                "KVM API",
+                &format!("version {api_version}, up to {max_vcpus} vCPUs per VM"),
+            );
+        }
+        KvmAccess::Unavailable(reason) => line(false, "/dev/kvm", reason),
+    }
+    if let Some(verdict) = &report.verdict {
+        line(
+            *verdict == Verdict::Full,
+            "KVM probe",
+            &format!("{} ({:.1} ms)", verdict.message(), report.elapsed.as_secs_f64() * 1000.0),
+        );
+    }
+    match vmc_vm::kernel::default_kernel() {
+        Ok(path) => line(true, "guest kernel", &path.display().to_string()),
+        Err(err) => line(false, "guest kernel", &err.to_string()),
+    }
+
+    println!("container mode");
+    let (ok, cgroups) = cgroups();
+    line(ok, "cgroups", &cgroups);
+    let overlay = fs::read_to_string("/proc/filesystems")
+        .map(|list| list.lines().any(|l| l.ends_with("\toverlay")))
+        .unwrap_or(false);
+    line(
+        overlay,
+        "overlayfs",
+        if overlay {
+            "available"
+        } else {
+            "not available: load it with `modprobe overlay`"
+        },
+    );
+    let (ok, userns) = user_namespaces();
+    line(ok, "user namespaces", &userns);
+    Ok(0)
+}
+
+/// Prints one check result.
+fn line(ok: bool, what: &str, detail: &str) {
+    let mark = if ok { "ok  " } else { "FAIL" };
+    println!("  [{mark}] {what:<16} {detail}");
+}
+
+/// The cgroup layout: v2 (unified), v1, or hybrid, with the controllers of each hierarchy.
+fn cgroups() -> (bool, String) {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut v1_controllers = Vec::new();
+    let mut v2_mount = None;
+    for mount in mounts.lines() {
+        let fields: Vec<&str> = mount.split_whitespace().collect();
+        let [_, target, fstype, options, ..] = fields[..] else {
+            continue;
+        };
+        match fstype {
+            "cgroup2" => v2_mount = Some(target.to_string()),
+            "cgroup" => v1_controllers.extend(
+                options
+                    .split(',')
+                    .filter(|o| KNOWN_V1_CONTROLLERS.contains(o))
+                    .map(str::to_string),
+            ),
+            _ => {}
+        }
+    }
+    let v2_controllers = v2_mount.as_ref().map(|mount| {
+        fs::read_to_string(format!("{mount}/cgroup.controllers"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    });
+    let v2_text = |controllers: &str| {
+        if controllers.is_empty() {
+            "no controllers".to_string()
+        } else {
+            format!("controllers: {controllers}")
+        }
+    };
+    match (v1_controllers.is_empty(), v2_controllers) {
+        (true, Some(v2)) => (!v2.is_empty(), format!("v2 (unified), {}", v2_text(&v2))),
+        (false, Some(v2)) => (
+            true,
+            format!(
+                "hybrid: v1 controllers {}; v2 at {} with {}",
+                v1_controllers.join(","),
+                v2_mount.unwrap_or_default(),
+                v2_text(&v2)
+            ),
+        ),
+        (false, None) => (true, format!("v1, controllers {}", v1_controllers.join(","))),
+        (true, None) => (false, "no cgroup filesystem mounted: mount cgroup2 on /sys/fs/cgroup".into()),
+    }
+}
+
+/// cgroup v1 controller names, to tell them apart from mount options.
+const KNOWN_V1_CONTROLLERS: &[&str] = &[
+    "cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "net_cls",
+    "net_prio", "perf_event", "hugetlb", "rdma", "misc",
+];
+
+/// Whether new user namespaces can be created.
+fn user_namespaces() -> (bool, String) {
+    let max = fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match max {
+        Some(0) => (false, "disabled: sysctl user.max_user_namespaces=0".into()),
+        Some(max) => (true, format!("enabled (up to {max})")),
+        None => (false, "not supported by this kernel (no /proc/sys/user/max_user_namespaces)".into()),
+    }
+}

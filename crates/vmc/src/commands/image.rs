@@ -1,0 +1,272 @@
+//! Image commands: `vmc import`, `vmc images`, `vmc inspect`, `vmc rmi`, `vmc image …`.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use vmc_image::{Change, ImageSummary, ImportOptions, Store};
+
+/// `vmc import SOURCE [--tag NAME[:TAG]] [--change INSTR]…`
+#[derive(Args)]
+pub struct ImportArgs {
+    /// A `docker save` tarball, an OCI layout (directory or tar), or a root filesystem
+    /// (directory, .tar, .tar.gz).
+    pub source: PathBuf,
+    /// Name the image NAME[:TAG] (default: the source's own name, else the file name).
+    #[arg(short, long, value_name = "NAME[:TAG]")]
+    pub tag: Option<String>,
+    /// Set config for a rootfs import, like `docker import --change`:
+    /// CMD, ENTRYPOINT, ENV, WORKDIR or USER (e.g. 'CMD ["/bin/sh"]'). Repeatable.
+    #[arg(short, long, value_name = "INSTRUCTION")]
+    pub change: Vec<String>,
+}
+
+/// `vmc images [--json] [-q]`
+#[derive(Args)]
+pub struct ImagesArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Only print image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print full 64-digit image IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+/// `vmc inspect IMAGE`
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Image name[:tag] or ID (prefix).
+    pub image: String,
+}
+
+/// `vmc rmi IMAGE…`
+#[derive(Args)]
+pub struct RmiArgs {
+    /// Image names or IDs to remove.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `vmc image SUBCOMMAND`: the same commands grouped Docker-style, plus `prune`.
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// List images (same as `vmc images`).
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Import an image (same as `vmc import`).
+    Import(ImportArgs),
+    /// Show an image's details as JSON (same as `vmc inspect`).
+    Inspect(InspectArgs),
+    /// Remove images (same as `vmc rmi`).
+    #[command(alias = "rmi")]
+    Rm(RmiArgs),
+    /// Remove untagged images, unreferenced blobs, stale rootfs caches and temporary files.
+    Prune,
+}
+
+/// Runs a `vmc image …` subcommand.
+pub fn image(command: ImageCommand) -> Result<u8> {
+    match command {
+        ImageCommand::Ls(args) => images(args),
+        ImageCommand::Import(args) => import(args),
+        ImageCommand::Inspect(args) => inspect(args),
+        ImageCommand::Rm(args) => rmi(args),
+        ImageCommand::Prune => prune(),
+    }
+}
+
+/// `vmc import`: prints the new image's ID like `docker import`.
+pub fn import(args: ImportArgs) -> Result<u8> {
+    let changes = args
+        .change
+        .iter()
+        .map(|c| Change::parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let store = Store::open_default()?;
+    let options = ImportOptions {
+        tag: args.tag,
+        changes,
+    };
+    let summary = store.import_with(&args.source, &options)?;
+    let name = summary
+        .names
+        .first()
+        .map(String::as_str)
+        .unwrap_or("<none>");
+    println!("Imported {name} sha256:{}", summary.id);
+    Ok(0)
+}
+
+/// `vmc images`: a Docker-like table, IDs only, or JSON.
+pub fn images(args: ImagesArgs) -> Result<u8> {
+    let store = Store::open_default()?;
+    let list = store.list()?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &list)?;
+        writeln!(out)?;
+        return Ok(0);
+    }
+    let id = |s: &ImageSummary| {
+        if args.no_trunc {
+            format!("sha256:{}", s.id)
+        } else {
+            s.short_id().to_string()
+        }
+    };
+    if args.quiet {
+        for summary in &list {
+            writeln!(out, "{}", id(summary))?;
+        }
+        return Ok(0);
+    }
+    let now = unix_now();
+    let mut rows = vec![[
+        "REPOSITORY".to_string(),
+        "TAG".into(),
+        "IMAGE ID".into(),
+        "CREATED".into(),
+        "SIZE".into(),
+    ]];
+    for summary in &list {
+        let created = summary
+            .created
+            .as_deref()
+            .and_then(vmc_image::timefmt::parse_rfc3339)
+            .map(|t| ago(now - t))
+            .unwrap_or_else(|| "N/A".into());
+        let names: Vec<(String, String)> = if summary.names.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            summary.names.iter().map(|n| split_name(n)).collect()
+        };
+        for (repository, tag) in names {
+            rows.push([
+                repository,
+                tag,
+                id(summary),
+                created.clone(),
+                decimal_size(summary.size),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        writeln!(out, "{}", cells.join("   ").trim_end())?;
+    }
+    Ok(0)
+}
+
+/// `vmc inspect`: the image's details as JSON.
+pub fn inspect(args: InspectArgs) -> Result<u8> {
+    let image = Store::open_default()?.resolve(&args.image)?;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &image)?;
+    writeln!(out)?;
+    Ok(0)
+}
+
+/// `vmc rmi`: prints `Untagged:` / `Deleted:` lines like Docker; fails if any image failed.
+pub fn rmi(args: RmiArgs) -> Result<u8> {
+    let store = Store::open_default()?;
+    let mut status = 0;
+    for reference in &args.images {
+        match store.remove(reference) {
+            Ok(report) => {
+                for name in &report.untagged {
+                    println!("Untagged: {name}");
+                }
+                if let Some(id) = &report.deleted {
+                    println!("Deleted: sha256:{id}");
+                }
+            }
+            Err(err) => {
+                eprintln!("vmc: {err}");
+                status = vmc_runtime::outcome::EXIT_VMC_FAILED as u8;
+            }
+        }
+    }
+    Ok(status)
+}
+
+/// `vmc image prune`.
+pub fn prune() -> Result<u8> {
+    let report = Store::open_default()?.prune()?;
+    for image in &report.images {
+        println!("Deleted untagged image: {image}");
+    }
+    println!(
+        "Removed {} blobs ({}) and {} rootfs directories",
+        report.blobs,
+        decimal_size(report.bytes),
+        report.rootfs_dirs
+    );
+    Ok(0)
+}
+
+/// Splits `repository:tag` at the tag's colon.
+fn split_name(name: &str) -> (String, String) {
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
+        _ => (name.to_string(), "<none>".to_string()),
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// "5 seconds ago", "3 hours ago", like Docker.
+fn ago(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (n, unit) = match s {
+        0..=59 => (s, "second"),
+        60..=3599 => (s / 60, "minute"),
+        3600..=86_399 => (s / 3600, "hour"),
+        86_400..=1_209_599 => (s / 86_400, "day"),
+        1_209_600..=5_183_999 => (s / 604_800, "week"),
+        5_184_000..=63_071_999 => (s / 2_592_000, "month"),
+        _ => (s / 31_536_000, "year"),
+    };
+    match n {
+        0 if unit == "second" => "Less than a second ago".into(),
+        1 => format!("{n} {unit} ago"),
+        _ => format!("{n} {unit}s ago"),
+    }
+}
+
+/// A byte count in decimal units with 3 significant digits, as `docker images` shows it.
+fn decimal_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        let decimals = if value >= 100.0 {
+            0
+        } else if value >= 10.0 {
+            1
+        } else {
+            2
+        };
+        format!("{value:.decimals$}{}", UNITS[unit])
+    }
+}

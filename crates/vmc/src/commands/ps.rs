@@ -1,0 +1,129 @@
+//! `vmc ps` and `vmc rm`: list and remove runs.
+
+use crate::modes::{runtime_for, ModeOptions};
+use crate::state::{RunRecord, RunStatus, RunStore};
+use anyhow::{bail, Result};
+use clap::Args;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Options of `vmc ps`.
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all runs, also those that have exited.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Print only run ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the records as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `vmc rm`.
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Also stop and remove runs that are still running.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Runs to remove: names or id prefixes.
+    #[arg(required = true)]
+    pub runs: Vec<String>,
+}
+
+/// Prints the runs like `docker ps`.
+pub fn ps(args: PsArgs) -> Result<u8> {
+    let records: Vec<RunRecord> = RunStore::open()?
+        .list()?
+        .into_iter()
+        .filter(|r| args.all || r.status() == RunStatus::Running)
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+        return Ok(0);
+    }
+    if args.quiet {
+        for record in &records {
+            println!("{}", &record.id[..12]);
+        }
+        return Ok(0);
+    }
+    println!(
+        "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<22}  NAME",
+        "RUN ID", "MODE", "IMAGE", "COMMAND", "CREATED", "STATUS"
+    );
+    for record in &records {
+        println!(
+            "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<22}  {}",
+            &record.id[..12],
+            record.mode.as_str(),
+            truncate(&record.image, 16),
+            truncate(&format!("{:?}", record.command.join(" ")), 24),
+            ago(record.created),
+            status_text(record.status()),
+            record.name
+        );
+    }
+    Ok(0)
+}
+
+/// Removes runs; running ones only with `--force` (their supervisor is killed first).
+pub fn rm(args: RmArgs) -> Result<u8> {
+    let store = RunStore::open()?;
+    let mut failed = false;
+    for reference in &args.runs {
+        if let Err(err) = remove_one(&store, reference, args.force) {
+            eprintln!("vmc: {err:#}");
+            failed = true;
+        } else {
+            println!("{reference}");
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn remove_one(store: &RunStore, reference: &str, force: bool) -> Result<()> {
+    let record = store.find(reference)?;
+    if record.status() == RunStatus::Running {
+        if !force {
+            bail!("run {reference} is still running: stop it first or use `vmc rm -f`");
+        }
+        // SAFETY: plain kill(2) of the supervising vmc process recorded for this run.
+        unsafe { libc::kill(record.supervisor_pid, libc::SIGKILL) };
+    }
+    let runtime = runtime_for(record.mode, &ModeOptions::default())?;
+    runtime
+        .cleanup(&record.id, &store.run_dir(&record.id))
+        .map_err(|err| anyhow::anyhow!(err))?;
+    store.remove(&record.id)
+}
+
+fn status_text(status: RunStatus) -> String {
+    match status {
+        RunStatus::Running => "Running".into(),
+        RunStatus::Exited(outcome) => format!("Exited ({})", outcome.exit_code()),
+        RunStatus::Dead => "Dead (vmc crashed)".into(),
+    }
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        text.chars().take(width - 1).collect::<String>() + "…"
+    }
+}
+
+fn ago(created: u64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(created);
+    let seconds = now.saturating_sub(created);
+    match seconds {
+        0..=59 => format!("{seconds} seconds ago"),
+        60..=3599 => format!("{} minutes ago", seconds / 60),
+        3600..=86399 => format!("{} hours ago", seconds / 3600),
+        _ => format!("{} days ago", seconds / 86400),
+    }
+}

@@ -1,0 +1,321 @@
+//! `vmc run`: resolve an image, build a [`RunSpec`] and hand it to the chosen runtime.
+
+use crate::modes::{runtime_for, ModeOptions};
+use crate::state::{new_run_id, RunRecord, RunStore};
+use crate::trace::{print_trace, TraceFormat};
+use crate::units::parse_size;
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::time::Instant;
+use vmc_runtime::{
+    BindMount, ExitOutcome, Mode, NetworkMode, NoObserver, Resources, RunSpec, Timeline,
+};
+
+/// The run mode as the CLI spells it.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModeArg {
+    /// A KVM microVM: static guest RAM and vCPUs, its own kernel.
+    Vm,
+    /// A namespace container: the host kernel, cgroup limits.
+    Container,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(arg: ModeArg) -> Mode {
+        match arg {
+            ModeArg::Vm => Mode::Vm,
+            ModeArg::Container => Mode::Container,
+        }
+    }
+}
+
+/// The network a run gets.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NetworkArg {
+    /// A private network namespace with loopback only.
+    None,
+    /// The host's network (container mode only).
+    Host,
+}
+
+/// Options of `vmc run`.
+#[derive(Args, Debug)]
+#[command(trailing_var_arg = true)]
+pub struct RunArgs {
+    /// Run as a microVM or as a container.
+    #[arg(long, value_enum, default_value = "container")]
+    pub mode: ModeArg,
+    /// Set an environment variable (KEY=VALUE, or KEY to copy it from vmc's environment).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file of KEY=VALUE lines.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Working directory inside the workload.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User to run as: name or uid, optionally :group or :gid.
+    #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Bind a host directory: HOST:TARGET[:ro] (container mode only).
+    #[arg(short = 'v', long = "volume", value_name = "HOST:TARGET[:ro]")]
+    pub volumes: Vec<String>,
+    /// Override the image's entrypoint.
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// A name for the run (default: the first 12 digits of its id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Host name inside the workload (default: the short run id).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Remove the run's record when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep stdin open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Memory: the cgroup limit (container) or the guest RAM (VM; default 256m).
+    #[arg(short = 'm', long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+    /// CPUs: the CPU quota (container) or the number of vCPUs (VM; default 1).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+    /// Maximum number of processes (container mode).
+    #[arg(long = "pids-limit", value_name = "N")]
+    pub pids_limit: Option<i64>,
+    /// Network: none (loopback only) or host.
+    #[arg(long, value_enum, default_value = "none")]
+    pub network: NetworkArg,
+    /// Print the run's annotated timeline on stderr when it ends.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "text")]
+    pub trace: Option<TraceFormat>,
+    #[command(flatten)]
+    pub mode_options: ModeOptions,
+    /// The image to run: name[:tag] or an image id prefix.
+    pub image: String,
+    /// The command and its arguments (default: the image's Cmd).
+    pub command: Vec<String>,
+}
+
+/// Runs `vmc run`; returns the workload's exit status.
+pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
+    let mut timeline = Timeline::starting_at(started);
+    let mode = Mode::from(args.mode);
+    check_mode_flags(&args, mode)?;
+    let store = vmc_image::Store::open_default()?;
+    let image = store.resolve(&args.image)?;
+    let rootfs = store.rootfs(&image)?;
+    timeline.step(format!(
+        "image {} resolved to {}; rootfs cached at {}",
+        args.image,
+        &image.id()[..12],
+        rootfs.display()
+    ));
+    let runs = RunStore::open()?;
+    let id = new_run_id()?;
+    let name = match &args.name {
+        Some(name) if runs.name_taken(name)? => {
+            bail!("the name {name:?} is already in use: remove that run with `vmc rm {name}` or choose another --name")
+        }
+        Some(name) => name.clone(),
+        None => id[..12].to_string(),
+    };
+    let spec = build_spec(&args, &image, rootfs, &id, runs.run_dir(&id))?;
+    let runtime = runtime_for(mode, &args.mode_options)?;
+    let mut record = RunRecord::starting(&id, &name, mode, &args.image, &spec.args);
+    runs.save(&record)?;
+    let result = runtime.run(&spec, &mut timeline, &NoObserver);
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            // Nothing ran: leave no record behind (a Docker user would see no container).
+            let _ = runtime.cleanup(&id, &spec.run_dir);
+            runs.remove(&id)?;
+            return Err(anyhow::anyhow!(err));
+        }
+    };
+    if args.rm {
+        runs.remove(&id)?;
+    } else {
+        record.outcome = Some(outcome);
+        runs.save(&record)?;
+    }
+    if outcome == ExitOutcome::OomKilled {
+        eprintln!(
+            "vmc: the workload was killed by the OOM killer: it exceeded its memory limit of {} (raise it with --memory)",
+            args.memory.map(crate::units::human_size).unwrap_or_else(|| "the host's".into())
+        );
+    }
+    if let Some(format) = args.trace {
+        print_trace(&timeline, mode, format)?;
+    }
+    Ok(outcome.exit_code() as u8)
+}
+
+/// Rejects flags that the chosen mode cannot honour, instead of silently ignoring them.
+fn check_mode_flags(args: &RunArgs, mode: Mode) -> Result<()> {
+    if mode == Mode::Vm {
+        if !args.volumes.is_empty() {
+            bail!("--volume is not supported in VM mode: the guest has no shared filesystem (use --mode container)");
+        }
+        if args.pids_limit.is_some() {
+            bail!("--pids-limit is not supported in VM mode: the guest kernel has no cgroup limit set (use --mode container)");
+        }
+        if matches!(args.network, NetworkArg::Host) {
+            bail!("--network host is not supported in VM mode: the guest has only loopback (use --mode container)");
+        }
+    }
+    Ok(())
+}
+
+/// Combines the image's config with the command line, the way `docker run` does.
+fn build_spec(
+    args: &RunArgs,
+    image: &vmc_image::Image,
+    rootfs: PathBuf,
+    id: &str,
+    run_dir: PathBuf,
+) -> Result<RunSpec> {
+    let config = image.config();
+    let entrypoint = match &args.entrypoint {
+        Some(entrypoint) if entrypoint.is_empty() => Vec::new(),
+        Some(entrypoint) => vec![entrypoint.clone()],
+        None => config.entrypoint.clone(),
+    };
+    let command = if args.command.is_empty() && args.entrypoint.is_none() {
+        config.cmd.clone()
+    } else {
+        args.command.clone()
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(command).collect();
+    if argv.is_empty() {
+        bail!(
+            "no command given and image {} has no Cmd or Entrypoint: add a command after the image name",
+            args.image
+        );
+    }
+    let mut env = config.env.clone();
+    for file in &args.env_files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read env file {}", file.display()))?;
+        for line in text.lines().map(str::trim) {
+            if !line.is_empty() && !line.starts_with('#') {
+                set_env(&mut env, line);
+            }
+        }
+    }
+    for entry in &args.env {
+        set_env(&mut env, entry);
+    }
+    let user = args.user.as_deref().unwrap_or(&config.user);
+    let (uid, gid) = vmc_runtime::user::resolve(user, &rootfs)?;
+    let workdir = args
+        .workdir
+        .clone()
+        .or_else(|| Some(config.working_dir.clone()).filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".to_string());
+    if !workdir.starts_with('/') {
+        bail!("the working directory {workdir:?} is not absolute: give a path starting with /");
+    }
+    Ok(RunSpec {
+        id: id.to_string(),
+        image_id: image.id().to_string(),
+        rootfs,
+        run_dir,
+        args: argv,
+        env,
+        workdir,
+        uid,
+        gid,
+        hostname: args.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+        resources: Resources {
+            memory_bytes: args.memory,
+            cpus: args.cpus,
+            pids_limit: args.pids_limit,
+        },
+        network: match args.network {
+            NetworkArg::None => NetworkMode::None,
+            NetworkArg::Host => NetworkMode::Host,
+        },
+        mounts: args
+            .volumes
+            .iter()
+            .map(|v| parse_volume(v))
+            .collect::<Result<_>>()?,
+        tty: args.tty,
+        interactive: args.interactive,
+    })
+}
+
+/// Sets `KEY=VALUE` in `env`, replacing an earlier value; a bare `KEY` copies vmc's own value
+/// and is ignored when vmc has none (Docker's rule).
+fn set_env(env: &mut Vec<String>, entry: &str) {
+    let assignment = match entry.split_once('=') {
+        Some(_) => entry.to_string(),
+        None => match std::env::var(entry) {
+            Ok(value) => format!("{entry}={value}"),
+            Err(_) => return,
+        },
+    };
+    let key = assignment.split('=').next().unwrap_or_default().to_string();
+    env.retain(|existing| existing.split('=').next() != Some(key.as_str()));
+    env.push(assignment);
+}
+
+/// Parses `HOST:TARGET[:ro|:rw]`.
+fn parse_volume(text: &str) -> Result<BindMount> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (host, target, readonly) = match parts.as_slice() {
+        [host, target] => (*host, *target, false),
+        [host, target, "ro"] => (*host, *target, true),
+        [host, target, "rw"] => (*host, *target, false),
+        _ => bail!("invalid volume {text:?}: expected HOST:TARGET[:ro]"),
+    };
+    if !target.starts_with('/') {
+        bail!("invalid volume {text:?}: the target {target:?} must be an absolute path");
+    }
+    let host = std::fs::canonicalize(host)
+        .with_context(|| format!("invalid volume {text:?}: host path {host:?} does not exist"))?;
+    Ok(BindMount {
+        host,
+        target: PathBuf::from(target),
+        readonly,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_entries_replace_earlier_values() {
+        let mut env = vec!["PATH=/bin".to_string(), "A=1".to_string()];
+        set_env(&mut env, "A=2");
+        set_env(&mut env, "B=x=y");
+        assert_eq!(env, ["PATH=/bin", "A=2", "B=x=y"]);
+    }
+
+    #[test]
+    fn bare_env_key_copies_or_is_dropped() {
+        let mut env = Vec::new();
+        set_env(&mut env, "VMC_TEST_SURELY_UNSET_VARIABLE");
+        assert!(env.is_empty());
+        set_env(&mut env, "PATH");
+        assert!(env[0].starts_with("PATH="));
+    }
+
+    #[test]
+    fn volumes_parse_and_validate() {
+        let volume = parse_volume("/tmp:/data:ro").unwrap();
+        assert!(volume.readonly);
+        assert_eq!(volume.target, PathBuf::from("/data"));
+        assert!(parse_volume("/tmp:data").is_err());
+        assert!(parse_volume("/surely/missing/dir:/data").is_err());
+        assert!(parse_volume("/tmp").is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! VM mode: an image becomes an initramfs that a KVM microVM boots with `vmc-init` as PID 1.
+
+use super::ModeOptions;
+use anyhow::{anyhow, bail, Context};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use vmc_image::initramfs;
+use vmc_init::RunConfig;
+use vmc_runtime::{
+    memory::process_rss_bytes, ExitOutcome, MemoryProbe, MemoryReading, Milestone, Mode,
+    RunObserver, RunSpec, Runtime, RuntimeError, Timeline,
+};
+use vmc_vm::probe::Verdict;
+use vmc_vm::{RamRegion, Vm, VmConfig};
+
+/// The static guest init, built and embedded by build.rs.
+const EMBEDDED_INIT: &[u8] = include_bytes!(env!("VMC_INIT_EMBEDDED"));
+
+/// Guest RAM when `--memory` is not given.
+pub const DEFAULT_MEMORY_BYTES: u64 = 256 << 20;
+
+/// The kernel command line: serial console, reset through the i8042 on reboot, reboot at
+/// once on panic, our init, and no kernel chatter unless `--console`.
+const BASE_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 rdinit=/vmc/init";
+
+/// Runs images as KVM microVMs.
+pub struct VmRuntime {
+    options: ModeOptions,
+}
+
+impl VmRuntime {
+    /// A VM runtime with the given kernel / console options.
+    pub fn new(options: ModeOptions) -> Self {
+        VmRuntime { options }
+    }
+
+    fn boot(
+        &self,
+        spec: &RunSpec,
+        timeline: &mut Timeline,
+        observer: &dyn RunObserver,
+    ) -> anyhow::Result<ExitOutcome> {
+        check_kvm_can_run_linux(timeline)?;
+        let kernel = match &self.options.kernel {
+            Some(path) => path.clone(),
+            None => vmc_vm::kernel::default_kernel()?,
+        };
+        let home = vmc_runtime::paths::vmc_home();
+        let init = embedded_init(&home)?;
+        let image_archive =
+            initramfs::cached_image_archive(&home, &spec.image_id, &spec.rootfs, &init)?;
+        std::fs::create_dir_all(&spec.run_dir)
+            .with_context(|| format!("cannot create {}", spec.run_dir.display()))?;
+        let run_archive = spec.run_dir.join("run.cpio");
+        initramfs::build_run_archive(&run_config(spec), &run_archive)?;
+        timeline.step(format!(
+            "initramfs: {} (cached) + per-run settings {}",
+            image_archive.display(),
+            run_archive.display()
+        ));
+        let config = VmConfig {
+            memory_bytes: spec.resources.memory_bytes.unwrap_or(DEFAULT_MEMORY_BYTES),
+            vcpus: vcpu_count(spec.resources.cpus)?,
+            kernel,
+            initrd: vec![image_archive, run_archive.clone()],
+            cmdline: cmdline(self.options.console),
+            console: self.options.console,
+            stdin: spec.interactive,
+        };
+        let mut vm = Vm::create(&config, timeline)?;
+        observer.memory_probe_ready(Arc::new(GuestMemoryProbe {
+            regions: vm.ram_regions(),
+            reserved_bytes: vm.reserved_memory_bytes(),
+        }));
+        let exit = vm.run(timeline);
+        let recent_console = vm.recent_console_output();
+        drop(vm);
+        let _ = std::fs::remove_file(&run_archive);
+        timeline.mark(Milestone::TornDown);
+        let exit = exit?;
+        exit.outcome().ok_or_else(|| {
+            anyhow!(
+                "the guest ended ({:?}) without reporting the workload's exit status; last console output:\n{}",
+                exit.reason,
+                recent_console.trim_end()
+            )
+        })
+    }
+}
+
+impl Runtime for VmRuntime {
+    fn mode(&self) -> Mode {
+        Mode::Vm
+    }
+
+    fn run(
+        &self,
+        spec: &RunSpec,
+        timeline: &mut Timeline,
+        observer: &dyn RunObserver,
+    ) -> Result<ExitOutcome, RuntimeError> {
+        self.boot(spec, timeline, observer)
+            .map_err(|err| format!("{err:#}").into())
+    }
+
+    fn cleanup(&self, _id: &str, run_dir: &Path) -> Result<(), RuntimeError> {
+        // A VM lives inside its vmc process: when that is gone, only the run's files remain.
+        match std::fs::remove_dir_all(run_dir) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Refuses at once, with the probe's explanation, on a host whose KVM cannot boot Linux.
+fn check_kvm_can_run_linux(timeline: &mut Timeline) -> anyhow::Result<()> {
+    let report = vmc_vm::probe::probe();
+    match report.verdict {
+        Some(Verdict::Full) => {
+            timeline.step(format!(
+                "KVM probe guest took an exception and a timer interrupt ({:.1} ms)",
+                report.elapsed.as_secs_f64() * 1000.0
+            ));
+            Ok(())
+        }
+        Some(verdict) => bail!("{}", verdict.message()),
+        None => Err(vmc_vm::open_kvm().err().map_or_else(
+            || anyhow!("KVM is unavailable"),
+            |err| anyhow!(err),
+        )),
+    }
+}
+
+/// The number of vCPUs for `--cpus` (rounded up; default 1).
+fn vcpu_count(cpus: Option<f64>) -> anyhow::Result<u8> {
+    match cpus {
+        None => Ok(1),
+        Some(cpus) if cpus > 0.0 && cpus <= f64::from(u8::MAX) => Ok(cpus.ceil() as u8),
+        Some(cpus) => bail!("--cpus {cpus} is not a vCPU count: give a number from 1 to 254"),
+    }
+}
+
+fn cmdline(console: bool) -> String {
+    if console {
+        BASE_CMDLINE.to_string()
+    } else {
+        format!("{BASE_CMDLINE} quiet")
+    }
+}
+
+fn run_config(spec: &RunSpec) -> RunConfig {
+    RunConfig {
+        args: spec.args.clone(),
+        env: spec.env.clone(),
+        workdir: spec.workdir.clone(),
+        uid: spec.uid,
+        gid: spec.gid,
+        hostname: spec.hostname.clone(),
+        tty: spec.tty,
+        interactive: spec.interactive,
+        terminal_size: None,
+    }
+}
+
+/// Writes the embedded init to `$VMC_HOME/init/vmc-init-<sha256[..16]>` once and returns its
+/// path; the initramfs cache is keyed by the same hash.
+fn embedded_init(home: &Path) -> anyhow::Result<PathBuf> {
+    let hash = Sha256::digest(EMBEDDED_INIT);
+    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let dir = home.join("init");
+    let path = dir.join(format!("vmc-init-{hex}"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut temp = tempfile::NamedTempFile::new_in(&dir)?;
+    temp.write_all(EMBEDDED_INIT)?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o755))?;
+    temp.persist(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Reads a VM's memory: guest RAM reserved and resident, and what the VMM costs beyond it.
+struct GuestMemoryProbe {
+    regions: Vec<RamRegion>,
+    reserved_bytes: u64,
+}
+
+impl MemoryProbe for GuestMemoryProbe {
+    fn read(&self) -> MemoryReading {
+        let ranges: Vec<_> = self.regions.iter().map(|r| r.host.clone()).collect();
+        let resident = vmc_vm::memory::resident_bytes(&ranges).unwrap_or(0);
+        let rss = process_rss_bytes(std::process::id()).unwrap_or(0);
+        MemoryReading {
+            reserved_bytes: self.reserved_bytes,
+            workload_bytes: resident,
+            peak_bytes: None,
+            overhead_bytes: rss.saturating_sub(resident),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vcpus_round_up_and_are_bounded() {
+        assert_eq!(vcpu_count(None).unwrap(), 1);
+        assert_eq!(vcpu_count(Some(1.5)).unwrap(), 2);
+        assert!(vcpu_count(Some(0.0)).is_err());
+        assert!(vcpu_count(Some(300.0)).is_err());
+    }
+
+    #[test]
+    fn embedded_init_is_a_static_elf() {
+        assert_eq!(&EMBEDDED_INIT[..4], b"\x7fELF");
+        let text = String::from_utf8_lossy(EMBEDDED_INIT);
+        assert!(!text.contains("ld-linux-x86-64.so"), "init must be static");
+    }
+}

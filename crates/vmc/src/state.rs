@@ -1,0 +1,191 @@
+//! Per-run records under `$VMC_HOME/runs/<id>/state.json`, the source of `vmc ps` and `vmc rm`.
+//!
+//! Each record is written atomically (temp file + rename) when a run starts and again when it
+//! ends, so a crash of vmc leaves a record that says "running" with the pid of a dead vmc:
+//! `vmc ps` shows such runs as `dead` and `vmc rm` cleans up what they left.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+use vmc_runtime::{ExitOutcome, Mode};
+
+/// What `vmc ps` knows about one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run id (64 hex digits).
+    pub id: String,
+    /// The user-chosen or generated name.
+    pub name: String,
+    /// How the image is run.
+    pub mode: Mode,
+    /// The image reference as given on the command line.
+    pub image: String,
+    /// The workload's argv.
+    pub command: Vec<String>,
+    /// Seconds since the epoch when the run was created.
+    pub created: u64,
+    /// The pid of the vmc process supervising the run.
+    pub supervisor_pid: i32,
+    /// How the workload ended, once it has.
+    pub outcome: Option<ExitOutcome>,
+}
+
+/// The state a run is in, as `vmc ps` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// The supervising vmc is alive and the workload has not ended.
+    Running,
+    /// The workload ended with this outcome.
+    Exited(ExitOutcome),
+    /// The supervising vmc died before recording an outcome.
+    Dead,
+}
+
+impl RunRecord {
+    /// Creates the record of a run that starts now, supervised by this process.
+    pub fn starting(id: &str, name: &str, mode: Mode, image: &str, command: &[String]) -> Self {
+        RunRecord {
+            id: id.to_string(),
+            name: name.to_string(),
+            mode,
+            image: image.to_string(),
+            command: command.to_vec(),
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            supervisor_pid: std::process::id() as i32,
+            outcome: None,
+        }
+    }
+
+    /// The run's status, checking whether its supervisor is still alive.
+    pub fn status(&self) -> RunStatus {
+        match self.outcome {
+            Some(outcome) => RunStatus::Exited(outcome),
+            None if process_alive(self.supervisor_pid) => RunStatus::Running,
+            None => RunStatus::Dead,
+        }
+    }
+}
+
+/// The directory of all run records.
+pub struct RunStore {
+    dir: PathBuf,
+}
+
+impl RunStore {
+    /// Opens (and creates) the run directory `$VMC_HOME/runs`.
+    pub fn open() -> Result<Self> {
+        let dir = vmc_runtime::paths::runs_dir();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the run directory {}", dir.display()))?;
+        Ok(RunStore { dir })
+    }
+
+    /// The scratch directory of run `id`.
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// Writes `record` atomically into its run directory (created if needed).
+    pub fn save(&self, record: &RunRecord) -> Result<()> {
+        let dir = self.run_dir(&record.id);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let tmp = dir.join("state.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(record)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join("state.json"))
+            .with_context(|| format!("cannot write the state of run {}", record.id))?;
+        Ok(())
+    }
+
+    /// All records, oldest first. Directories without a readable record are skipped.
+    pub fn list(&self) -> Result<Vec<RunRecord>> {
+        let mut records = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path().join("state.json");
+            if let Some(record) = read_record(&path) {
+                records.push(record);
+            }
+        }
+        records.sort_by_key(|r| r.created);
+        Ok(records)
+    }
+
+    /// Finds a run by name, full id or unique id prefix.
+    pub fn find(&self, reference: &str) -> Result<RunRecord> {
+        let records = self.list()?;
+        if let Some(record) = records.iter().find(|r| r.name == reference) {
+            return Ok(record.clone());
+        }
+        let matches: Vec<_> = records
+            .into_iter()
+            .filter(|r| r.id.starts_with(reference))
+            .collect();
+        match matches.len() {
+            1 => Ok(matches.into_iter().next().expect("one match")),
+            0 => bail!("no such run: {reference} (see `vmc ps -a`)"),
+            _ => bail!("run id prefix {reference} is ambiguous: give more digits"),
+        }
+    }
+
+    /// Whether some run already uses `name`.
+    pub fn name_taken(&self, name: &str) -> Result<bool> {
+        Ok(self.list()?.iter().any(|r| r.name == name))
+    }
+
+    /// Deletes the record and scratch directory of run `id`.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let dir = self.run_dir(id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                Err(err).with_context(|| format!("cannot remove {}", dir.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn read_record(path: &Path) -> Option<RunRecord> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks whether the process exists; it sends nothing.
+    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+}
+
+/// A new random run id: 64 hex digits from the kernel's random source.
+pub fn new_run_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    let mut urandom = std::fs::File::open("/dev/urandom").context("cannot open /dev/urandom")?;
+    std::io::Read::read_exact(&mut urandom, &mut bytes).context("cannot read /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_of_a_dead_supervisor_is_dead() {
+        let mut record = RunRecord::starting("ab", "n", Mode::Container, "busybox", &[]);
+        assert_eq!(record.status(), RunStatus::Running);
+        record.supervisor_pid = i32::MAX;
+        assert_eq!(record.status(), RunStatus::Dead);
+        record.outcome = Some(ExitOutcome::Exited(3));
+        assert_eq!(record.status(), RunStatus::Exited(ExitOutcome::Exited(3)));
+    }
+
+    #[test]
+    fn run_ids_are_64_hex_digits() {
+        let id = new_run_id().unwrap();
+        assert_eq!(id.len(), 64);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(id, new_run_id().unwrap());
+    }
+}
