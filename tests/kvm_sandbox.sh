@@ -5,9 +5,11 @@
 #     pass-through, /dev/kvm present and kvm_amd loaded inside
 #   - an L1 failure (timeout) gives exit 125 and one line naming the problem
 #   - SIGTERM / SIGINT to the sandbox leave no qemu and no temp dir behind
-# Four L1 boots, about 15-20 s each. Last line: "e2e: N passed, N failed, N skipped".
+#   - VM mode end to end: `vmc run --mode vm --rm busybox sh -c 'echo hi; exit 3'` inside L1
+#     boots the guest kernel under L1's KVM (skipped without vmc, guest kernel or busybox image)
+# Five L1 boots, about 5-20 s each (the L2 boot adds a few seconds). Last line: "e2e: N passed, N failed, N skipped".
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 sandbox=$PWD/scripts/kvm-sandbox
 
 passed=0 failed=0 skipped=0
@@ -17,7 +19,7 @@ finish() { echo "e2e: $passed passed, $failed failed, $skipped skipped"; exit $(
 
 if ! command -v qemu-system-x86_64 >/dev/null && [ "$(id -u)" -ne 0 ]; then
     echo "SKIPPED: qemu-system-x86_64 is missing and installing it needs root"
-    skipped=8
+    skipped=9
     finish
 fi
 
@@ -128,5 +130,34 @@ os.execv(sys.argv[1], sys.argv[1:])' "$sandbox" sleep 100 >/dev/null 2>&1 &
         fail "SIG$signal leaves no qemu or temp dir" "left: $left"
     fi
 done
+
+# 5. VM mode end to end (L2 inside L1), with what the sandbox copies in by default.
+cache=${VMC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vmc}
+vmc=${VMC:-}
+if [ -z "$vmc" ]; then
+    for candidate in "${CARGO_TARGET_DIR:-target}"/{debug,release}/vmc target/{debug,release}/vmc; do
+        if [ -x "$candidate" ] && { [ -z "$vmc" ] || [ "$candidate" -nt "$vmc" ]; }; then vmc=$candidate; fi
+    done
+fi
+if [ ! -f "$cache/kernels/current/vmlinux" ]; then
+    echo "SKIPPED: VM mode in the sandbox: no guest kernel (build it with kernels/build.sh)"
+    skipped=$((skipped + 1))
+elif [ -z "$vmc" ]; then
+    echo "SKIPPED: VM mode in the sandbox: no vmc binary (cargo build -p vmc)"
+    skipped=$((skipped + 1))
+elif ! "$vmc" images 2>/dev/null | grep -q '^busybox '; then
+    echo "SKIPPED: VM mode in the sandbox: no busybox image in the store (scripts/make-default-images.sh)"
+    skipped=$((skipped + 1))
+else
+    mkdir "$work/t5"
+    TMPDIR=$work/t5 VMC=$vmc "$sandbox" vmc run --mode vm --rm busybox sh -c 'echo hi; exit 3' \
+        >"$work/out5" 2>"$work/err5"
+    status=$?
+    if [ "$status" -eq 3 ] && [ "$(cat "$work/out5")" = hi ]; then
+        pass "vmc run --mode vm inside the sandbox"
+    else
+        fail "vmc run --mode vm inside the sandbox" "status $status, stdout '$(head -c 200 "$work/out5")', stderr: $(tail -c 400 "$work/err5")"
+    fi
+fi
 
 finish

@@ -12,10 +12,14 @@ const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 fn main() {
     println!("cargo:rerun-if-env-changed=VMC_INIT_BINARY");
-    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let manifest_dir =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let init_crate = manifest_dir.join("../vmc-init");
     for input in ["src", "Cargo.toml"] {
-        println!("cargo:rerun-if-changed={}", init_crate.join(input).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            init_crate.join(input).display()
+        );
     }
     let binary = match std::env::var_os("VMC_INIT_BINARY") {
         Some(path) => PathBuf::from(path),
@@ -29,7 +33,14 @@ fn build_static_init(init_crate: &Path) -> PathBuf {
     let target_dir = out_dir.join("vmc-init-target");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--target", TARGET, "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--target",
+            TARGET,
+            "--manifest-path",
+        ])
         .arg(init_crate.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)

@@ -103,6 +103,32 @@ impl HostFacts {
     }
 }
 
+/// The hypervisor this machine runs under, by its CPUID signature ("KVMKVMKVM",
+/// "TCGTCGTCGTCG" for QEMU's software emulation, "Microsoft Hv", ...); `None` on bare metal
+/// (the CPUID "hypervisor" bit is clear) or on other architectures.
+pub fn hypervisor_signature() -> Option<String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        const HYPERVISOR_BIT: u32 = 1 << 31;
+        if __cpuid(1).ecx & HYPERVISOR_BIT == 0 {
+            return None;
+        }
+        // The hypervisor leaf exists whenever the hypervisor bit is set.
+        let leaf = __cpuid(0x4000_0000);
+        let bytes: Vec<u8> = [leaf.ebx, leaf.ecx, leaf.edx]
+            .iter()
+            .flat_map(|r| r.to_le_bytes())
+            .collect();
+        let text = String::from_utf8_lossy(&bytes);
+        Some(text.trim_end_matches('\0').trim().to_string())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 /// `uname -srm`, e.g. "Linux 6.1.0-26-amd64 x86_64".
 fn kernel_description() -> String {
     // SAFETY: utsname is plain old data; an all-zero value is valid and uname fills it.
@@ -141,7 +167,13 @@ fn mem_total_bytes(meminfo: &str) -> Option<u64> {
     meminfo
         .lines()
         .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map(|kib| kib * 1024)
 }
 
@@ -174,7 +206,11 @@ mod tests {
         let root = dir.path();
         assert_eq!(CgroupLayout::detect(root), CgroupLayout::Unknown);
         std::fs::create_dir_all(root.join("memory")).unwrap();
-        std::fs::write(root.join("memory/memory.limit_in_bytes"), "9223372036854771712").unwrap();
+        std::fs::write(
+            root.join("memory/memory.limit_in_bytes"),
+            "9223372036854771712",
+        )
+        .unwrap();
         assert_eq!(CgroupLayout::detect(root), CgroupLayout::V1);
         std::fs::create_dir_all(root.join("unified")).unwrap();
         std::fs::write(root.join("unified/cgroup.controllers"), "").unwrap();
@@ -182,6 +218,20 @@ mod tests {
         let v2 = tempfile::tempdir().unwrap();
         std::fs::write(v2.path().join("cgroup.controllers"), "cpu memory pids").unwrap();
         assert_eq!(CgroupLayout::detect(v2.path()), CgroupLayout::V2);
+    }
+
+    #[test]
+    fn hypervisor_signature_matches_the_cpuinfo_flag() {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+        let flagged = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == "hypervisor"));
+        let signature = hypervisor_signature();
+        assert_eq!(signature.is_some(), flagged, "{signature:?}");
+        if let Some(signature) = signature {
+            assert!(signature.chars().all(|c| !c.is_control()), "{signature:?}");
+        }
     }
 
     #[test]

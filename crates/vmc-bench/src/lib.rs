@@ -15,7 +15,7 @@ pub mod sampler;
 pub mod stats;
 
 pub use error::BenchError;
-pub use host::{CgroupLayout, HostFacts, KvmFacts, KvmKind};
+pub use host::{hypervisor_signature, CgroupLayout, HostFacts, KvmFacts, KvmKind};
 pub use phases::{Phase, PhaseDuration};
 pub use report::{BenchReport, MemoryRun, MemorySummary, ModeReport, RunRecord};
 pub use sampler::{MemorySample, MemorySampler};

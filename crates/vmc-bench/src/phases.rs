@@ -255,7 +255,11 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![("startup", ms(115)), ("boot to init", ms(102)), ("whole run", ms(130))]
+            vec![
+                ("startup", ms(115)),
+                ("boot to init", ms(102)),
+                ("whole run", ms(130))
+            ]
         );
     }
 

@@ -175,8 +175,16 @@ mod tests {
         assert_eq!(values, (1..=samples.len() as u64).collect::<Vec<_>>());
         // Paced by the interval, not a busy loop: never more reads than ticks elapsed.
         let ticks = (elapsed.as_millis() / interval.as_millis()) as usize + 1;
-        assert!(samples.len() <= ticks, "{} samples in {elapsed:?}", samples.len());
-        assert!(samples.len() >= 3, "only {} samples in {elapsed:?}", samples.len());
+        assert!(
+            samples.len() <= ticks,
+            "{} samples in {elapsed:?}",
+            samples.len()
+        );
+        assert!(
+            samples.len() >= 3,
+            "only {} samples in {elapsed:?}",
+            samples.len()
+        );
         // Times count from the origin and increase by about the interval.
         assert!(samples.windows(2).all(|w| w[1].at > w[0].at));
         let span = samples.last().unwrap().at - samples[0].at;

@@ -65,7 +65,10 @@ mod tests {
     #[test]
     fn one_sample_is_every_statistic() {
         let s = Stats::of(&[7.5]).unwrap();
-        assert_eq!((s.count, s.min, s.median, s.p95, s.max, s.mean), (1, 7.5, 7.5, 7.5, 7.5, 7.5));
+        assert_eq!(
+            (s.count, s.min, s.median, s.p95, s.max, s.mean),
+            (1, 7.5, 7.5, 7.5, 7.5, 7.5)
+        );
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct ChildConfig {
     pub searched_path: bool,
     /// Standard streams.
     pub stdio: ChildStdio,
+    /// Cgroup `tasks` files to write "0" into before anything else (cgroup v1): a thread that
+    /// moves itself skips the global lock whose write side waits for an RCU grace period.
+    pub join_cgroup: Vec<CString>,
     /// Read end of the pipe on which the parent says "go" (one byte per gate).
     pub go_fd: RawFd,
     /// Wait for a first byte before any setup: the parent writes the user namespace's id maps
@@ -142,6 +145,15 @@ fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepErr
     )?;
     if config.wait_for_id_maps {
         wait_for_go(config.go_fd)?;
+    }
+    for file in &config.join_cgroup {
+        step(
+            join_cgroup(file),
+            StepWhat::Path("joining the cgroup through", file),
+        )?;
+    }
+    if !config.join_cgroup.is_empty() {
+        reporter.event(Event::JoinedCgroup);
     }
     // The filesystem is built while vmc moves this process into the run's cgroup (on cgroup
     // v1 that write waits for an RCU grace period): the two overlap.
@@ -284,6 +296,19 @@ fn apply(op: &Op, reporter: &Reporter) -> nix::Result<()> {
     }
 }
 
+/// Moves this (single-threaded) process into a v1 cgroup by writing "0" to its `tasks` file.
+fn join_cgroup(tasks: &CStr) -> nix::Result<()> {
+    // SAFETY: tasks is NUL-terminated; the fd is closed below.
+    let fd =
+        Errno::result(unsafe { libc::open(tasks.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: writing one byte from a static buffer to the fd just opened.
+    let written = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+    let result = Errno::result(written).map(drop);
+    // SAFETY: fd is owned here.
+    unsafe { libc::close(fd) };
+    result
+}
+
 fn ignore_exists(result: nix::Result<()>) -> nix::Result<()> {
     match result {
         Err(Errno::EEXIST) => Ok(()),
@@ -414,20 +439,29 @@ fn setup_stdio<'a>(stdio: &ChildStdio) -> Result<(), StepError<'a>> {
     Ok(())
 }
 
+/// Drops supplementary groups and switches group and user with raw system calls: glibc's
+/// wrappers broadcast the change to every thread it believes exists, and in this copy of a
+/// multi-threaded vmc those threads do not, so the wrappers would wait forever.
 fn switch_user<'a>(config: &ChildConfig) -> Result<(), StepError<'a>> {
-    use nix::unistd::{Gid, Uid};
+    let (uid, gid) = (config.uid as libc::c_long, config.gid as libc::c_long);
     if config.clear_groups {
+        // SAFETY: setgroups(0, NULL) clears the list; no memory is read.
+        let rc = unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) };
         step(
-            nix::unistd::setgroups(&[]),
+            Errno::result(rc).map(drop),
             StepWhat::Text("dropping supplementary groups"),
         )?;
     }
+    // SAFETY: setresgid/setresuid take plain ids.
+    let rc = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
     step(
-        nix::unistd::setgid(Gid::from_raw(config.gid)),
+        Errno::result(rc).map(drop),
         StepWhat::Text("switching to the workload's group"),
     )?;
+    // SAFETY: as above.
+    let rc = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
     step(
-        nix::unistd::setuid(Uid::from_raw(config.uid)),
+        Errno::result(rc).map(drop),
         StepWhat::Text("switching to the workload's user"),
     )
 }

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub enum Event {
     /// vmc released the child (it is in its cgroup); it now finishes and executes the workload.
     Released,
+    /// The child moved itself into the run's cgroup.
+    JoinedCgroup,
     /// The overlay root filesystem is mounted.
     Overlay,
     /// /proc, /dev and /sys are mounted.
@@ -33,7 +35,8 @@ pub enum Event {
 }
 
 impl Event {
-    const ALL: [(Event, u8); 9] = [
+    const ALL: [(Event, u8); 10] = [
+        (Event::JoinedCgroup, b'J'),
         (Event::Released, b'S'),
         (Event::Overlay, b'O'),
         (Event::SpecialFs, b'F'),

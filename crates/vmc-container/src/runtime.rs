@@ -131,6 +131,15 @@ impl ContainerRuntime {
                 path: "/dev/null".into(),
                 source,
             })?;
+        run.cgroup = create_cgroup(&hierarchy, spec, rootless, timeline)?;
+        let join_cgroup = match &run.cgroup {
+            Some(cgroup) => cgroup
+                .self_join_files()
+                .iter()
+                .map(|file| cpath(file))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
         let signals = SignalCatcher::new()?;
         let stdio = ChildStdio {
             stdin: dev_null.as_ref().map(|f| f.as_raw_fd()),
@@ -138,7 +147,7 @@ impl ContainerRuntime {
             stderr: self.output.as_ref().map(|o| o.stderr.as_raw_fd()),
             tty: pty.as_ref().map(|p| p.slave.as_raw_fd()),
         };
-        let config = child_config(
+        let mut config = child_config(
             spec,
             ops,
             rootless,
@@ -147,6 +156,7 @@ impl ContainerRuntime {
             &report_write,
             &signals,
         )?;
+        config.join_cgroup = join_cgroup;
         let exec = ExecArrays::new(&config);
         let flags = clone_flags(spec.network, rootless);
         let mut stack = vec![0u8; CHILD_STACK];
@@ -188,7 +198,10 @@ impl ContainerRuntime {
                 spec.uid, spec.gid
             ));
         }
-        run.cgroup = place_in_cgroup(&hierarchy, spec, pid, rootless, timeline)?;
+        if let (Some(cgroup), true) = (&run.cgroup, config.join_cgroup.is_empty()) {
+            cgroup.add_process(pid.as_raw())?;
+            timeline.step(format!("pid {pid} moved into {}", cgroup.describe()));
+        }
         let mut reports = ReportReader::new(report_read);
         reports.wait_until_ready()?;
         timeline.mark(Milestone::RuntimeReady);
@@ -312,6 +325,7 @@ fn child_config(
         candidates: cstrings("command", &exec_candidates(program, path))?,
         searched_path: !program.contains('/'),
         stdio,
+        join_cgroup: Vec::new(),
         go_fd: go_read.as_raw_fd(),
         wait_for_id_maps: rootless,
         report_fd: report_write.as_raw_fd(),
@@ -350,23 +364,16 @@ fn map_ids(pid: Pid, uid: u32, gid: u32) -> Result<(), ContainerError> {
     Ok(())
 }
 
-/// Creates the run's cgroup and moves the child into it. Rootless runs without limits go on
-/// without a cgroup when the host does not delegate one.
-fn place_in_cgroup(
+/// Creates the run's cgroup with its limits (before the child exists). Rootless runs without
+/// limits go on without a cgroup when the host does not delegate one.
+fn create_cgroup(
     hierarchy: &Hierarchy,
     spec: &RunSpec,
-    pid: Pid,
     rootless: bool,
     timeline: &mut Timeline,
 ) -> Result<Option<Box<dyn RunCgroup>>, ContainerError> {
     let limits = Limits::from(spec.resources);
-    let created = hierarchy
-        .create(&spec.id, &limits)
-        .and_then(|(cgroup, settings)| {
-            cgroup.add_process(pid.as_raw())?;
-            Ok((cgroup, settings))
-        });
-    match created {
+    match hierarchy.create(&spec.id, &limits) {
         Ok((cgroup, settings)) => {
             let settings = if settings.is_empty() {
                 "no limits".to_string()
@@ -374,7 +381,7 @@ fn place_in_cgroup(
                 settings.join(", ")
             };
             timeline.step(format!(
-                "cgroup {}/{} ({}) created: {settings}; pid {pid} moved in",
+                "cgroup {}/{} ({}) created: {settings}",
                 crate::cgroups::PARENT,
                 &spec.id[..12.min(spec.id.len())],
                 hierarchy.version()
@@ -461,6 +468,9 @@ fn record_child_steps(
             Event::Released => {
                 timeline.mark_at(Milestone::InitStarted, at);
                 "container init released by vmc; cgroup namespace unshared".to_string()
+            }
+            Event::JoinedCgroup => {
+                "container init joined its cgroup itself (wrote 0 to tasks)".to_string()
             }
             Event::Overlay => format!(
                 "overlay mounted (lower={}, upper={})",

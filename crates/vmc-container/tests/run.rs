@@ -308,7 +308,7 @@ fn volumes_bind_host_dirs_and_honour_read_only() {
         &[
             "sh",
             "-c",
-            "cat /rw/in; echo out > /rw/out; echo x > /ro/x 2>/dev/null || echo ro refused",
+            "cat /rw/in; echo out > /rw/out; echo x > /ro/x 2>/dev/null || echo ro refused; cat /conf/d/file.txt",
         ],
         dir.path(),
     );
@@ -330,7 +330,11 @@ fn volumes_bind_host_dirs_and_honour_read_only() {
         },
     ];
     let ran = run(&s).unwrap();
-    assert_eq!(ran.stdout, "from host\nro refused\nfrom host\n", "{}", ran.stderr);
+    assert_eq!(
+        ran.stdout, "from host\nro refused\nfrom host\n",
+        "{}",
+        ran.stderr
+    );
     assert_eq!(
         std::fs::read_to_string(shared.path().join("out")).unwrap(),
         "out\n"
@@ -396,7 +400,12 @@ fn cleanup_removes_what_a_crashed_vmc_left() {
 }
 
 /// Sends `signal` to thread `tid` of this process once run `id` runs `comm`.
-fn signal_thread_when_running(tid: libc::pid_t, id: String, comm: &'static str, signals: Vec<i32>) -> std::thread::JoinHandle<()> {
+fn signal_thread_when_running(
+    tid: libc::pid_t,
+    id: String,
+    comm: &'static str,
+    signals: Vec<i32>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         common::wait_until_running(&id, comm);
         for signal in signals {
@@ -414,7 +423,14 @@ fn signals_to_vmc_are_forwarded_to_the_workload() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let s = spec(&["sh", "-c", "trap 'echo got TERM; exit 42' TERM; sleep 100 & wait"], dir.path());
+    let s = spec(
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 42' TERM; sleep 100 & wait",
+        ],
+        dir.path(),
+    );
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
     let sender = signal_thread_when_running(tid, s.id.clone(), "sleep", vec![libc::SIGTERM]);

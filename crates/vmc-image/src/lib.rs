@@ -7,12 +7,14 @@
 //! `$VMC_HOME/rootfs/<id>`. Every write goes to a temporary file first and is renamed into
 //! place, so an interrupted import or unpack never leaves a half-made image behind.
 
+pub mod compression;
 pub mod config;
 pub mod cpio;
 pub mod digest;
 pub mod error;
 pub mod image;
 pub mod import;
+mod index;
 pub mod initramfs;
 pub mod layout;
 pub mod progress;

@@ -6,18 +6,16 @@ use crate::digest;
 use crate::error::{ImageError, IoContext, Result};
 use crate::image::{Image, ImageSummary, LayerInfo};
 use crate::import::{self, ImportOptions};
+use crate::index::{self, entry_name, find, IndexedImage};
 use crate::layout::Layout;
 use crate::progress::Progress;
-use crate::reference::{id_prefix, TaggedName};
+use crate::reference::TaggedName;
 use crate::unpack::{self, LayerBlob};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// Annotation holding an image's name in `index.json`.
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// The image store of one vmc home.
 #[derive(Debug, Clone)]
@@ -47,12 +45,6 @@ pub struct PruneReport {
     pub rootfs_dirs: usize,
     /// Bytes freed in blobs.
     pub bytes: u64,
-}
-
-/// One `index.json` entry grouped by image.
-struct IndexedImage {
-    manifest: Descriptor,
-    names: Vec<String>,
 }
 
 impl Store {
@@ -312,57 +304,17 @@ impl Store {
         self.home.join("rootfs").join(id)
     }
 
-    /// Adds `names` for the manifest to the index. Each name moves from any image that had
-    /// it; an image left without names stays as an untagged (dangling) entry, like Docker's.
+    /// Adds `names` for the manifest to `index.json` under the index lock.
     fn add_to_index(&self, manifest: &Descriptor, names: &[TaggedName]) -> Result<()> {
         let _lock = self.layout.lock_index()?;
         let mut index = self.layout.read_index()?;
-        let digest = manifest.digest();
-        let full_names: Vec<String> = names.iter().map(TaggedName::to_string).collect();
-        let old = index.manifests().clone();
-        let mut kept: Vec<Descriptor> = old
-            .iter()
-            .filter(|d| !entry_name(d).is_some_and(|n| full_names.contains(&n)))
-            .cloned()
-            .collect();
-        for d in &old {
-            if !kept.iter().any(|k| k.digest() == d.digest()) && d.digest() != digest {
-                kept.push(untagged(d));
-            }
-        }
-        if !names.is_empty() {
-            kept.retain(|k| k.digest() != digest || entry_name(k).is_some());
-        }
-        for name in names {
-            let mut entry = manifest.clone();
-            entry.set_annotations(Some([(REF_NAME.to_string(), name.ref_name())].into()));
-            kept.push(entry);
-        }
-        if !kept.iter().any(|k| k.digest() == digest) {
-            kept.push(untagged(manifest));
-        }
-        index.set_manifests(kept);
+        index::add_names(&mut index, manifest, names);
         self.layout.write_index(&index)
     }
 
-    /// Groups `index.json` entries by manifest digest, keeping first-seen order.
+    /// The images of `index.json`, grouped by manifest.
     fn indexed(&self) -> Result<Vec<IndexedImage>> {
-        let index = self.layout.read_index()?;
-        let mut grouped: Vec<IndexedImage> = Vec::new();
-        for d in index.manifests() {
-            let name = entry_name(d);
-            match grouped
-                .iter_mut()
-                .find(|g| g.manifest.digest() == d.digest())
-            {
-                Some(group) => group.names.extend(name),
-                None => grouped.push(IndexedImage {
-                    manifest: d.clone(),
-                    names: name.into_iter().collect(),
-                }),
-            }
-        }
-        Ok(grouped)
+        Ok(index::group(&self.layout.read_index()?))
     }
 
     /// Reads the manifest and config of an indexed image.
@@ -426,57 +378,6 @@ impl Store {
         }
         Ok((count, bytes))
     }
-}
-
-/// A copy of an index entry without its name.
-fn untagged(d: &Descriptor) -> Descriptor {
-    let mut entry = d.clone();
-    entry.set_annotations(None);
-    entry
-}
-
-/// The `repository:tag` name of an index entry, if it has one.
-fn entry_name(d: &Descriptor) -> Option<String> {
-    let raw = d.annotations().as_ref()?.get(REF_NAME)?;
-    Some(match TaggedName::parse(raw) {
-        Ok(name) => name.to_string(),
-        Err(_) => raw.clone(),
-    })
-}
-
-/// Finds the entry for `reference`; also returns the name matched (None for an ID match).
-fn find<'a>(
-    entries: &'a [IndexedImage],
-    reference: &str,
-) -> Result<(&'a IndexedImage, Option<String>)> {
-    if let Ok(name) = TaggedName::parse(reference) {
-        let wanted = name.to_string();
-        if let Some(entry) = entries.iter().find(|e| e.names.contains(&wanted)) {
-            return Ok((entry, Some(wanted)));
-        }
-    }
-    if let Some(prefix) = id_prefix(reference) {
-        let matches: BTreeMap<String, &IndexedImage> = entries
-            .iter()
-            .filter_map(|e| {
-                let hex = digest::sha256_hex(e.manifest.digest().as_ref())
-                    .ok()?
-                    .to_string();
-                hex.starts_with(&prefix).then_some((hex, e))
-            })
-            .collect();
-        match matches.len() {
-            0 => {}
-            1 => return Ok((matches.into_values().next().expect("one match"), None)),
-            _ => {
-                return Err(ImageError::Ambiguous {
-                    prefix: reference.to_string(),
-                    matches: matches.keys().map(|id| id[..12].to_string()).collect(),
-                })
-            }
-        }
-    }
-    Err(ImageError::NotFound(reference.to_string()))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {

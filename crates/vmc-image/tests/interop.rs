@@ -301,3 +301,34 @@ fn skopeo_oci_archive_tar_imports() {
     let rootfs = store.rootfs(&store.resolve("arch:1").unwrap()).unwrap();
     assert_eq!(fs::read(rootfs.join("from-oci-archive")).unwrap(), b"yes");
 }
+
+#[test]
+fn docker_archive_with_a_tampered_config_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l1 = layer(&[File("f", b"1")]);
+    let config = common::config_json(&[sha256(&l1)], &["/bin/sh"]);
+    let config_name = format!("{}.json", &sha256(&config)[7..]);
+    let manifest = serde_json::json!([{ "Config": config_name, "RepoTags": ["t:1"], "Layers": ["l/layer.tar"] }]);
+    let archive = tmp.path().join("t.tar");
+    let tampered = common::config_json(&[sha256(&l1)], &["/bin/evil"]);
+    write_archive(
+        &archive,
+        &[
+            (
+                "manifest.json".into(),
+                serde_json::to_vec(&manifest).unwrap(),
+            ),
+            (config_name, tampered),
+            ("l/layer.tar".into(), l1),
+        ],
+        &[],
+    );
+    let store = Store::open(&tmp.path().join("home")).unwrap();
+    let err = store.import(&archive, None).unwrap_err();
+    assert!(
+        matches!(err, vmc_image::ImageError::DigestMismatch { .. }),
+        "{err:?}"
+    );
+    assert!(store.list().unwrap().is_empty());
+    assert!(list_dir(&store.home().join("tmp")).is_empty());
+}

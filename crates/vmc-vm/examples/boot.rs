@@ -48,7 +48,12 @@ fn main() {
         usage("no kernel given");
     }
     let mut timeline = Timeline::starting_at(origin);
-    let result = Vm::create(&config, &mut timeline).and_then(|mut vm| vm.run(&mut timeline));
+    let mut recent_console = String::new();
+    let result = Vm::create(&config, &mut timeline).and_then(|mut vm| {
+        let result = vm.run(&mut timeline);
+        recent_console = vm.recent_console_output();
+        result
+    });
     eprintln!("--- timeline (ms since start)");
     for mark in timeline.marks() {
         eprintln!(
@@ -61,7 +66,12 @@ fn main() {
         eprintln!("{:>10.3}  {}", step.at.as_secs_f64() * 1000.0, step.what);
     }
     match result {
-        Ok(exit) => eprintln!("--- VM ended: {exit:?}"),
+        Ok(exit) => {
+            if exit.status.is_none() && !config.console {
+                eprintln!("--- no status reported; recent console output:\n{recent_console}");
+            }
+            eprintln!("--- VM ended: {exit:?}");
+        }
         Err(err) => {
             eprintln!("--- error: {err}");
             std::process::exit(1);

@@ -137,10 +137,10 @@ pub enum VmError {
         memory_mib: u64,
     },
     /// The guest triple-faulted before reporting a workload status.
-    #[error("the guest triple-faulted (KVM_EXIT_SHUTDOWN) at RIP {rip:#x} before its init reported: the guest kernel crashed; show the console to see its last messages")]
+    #[error("the guest triple-faulted (KVM_EXIT_SHUTDOWN{}) before its init reported: the guest kernel crashed; show the console to see its last messages", rip_text(*.rip))]
     TripleFault {
-        /// Guest RIP.
-        rip: u64,
+        /// Guest RIP, when KVM still knows it (AMD resets the vCPU on shutdown).
+        rip: Option<u64>,
     },
     /// KVM could not emulate/deliver something for the guest.
     #[error("KVM failed to run the guest (KVM_EXIT_INTERNAL_ERROR, suberror {suberror}) at RIP {rip:#x}: run `vmc doctor` to check whether this host's KVM can run Linux guests")]
@@ -169,4 +169,10 @@ pub enum VmError {
         /// Guest RIP.
         rip: u64,
     },
+}
+
+/// ", RIP 0x…" when the RIP is known.
+fn rip_text(rip: Option<u64>) -> String {
+    rip.map(|rip| format!(" at RIP {rip:#x}"))
+        .unwrap_or_default()
 }

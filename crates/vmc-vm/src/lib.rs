@@ -5,6 +5,14 @@
 //! bzImage) and initrd loaded for a direct 64-bit boot, COM1 / i8042 / exit devices, and one
 //! vCPU per `vcpus` — and [`Vm::run`] runs it until the guest resets. [`probe::probe`] tells
 //! whether this host's KVM can run Linux guests at all.
+//!
+//! Timing points recorded in the run's [`Timeline`](vmc_runtime::Timeline):
+//! - `RuntimeReady`: `Vm::create` finished (VM, RAM, kernel, devices, vCPU registers).
+//! - `KernelEntry`: the instant vCPU 0 first calls KVM_RUN with RIP at the kernel's 64-bit
+//!   entry point, i.e. when the guest's first instruction is handed to the CPU. (The first
+//!   exit back to the VMM is recorded as a trace step, "first guest exit: …".)
+//! - `InitStarted`, `WorkloadExec`, `WorkloadExit`: the instants the guest init's writes to
+//!   the exit device trapped (see [`devices::exit_device`]).
 
 pub mod arch;
 mod boot;

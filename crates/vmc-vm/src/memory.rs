@@ -93,11 +93,6 @@ pub fn resident_bytes(ranges: &[Range<usize>]) -> std::io::Result<u64> {
     Ok(resident)
 }
 
-/// Whether guest physical `addr` is RAM.
-pub fn is_ram(ram: &GuestRam, addr: u64) -> bool {
-    ram.address_in_range(GuestAddress(addr))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

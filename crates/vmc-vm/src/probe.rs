@@ -83,7 +83,7 @@ const LAST_STEP: u8 = 3;
 /// Guest RAM of the probe VM.
 const PROBE_MEMORY: u64 = 2 << 20;
 /// How long the probe guest may take before the probe gives up.
-const TIMEOUT: Duration = Duration::from_secs(2);
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether `/dev/kvm` can be used by this process.
 #[derive(Debug, Clone, PartialEq, Eq)]

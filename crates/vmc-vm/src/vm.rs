@@ -21,6 +21,9 @@ use std::time::Duration;
 use vmc_runtime::{ExitOutcome, Milestone, Timeline};
 use vmm_sys_util::eventfd::EventFd;
 
+/// RIP of a vCPU just after reset (CS base 0xffff0000 + 0xfff0).
+const RESET_VECTOR_RIP: u64 = 0xfff0;
+
 /// Why the VM ended (when it ended the way a guest should).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitReason {
@@ -56,7 +59,13 @@ impl VmExit {
 
 /// Opens `/dev/kvm`, turning the common failures into their one-line fixes.
 pub fn open_kvm() -> Result<Kvm, VmError> {
-    Kvm::new().map_err(|err| match err.errno() {
+    open_kvm_at("/dev/kvm")
+}
+
+/// Opens the KVM device at `path` (see [`open_kvm`]).
+fn open_kvm_at(path: &str) -> Result<Kvm, VmError> {
+    let path = std::ffi::CString::new(path).expect("device path has no NUL");
+    Kvm::new_with_path(&path).map_err(|err| match err.errno() {
         libc::ENOENT => VmError::KvmMissing,
         libc::EACCES | libc::EPERM => VmError::KvmPermission,
         errno => VmError::KvmOpen(std::io::Error::from_raw_os_error(errno)),
@@ -100,6 +109,7 @@ impl Vm {
             what: "KVM_CREATE_IRQCHIP",
             source,
         })?;
+        timeline.step("in-kernel PIC + IOAPIC + LAPIC (KVM_CREATE_IRQCHIP)");
         let pit = kvm_pit_config {
             flags: KVM_PIT_SPEAKER_DUMMY,
             ..Default::default()
@@ -108,8 +118,7 @@ impl Vm {
             what: "KVM_CREATE_PIT2",
             source,
         })?;
-        timeline
-            .step("in-kernel PIC + IOAPIC + LAPIC (KVM_CREATE_IRQCHIP) and PIT (KVM_CREATE_PIT2)");
+        timeline.step("in-kernel PIT (KVM_CREATE_PIT2)");
 
         let ram = memory::create(&vm, config.memory_bytes)?;
         timeline.step(format!(
@@ -246,17 +255,28 @@ impl Vm {
                 events: events.clone(),
                 memory_bytes: self.memory_bytes,
             };
-            let thread = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("vmc-vcpu{index}"))
-                .spawn(move || runner.run())
-                .map_err(|source| VmError::Host {
-                    what: "start a vCPU thread",
-                    source,
-                })?;
-            threads.push(thread);
+                .spawn(move || runner.run());
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(source) => {
+                    stop_vcpu_threads(&stop, threads);
+                    return Err(VmError::Host {
+                        what: "start a vCPU thread",
+                        source,
+                    });
+                }
+            }
         }
         drop(events);
-        let stdin = self.start_stdin_forwarder()?;
+        let stdin = match self.start_stdin_forwarder() {
+            Ok(stdin) => stdin,
+            Err(err) => {
+                stop_vcpu_threads(&stop, threads);
+                return Err(err);
+            }
+        };
 
         let mut status = None;
         let mut end: Option<VcpuStop> = None;
@@ -345,7 +365,10 @@ impl Vm {
                     return Err(VmError::GuestPanicked(message));
                 }
                 match end {
-                    VcpuStop::Shutdown(rip) => Err(VmError::TripleFault { rip }),
+                    VcpuStop::Shutdown(rip) => Err(VmError::TripleFault {
+                        // AMD reinitializes the vCPU on shutdown: RIP is then the reset vector.
+                        rip: (rip != RESET_VECTOR_RIP).then_some(rip),
+                    }),
                     _ => Ok(VmExit {
                         status,
                         reason: ExitReason::Reset,
@@ -369,6 +392,18 @@ impl Vm {
     }
 }
 
+/// Stops vCPU threads that were started for a run that cannot go on, and waits for them.
+fn stop_vcpu_threads(stop: &AtomicBool, threads: Vec<JoinHandle<()>>) {
+    stop.store(true, Ordering::SeqCst);
+    for thread in threads {
+        while !thread.is_finished() {
+            kick::kick(&thread);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = thread.join();
+    }
+}
+
 /// The thread copying stdin to the guest console, and how to stop it.
 struct StdinForwarder {
     stop: Arc<EventFd>,
@@ -386,5 +421,33 @@ impl StdinForwarder {
 impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.vm.unregister_irqfd(&self.serial_irq, COM1_IRQ);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_kvm_device_says_how_to_get_one() {
+        let Err(err) = open_kvm_at("/nonexistent/kvm") else {
+            panic!("opened a nonexistent device");
+        };
+        assert_eq!(
+            err.to_string(),
+            "/dev/kvm does not exist: load the kvm_intel or kvm_amd module, or enable virtualization (VT-x/AMD-V) in the BIOS"
+        );
+    }
+
+    #[test]
+    fn status_decodes_to_the_exit_contract() {
+        let exit = |status| VmExit {
+            status,
+            reason: ExitReason::Reset,
+        };
+        assert_eq!(exit(Some(0)).outcome(), Some(ExitOutcome::Exited(0)));
+        assert_eq!(exit(Some(127)).outcome(), Some(ExitOutcome::Exited(127)));
+        assert_eq!(exit(Some(0x10f)).outcome(), Some(ExitOutcome::Signaled(15)));
+        assert_eq!(exit(None).outcome(), None);
     }
 }

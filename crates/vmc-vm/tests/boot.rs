@@ -177,3 +177,23 @@ fn panic_on_the_console_then_reset_is_reported_as_a_kernel_panic() {
         "guest kernel panicked: Kernel panic - not syncing: VFS: Unable to mount root fs"
     );
 }
+
+#[test]
+fn guest_exception_without_idt_is_an_error_naming_the_rip() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = build_guest("fault", dir.path());
+    let mut timeline = timeline();
+    let mut vm = Vm::create(&config(kernel, 64, 1, ""), &mut timeline).unwrap();
+    let err = vm.run(&mut timeline).unwrap_err();
+    match err {
+        // This host's KVM: stopped at the int3 itself.
+        VmError::InternalError { rip, .. } => assert_eq!(rip, 0x200000, "{err}"),
+        // Full KVM: the triple fault happens while delivering the exception.
+        VmError::TripleFault { .. } => {}
+        other => panic!("unexpected error: {other}"),
+    }
+    assert!(err.to_string().contains("RIP 0x"), "{err}");
+}

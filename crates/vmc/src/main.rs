@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a command in a new microVM or container made from an image.
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     /// List runs.
     Ps(commands::ps::PsArgs),
     /// Remove runs and whatever they left behind.
@@ -39,6 +39,8 @@ enum Command {
     /// Manage images (ls, import, inspect, rm, prune).
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// Run an image as a microVM and as a container, alternately, and report the differences.
+    Bench(commands::bench::BenchArgs),
     /// Check what this host offers VM and container mode (KVM, guest kernel, cgroups, ...).
     Doctor(commands::doctor::DoctorArgs),
 }
@@ -67,7 +69,7 @@ impl Command {
     /// Runs the subcommand (vmc started at `started`); returns the process exit status.
     fn execute(self, started: Instant) -> anyhow::Result<u8> {
         match self {
-            Command::Run(args) => commands::run::run(args, started),
+            Command::Run(args) => commands::run::run(*args, started),
             Command::Ps(args) => commands::ps::ps(args),
             Command::Rm(args) => commands::ps::rm(args),
             Command::Import(args) => commands::image::import(args),
@@ -75,6 +77,7 @@ impl Command {
             Command::Inspect(args) => commands::image::inspect(args),
             Command::Rmi(args) => commands::image::rmi(args),
             Command::Image(command) => commands::image::image(command),
+            Command::Bench(args) => commands::bench::bench(args),
             Command::Doctor(args) => commands::doctor::doctor(args),
         }
     }

@@ -7,7 +7,6 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 use vmc_runtime::{ExitOutcome, Mode};
 
 /// What `vmc ps` knows about one run.
@@ -51,10 +50,7 @@ impl RunRecord {
             mode,
             image: image.to_string(),
             command: command.to_vec(),
-            created: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            created: crate::units::unix_now().max(0) as u64,
             supervisor_pid: std::process::id() as i32,
             outcome: None,
         }

@@ -37,10 +37,18 @@ fn render_text(timeline: &Timeline, mode: Mode) -> String {
         .marks()
         .iter()
         .map(|m| (m.at, format!("== {}", m.milestone.label().to_uppercase())))
-        .chain(timeline.steps().iter().map(|s| (s.at, format!("   {}", s.what))))
+        .chain(
+            timeline
+                .steps()
+                .iter()
+                .map(|s| (s.at, format!("   {}", s.what))),
+        )
         .collect();
     lines.sort_by_key(|(at, _)| *at);
-    let mut out = format!("vmc run --mode {} timeline (ms since vmc started):\n", mode.as_str());
+    let mut out = format!(
+        "vmc run --mode {} timeline (ms since vmc started):\n",
+        mode.as_str()
+    );
     let mut previous = Duration::ZERO;
     for (at, text) in lines {
         let delta = at.saturating_sub(previous);

@@ -8,9 +8,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(lower.len());
     let (number, unit) = lower.split_at(digits_end);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: expected a number with an optional unit b, k, m, g (e.g. 64m)"))?;
+    let number: u64 = number.parse().map_err(|_| {
+        format!(
+            "invalid size {text:?}: expected a number with an optional unit b, k, m, g (e.g. 64m)"
+        )
+    })?;
     let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
         "" => 0,
         "k" => 10,
@@ -28,7 +30,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("invalid size {text:?}: too large"))
 }
 
-/// Formats a byte count the way `docker images` does (`4.2MB`, decimal units).
+/// Formats a byte count in decimal units with 3 significant digits, as `docker images` does
+/// (`4.20MB`, `512B`).
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut value = bytes as f64;
@@ -38,13 +41,40 @@ pub fn human_size(bytes: u64) -> String {
         unit += 1;
     }
     if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + UNITS[unit]
+        return format!("{bytes}B");
+    }
+    let decimals = match value {
+        v if v >= 100.0 => 0,
+        v if v >= 10.0 => 1,
+        _ => 2,
+    };
+    format!("{value:.decimals$}{}", UNITS[unit])
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// "5 seconds ago", "3 hours ago", like Docker, for an age in seconds.
+pub fn ago(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (n, unit) = match s {
+        0..=59 => (s, "second"),
+        60..=3599 => (s / 60, "minute"),
+        3600..=86_399 => (s / 3600, "hour"),
+        86_400..=1_209_599 => (s / 86_400, "day"),
+        1_209_600..=5_183_999 => (s / 604_800, "week"),
+        5_184_000..=63_071_999 => (s / 2_592_000, "month"),
+        _ => (s / 31_536_000, "year"),
+    };
+    match n {
+        0 if unit == "second" => "Less than a second ago".into(),
+        1 => format!("{n} {unit} ago"),
+        _ => format!("{n} {unit}s ago"),
     }
 }
 
@@ -74,7 +104,9 @@ mod tests {
     #[test]
     fn formats_like_docker() {
         assert_eq!(human_size(512), "512B");
-        assert_eq!(human_size(4_200_000), "4.2MB");
-        assert_eq!(human_size(1_000_000), "1MB");
+        assert_eq!(human_size(4_200_000), "4.20MB");
+        assert_eq!(human_size(123_456_789), "123MB");
+        assert_eq!(ago(3 * 3600 + 5), "3 hours ago");
+        assert_eq!(ago(0), "Less than a second ago");
     }
 }

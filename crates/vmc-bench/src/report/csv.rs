@@ -9,7 +9,15 @@ pub const RUNS_FILE: &str = "runs.csv";
 /// The memory file's name.
 pub const MEMORY_FILE: &str = "memory.csv";
 /// The runs file's header: `kind` is `step` or `total`; `from`/`to` are milestone names.
-pub const RUNS_HEADER: [&str; 7] = ["mode", "run", "kind", "from", "to", "duration_us", "exit_code"];
+pub const RUNS_HEADER: [&str; 7] = [
+    "mode",
+    "run",
+    "kind",
+    "from",
+    "to",
+    "duration_us",
+    "exit_code",
+];
 /// The memory file's header: times since vmc started; `peak_bytes` is empty where the
 /// runtime has no recorded peak.
 pub const MEMORY_HEADER: [&str; 6] = [
@@ -115,7 +123,10 @@ mod tests {
         let report = sample::report();
         let path = write_runs(&report, &dir.path().join(RUNS_FILE)).unwrap();
         let mut reader = csv::Reader::from_path(path).unwrap();
-        assert_eq!(reader.headers().unwrap(), &csv::StringRecord::from(RUNS_HEADER.to_vec()));
+        assert_eq!(
+            reader.headers().unwrap(),
+            &csv::StringRecord::from(RUNS_HEADER.to_vec())
+        );
         let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
         // VM: 6 steps + 3 totals; container: 5 steps + 3 totals; 3 runs each.
         assert_eq!(rows.len(), 3 * 9 + 3 * 8);
@@ -123,8 +134,13 @@ mod tests {
             .iter()
             .find(|r| &r[0] == "vm" && &r[1] == "1" && &r[3] == "kernel_entry")
             .unwrap();
-        assert_eq!((&boot[2], &boot[4], &boot[5]), ("step", "init_started", "108600"));
-        assert!(rows.iter().any(|r| &r[0] == "container" && &r[2] == "total"));
+        assert_eq!(
+            (&boot[2], &boot[4], &boot[5]),
+            ("step", "init_started", "108600")
+        );
+        assert!(rows
+            .iter()
+            .any(|r| &r[0] == "container" && &r[2] == "total"));
     }
 
     #[test]
@@ -133,7 +149,10 @@ mod tests {
         let report = sample::report();
         let path = write_memory(&report, &dir.path().join(MEMORY_FILE)).unwrap();
         let mut reader = csv::Reader::from_path(path).unwrap();
-        assert_eq!(reader.headers().unwrap(), &csv::StringRecord::from(MEMORY_HEADER.to_vec()));
+        assert_eq!(
+            reader.headers().unwrap(),
+            &csv::StringRecord::from(MEMORY_HEADER.to_vec())
+        );
         let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
         assert_eq!(rows.len(), 23 * 2);
         let vm_row = rows.iter().find(|r| &r[0] == "vm").unwrap();

@@ -152,7 +152,10 @@ mod tests {
             run.totals[1].duration += std::time::Duration::from_millis(30);
         }
         let vm = report.modes.remove(0);
-        report.modes.insert(0, super::super::ModeReport::new(Mode::Vm, vm.runs, vm.memory));
+        report.modes.insert(
+            0,
+            super::super::ModeReport::new(Mode::Vm, vm.runs, vm.memory),
+        );
         assert_eq!(compare(&report)[0].verdict, Verdict::Above);
     }
 

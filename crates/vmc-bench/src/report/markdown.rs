@@ -20,7 +20,12 @@ pub fn render(report: &BenchReport) -> String {
     let mut md = String::new();
     let s = &report.settings;
     let modes: Vec<&str> = report.modes.iter().map(|m| m.mode.as_str()).collect();
-    let _ = writeln!(md, "# vmc bench: `{}` as {}\n", s.image, modes.join(" and "));
+    let _ = writeln!(
+        md,
+        "# vmc bench: `{}` as {}\n",
+        s.image,
+        modes.join(" and ")
+    );
     let command = if s.command.is_empty() {
         "the image's default command".to_string()
     } else {
@@ -34,8 +39,7 @@ pub fn render(report: &BenchReport) -> String {
         report.host.vmc_version,
         s.runs,
         s.warmup,
-        s.memory_bytes
-            .map_or("vmc's default".into(), format_bytes),
+        s.memory_bytes.map_or("vmc's default".into(), format_bytes),
         s.cpus.map_or("vmc's default".into(), |c| c.to_string()),
     );
     md += &kvm_note(report);
@@ -76,13 +80,10 @@ pub fn render(report: &BenchReport) -> String {
         md += "No memory run was made (`vmc bench --memory-scenario` makes one per mode).\n\n";
     }
 
-    md += "## Against Firecracker's published figures\n\n";
-    md += "Firecracker's SPECIFICATION.md promises at most 125 ms from the InstanceStart API \
-           call to the guest's /sbin/init (minimal kernel, serial console off) and at most \
-           5 MiB of VMM memory overhead (1 vCPU, 128 MiB guest). The boot figure is judged on \
-           the p95 of the runs, the overhead on the memory run's median.\n\n";
-    md += &markdown_table(&comparison_rows(report), &[false; 4]);
-    md += "\n## Files\n\n";
+    if report.mode(Mode::Vm).is_some() {
+        md += &firecracker_section(report);
+    }
+    md += "## Files\n\n";
     for (file, what) in [
         (json::REPORT_FILE, "everything above, machine-readable"),
         (json::SCHEMA_FILE, "the JSON Schema of report.json"),
@@ -93,6 +94,18 @@ pub fn render(report: &BenchReport) -> String {
     ] {
         let _ = writeln!(md, "- `{file}`: {what}");
     }
+    md
+}
+
+/// The VM mode against Firecracker's published bounds.
+fn firecracker_section(report: &BenchReport) -> String {
+    let mut md = String::from("## Against Firecracker's published figures\n\n");
+    md += "Firecracker's SPECIFICATION.md promises at most 125 ms from the InstanceStart API \
+           call to the guest's /sbin/init (minimal kernel, serial console off) and at most \
+           5 MiB of VMM memory overhead (1 vCPU, 128 MiB guest). The boot figure is judged on \
+           the p95 of the runs, the overhead on the memory run's median.\n\n";
+    md += &markdown_table(&comparison_rows(report), &[false; 4]);
+    md.push('\n');
     md
 }
 
@@ -166,7 +179,13 @@ fn markdown_table(rows: &[Vec<String>], right: &[bool]) -> String {
         let _ = writeln!(out, "| {} |", cells.join(" | "));
         if i == 0 {
             let rule: Vec<&str> = (0..row.len())
-                .map(|col| if right.get(col) == Some(&true) { "---:" } else { "---" })
+                .map(|col| {
+                    if right.get(col) == Some(&true) {
+                        "---:"
+                    } else {
+                        "---"
+                    }
+                })
                 .collect();
             let _ = writeln!(out, "|{}|", rule.join("|"));
         }
@@ -198,7 +217,9 @@ mod tests {
     #[test]
     fn emulated_kvm_is_stated_up_front() {
         let md = render(&sample::report());
-        let note = md.find("ran on emulated KVM (QEMU TCG inside scripts/kvm-sandbox)").unwrap();
+        let note = md
+            .find("ran on emulated KVM (QEMU TCG inside scripts/kvm-sandbox)")
+            .unwrap();
         assert!(note < md.find("## Startup").unwrap());
         let mut hardware = sample::report();
         hardware.host.kvm.kind = KvmKind::Hardware;
@@ -208,8 +229,12 @@ mod tests {
     #[test]
     fn memory_sentences_come_from_the_numbers() {
         let md = render(&sample::report());
-        assert!(md.contains("- vm: resident guest RAM peaked at 70.0 MiB and was 70.0 MiB (100 % of the peak)"));
-        assert!(md.contains("- container: the cgroup's usage peaked at 65.0 MiB and was 1.0 MiB (2 % of the peak)"));
+        assert!(md.contains(
+            "- vm: resident guest RAM peaked at 70.0 MiB and was 70.0 MiB (100 % of the peak)"
+        ));
+        assert!(md.contains(
+            "- container: the cgroup's usage peaked at 65.0 MiB and was 1.0 MiB (2 % of the peak)"
+        ));
     }
 
     #[test]

@@ -132,8 +132,8 @@ pub struct MemorySummary {
     pub reserved_bytes: u64,
     /// The most the workload held: peak resident guest RAM (VM) or the cgroup's peak charge.
     pub peak_workload_bytes: u64,
-    /// What the workload held at the last sample before it exited: for the memory-cycle
-    /// scenario, after it freed its allocation.
+    /// What the workload held at the last sample (the last before it exited): for the
+    /// memory-cycle scenario, after it freed its allocation.
     pub last_workload_bytes: u64,
     /// The median runtime overhead: VMM RSS minus resident guest RAM, or the supervisor's RSS.
     pub overhead_median_bytes: u64,
@@ -195,7 +195,9 @@ impl ModeReport {
 }
 
 impl MemoryRun {
-    /// The memory run of `command` from its milestones and samples.
+    /// The memory run of `command` from its milestones and samples. Samples taken after the
+    /// workload exited are dropped: from then on the runtime is tearing the run down, and a
+    /// probe may read memory that is already being released.
     pub fn new(
         command: Vec<String>,
         exit_code: i32,
@@ -206,7 +208,11 @@ impl MemoryRun {
             .iter()
             .find(|m| m.milestone == Milestone::WorkloadExit)
             .map(|m| m.at);
-        let summary = MemorySummary::of(&samples, exit);
+        let samples: Vec<MemorySample> = samples
+            .into_iter()
+            .filter(|s| !matches!(exit, Some(exit) if s.at > exit))
+            .collect();
+        let summary = MemorySummary::of(&samples);
         MemoryRun {
             command,
             exit_code,
@@ -226,18 +232,18 @@ impl MemoryRun {
 }
 
 impl MemorySummary {
-    /// Summarises `samples`; `workload_exit` bounds the "last" sample when known.
-    pub fn of(samples: &[MemorySample], workload_exit: Option<std::time::Duration>) -> MemorySummary {
+    /// Summarises `samples` (in time order).
+    pub fn of(samples: &[MemorySample]) -> MemorySummary {
         let reserved_bytes = samples.iter().map(|s| s.reading.reserved_bytes).max();
         let peak_workload_bytes = samples
             .iter()
-            .map(|s| s.reading.workload_bytes.max(s.reading.peak_bytes.unwrap_or(0)))
+            .map(|s| {
+                s.reading
+                    .workload_bytes
+                    .max(s.reading.peak_bytes.unwrap_or(0))
+            })
             .max();
-        let last_workload_bytes = samples
-            .iter()
-            .rev()
-            .find(|s| workload_exit.map_or(true, |exit| s.at <= exit))
-            .map(|s| s.reading.workload_bytes);
+        let last_workload_bytes = samples.last().map(|s| s.reading.workload_bytes);
         let overheads: Vec<f64> = samples
             .iter()
             .map(|s| s.reading.overhead_bytes as f64)
@@ -341,15 +347,9 @@ pub fn format_bytes(bytes: u64) -> String {
     }
 }
 
-/// Formats milliseconds with precision that suits their size: "0.153", "12.4", "1530".
+/// Formats milliseconds to the hundredth ("0.15", "12.44", "1530.40"), so columns align.
 pub fn format_ms(ms: f64) -> String {
-    if ms < 10.0 {
-        format!("{ms:.3}")
-    } else if ms < 1000.0 {
-        format!("{ms:.1}")
-    } else {
-        format!("{ms:.0}")
-    }
+    format!("{ms:.2}")
 }
 
 #[cfg(test)]
@@ -392,10 +392,18 @@ mod tests {
         assert_eq!(vm.summary.reserved_bytes, 128 << 20);
         assert_eq!(vm.summary.peak_workload_bytes, 70 << 20);
         assert_eq!(vm.summary.last_workload_bytes, 70 << 20);
-        let ctr = report.mode(Mode::Container).unwrap().memory.as_ref().unwrap();
+        let ctr = report
+            .mode(Mode::Container)
+            .unwrap()
+            .memory
+            .as_ref()
+            .unwrap();
         assert_eq!(ctr.summary.reserved_bytes, 0);
         assert_eq!(ctr.summary.peak_workload_bytes, 65 << 20);
         assert_eq!(ctr.summary.last_workload_bytes, 1 << 20);
+        // Nothing sampled after the workload exited is kept.
+        let exit = ctr.milestones[4].at;
+        assert!(ctr.samples.iter().all(|s| s.at <= exit));
         assert!(ctr.summary.overhead_median_bytes > 0);
         assert!(ctr.summary.overhead_max_bytes >= ctr.summary.overhead_median_bytes);
     }
@@ -405,17 +413,8 @@ mod tests {
         assert_eq!(format_bytes(512), "512 B");
         assert_eq!(format_bytes(3 << 20), "3.0 MiB");
         assert_eq!(format_bytes(1536 << 20), "1.50 GiB");
-        assert_eq!(format_ms(0.1534), "0.153");
-        assert_eq!(format_ms(12.44), "12.4");
-        assert_eq!(format_ms(1530.4), "1530");
-    }
-}
-#[cfg(test)]
-mod tmp_dump {
-    #[test]
-    fn dump() {
-        let r = super::sample::report();
-        r.write_all(std::path::Path::new("/tmp/bench-sample")).unwrap();
-        print!("{}", super::table::render(&r));
+        assert_eq!(format_ms(0.1534), "0.15");
+        assert_eq!(format_ms(12.444), "12.44");
+        assert_eq!(format_ms(1530.4), "1530.40");
     }
 }

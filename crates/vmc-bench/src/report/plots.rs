@@ -126,7 +126,8 @@ fn draw_startup(area: &Area, rows: &[StartupRow]) -> DrawResult {
             .flat_map(|r| r.runs.iter().copied().chain([r.median, r.p95]))
     };
     let low = (values().fold(f64::INFINITY, f64::min) / 2.0).max(0.001);
-    let high = (values().fold(0.0, f64::max) * 4.0).max(low * 10.0);
+    // Room on the right for each row's median and p95 label.
+    let high = (values().fold(0.0, f64::max) * 12.0).max(low * 100.0);
     let n = rows.len();
     let label_of = |value: &SegmentValue<usize>| match value {
         SegmentValue::CenterOf(i) if *i < n => rows[n - 1 - i].label.clone(),
@@ -140,7 +141,8 @@ fn draw_startup(area: &Area, rows: &[StartupRow]) -> DrawResult {
         .margin(14)
         .x_label_area_size(44)
         .y_label_area_size(300)
-        .build_cartesian_2d((low..high).log_scale(), (0..n).into_segmented())?;
+        // plotters treats an integer range as inclusive: 0..n-1 gives n segments.
+        .build_cartesian_2d((low..high).log_scale(), (0..n - 1).into_segmented())?;
     chart
         .configure_mesh()
         .disable_y_mesh()
@@ -180,8 +182,9 @@ fn draw_startup(area: &Area, rows: &[StartupRow]) -> DrawResult {
             format_ms(row.median),
             format_ms(row.p95)
         );
-        chart.draw_series([EmptyElement::at((right, center()))
-            + Text::new(text, (10, -7), (FONT, 13).into_font())])?;
+        chart
+            .draw_series([EmptyElement::at((right, center()))
+                + Text::new(text, (10, -7), (FONT, 13).into_font())])?;
     }
     Ok(())
 }
@@ -224,13 +227,28 @@ fn memory_lines(report: &BenchReport) -> Vec<MemoryLine> {
         };
         match mode.mode {
             Mode::Vm => {
-                lines.push(line("reserved guest RAM", 2, true, series(|r| r.reserved_bytes)));
-                lines.push(line("resident guest RAM", 3, false, series(|r| r.workload_bytes)));
+                lines.push(line(
+                    "reserved guest RAM",
+                    2,
+                    true,
+                    series(|r| r.reserved_bytes),
+                ));
+                lines.push(line(
+                    "resident guest RAM",
+                    3,
+                    false,
+                    series(|r| r.workload_bytes),
+                ));
                 lines.push(line("VMM overhead", 1, false, series(|r| r.overhead_bytes)));
             }
             Mode::Container => {
                 lines.push(line("cgroup usage", 3, false, series(|r| r.workload_bytes)));
-                lines.push(line("supervisor RSS", 1, false, series(|r| r.overhead_bytes)));
+                lines.push(line(
+                    "supervisor RSS",
+                    1,
+                    false,
+                    series(|r| r.overhead_bytes),
+                ));
             }
         }
     }
@@ -239,7 +257,10 @@ fn memory_lines(report: &BenchReport) -> Vec<MemoryLine> {
 
 fn draw_memory(area: &Area, lines: &[MemoryLine]) -> DrawResult {
     if lines.is_empty() {
-        return draw_message(area, "No memory run in this report: run vmc bench with --memory-scenario.");
+        return draw_message(
+            area,
+            "No memory run in this report: run vmc bench with --memory-scenario.",
+        );
     }
     let points = || lines.iter().flat_map(|l| l.points.iter().copied());
     let x_min = points().map(|p| p.0).fold(f64::INFINITY, f64::min);
@@ -322,11 +343,17 @@ mod tests {
             "container: startup",
             "container: runtime ready → init started",
         ] {
-            assert!(texts.iter().any(|t| t == label), "no {label:?} in {texts:?}");
+            assert!(
+                texts.iter().any(|t| t == label),
+                "no {label:?} in {texts:?}"
+            );
         }
         let svg = std::fs::read_to_string(&path).unwrap();
         let doc = roxmltree::Document::parse(&svg).unwrap();
-        let circles = doc.descendants().filter(|n| n.has_tag_name("circle")).count();
+        let circles = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("circle"))
+            .count();
         // A dot per run per row: VM 1 + 4 rows, container 1 + 3 rows, 3 runs each.
         assert_eq!(circles, 3 * (5 + 4));
     }
@@ -343,7 +370,10 @@ mod tests {
             "container: cgroup usage",
             "container: supervisor RSS",
         ] {
-            assert!(texts.iter().any(|t| t == label), "no {label:?} in {texts:?}");
+            assert!(
+                texts.iter().any(|t| t == label),
+                "no {label:?} in {texts:?}"
+            );
         }
     }
 

@@ -42,14 +42,21 @@ fn container_marks(jitter: u64) -> Vec<Mark> {
 }
 
 /// A memory-cycle series: 64 MiB allocated from 0.2 s to 1.2 s after `exec_us`, sampled
-/// every 100 ms until 2.2 s; `keeps_freed` decides whether workload memory falls again.
-fn series(exec_us: u64, reserved: u64, base: u64, keeps_freed: bool, peak: bool) -> Vec<MemorySample> {
-    (0..=22)
+/// every 100 ms until 2.3 s (past the memory runs' workload exit at 2.25 s); `keeps_freed` decides whether workload memory falls again.
+fn series(
+    exec_us: u64,
+    reserved: u64,
+    base: u64,
+    keeps_freed: bool,
+    peak: bool,
+) -> Vec<MemorySample> {
+    (0..=23)
         .map(|i| {
             let t = i * 100_000;
             let allocated = t >= 200_000;
             let freed = t >= 1_200_000;
-            let workload = if allocated && !(freed && !keeps_freed) {
+            let holds_allocation = allocated && (keeps_freed || !freed);
+            let workload = if holds_allocation {
                 base + 64 * MIB
             } else {
                 base

@@ -4,6 +4,7 @@ use super::firecracker;
 use super::{format_bytes, format_ms, BenchReport, PhaseKind};
 use crate::Phase;
 use std::fmt::Write;
+use vmc_runtime::Mode;
 
 /// Renders the header, the per-phase timing table, the memory table and the Firecracker
 /// comparison.
@@ -38,8 +39,26 @@ pub fn render(report: &BenchReport) -> String {
         let right: Vec<bool> = (0..rows[0].len()).map(|col| col > 0).collect();
         out += &align(&rows, &right);
     }
-    out.push('\n');
-    out += &align(&comparison_rows(report), &[false; 4]);
+    if report.mode(Mode::Vm).is_some() {
+        out.push('\n');
+        out += &comparison_lines(report);
+    }
+    out
+}
+
+/// The Firecracker comparison as one line per figure (its verdicts are too long for a table).
+fn comparison_lines(report: &BenchReport) -> String {
+    let mut out = String::from("vs Firecracker's published spec:\n");
+    for line in firecracker::compare(report) {
+        let _ = writeln!(
+            out,
+            "  {}: vmc {}; Firecracker {} → {}",
+            line.what,
+            line.measured,
+            line.published,
+            line.verdict.describe()
+        );
+    }
     out
 }
 
@@ -52,7 +71,10 @@ pub(crate) fn timing_rows(report: &BenchReport) -> Vec<Vec<String>> {
     let mut phases: Vec<(Phase, PhaseKind, String)> = Vec::new();
     for mode in &report.modes {
         for stat in &mode.phase_stats {
-            if !phases.iter().any(|(p, k, _)| *p == stat.phase && *k == stat.kind) {
+            if !phases
+                .iter()
+                .any(|(p, k, _)| *p == stat.phase && *k == stat.kind)
+            {
                 phases.push((stat.phase, stat.kind, stat.label.clone()));
             }
         }
@@ -118,10 +140,18 @@ pub(crate) fn memory_rows(report: &BenchReport) -> Vec<Vec<String>> {
         .map(|(_, memory)| memory.command.join(" "))
         .unwrap_or_default();
     let mut header = vec![format!("memory ({command})")];
-    header.extend(with_memory.iter().map(|(mode, _)| mode.as_str().to_string()));
+    header.extend(
+        with_memory
+            .iter()
+            .map(|(mode, _)| mode.as_str().to_string()),
+    );
     let line = |label: &str, pick: &dyn Fn(&super::MemorySummary) -> u64| {
         let mut row = vec![label.to_string()];
-        row.extend(with_memory.iter().map(|(_, m)| format_bytes(pick(&m.summary))));
+        row.extend(
+            with_memory
+                .iter()
+                .map(|(_, m)| format_bytes(pick(&m.summary))),
+        );
         row
     };
     let mut rows = vec![
@@ -133,7 +163,11 @@ pub(crate) fn memory_rows(report: &BenchReport) -> Vec<Vec<String>> {
         line("runtime overhead (max)", &|s| s.overhead_max_bytes),
     ];
     let mut count = vec!["samples".to_string()];
-    count.extend(with_memory.iter().map(|(_, m)| m.summary.sample_count.to_string()));
+    count.extend(
+        with_memory
+            .iter()
+            .map(|(_, m)| m.summary.sample_count.to_string()),
+    );
     rows.push(count);
     rows
 }
@@ -212,10 +246,7 @@ mod tests {
             assert_eq!(line.chars().count(), header_width, "{line:?}");
             assert!(line.ends_with('3'), "{line:?}");
         }
-        let startup = table
-            .iter()
-            .position(|l| l.starts_with("startup"))
-            .unwrap();
+        let startup = table.iter().position(|l| l.starts_with("startup")).unwrap();
         assert!(table[startup].contains(" vm "));
         assert!(table[startup + 1].trim_start().starts_with("container"));
         // kernel entry appears for the VM only.
@@ -232,7 +263,11 @@ mod tests {
         assert!(text.contains("memory (memory-cycle --mib 64 --hold 1)"));
         assert!(text.contains("reserved up front"));
         assert!(text.contains("128.0 MiB"));
-        assert!(text.contains("not comparable: the VM ran on QEMU TCG"));
+        assert!(text.contains("vs Firecracker's published spec:\n  boot to init"));
+        assert!(text.contains("→ not comparable: the VM ran on QEMU TCG"));
         assert!(text.starts_with("vmc bench busybox: 3 measured runs per mode after 1 warm-up"));
+        let mut containers_only = sample::report();
+        containers_only.modes.retain(|m| m.mode == Mode::Container);
+        assert!(!render(&containers_only).contains("Firecracker"));
     }
 }

@@ -130,6 +130,10 @@ impl RunCgroup for V1Cgroup {
         Ok(())
     }
 
+    fn self_join_files(&self) -> Vec<PathBuf> {
+        self.dirs().map(|dir| dir.join("tasks")).collect()
+    }
+
     fn oom_kills(&self) -> u64 {
         // Kernels since 4.13 count kills in memory.oom_control; older ones only count limit
         // hits, which together with a SIGKILL death is the best evidence they offer.
@@ -214,6 +218,14 @@ mod tests {
         assert_eq!(read(&run(&cpu).join("cpu.cfs_period_us")), "100000");
         assert_eq!(read(&run(&pids).join("pids.max")), "64");
         assert!(settings.contains(&"pids.max=64".to_string()));
+        assert_eq!(
+            cgroup.self_join_files(),
+            [
+                run(&memory).join("tasks"),
+                run(&cpu).join("tasks"),
+                run(&pids).join("tasks")
+            ]
+        );
         cgroup.add_process(4242).unwrap();
         for c in [&memory, &cpu, &pids] {
             assert_eq!(read(&run(c).join("cgroup.procs")), "4242");

@@ -101,6 +101,11 @@ impl RunCgroup for V2Cgroup {
         write_control(&self.dir, "cgroup.procs", &pid.to_string()).map(drop)
     }
 
+    fn self_join_files(&self) -> Vec<PathBuf> {
+        // v2 has no per-thread move outside threaded subtrees: vmc adds the process.
+        Vec::new()
+    }
+
     fn oom_kills(&self) -> u64 {
         keyed_value(&self.dir.join("memory.events"), "oom_kill").unwrap_or(0)
     }

@@ -3,11 +3,11 @@
 
 use super::source::{parse_json, SourceDir};
 use super::{descriptor, layer_media_type, local_name, Staged};
+use crate::compression::Compression;
 use crate::error::{ImageError, IoContext, Result};
 use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::reference::TaggedName;
-use crate::unpack::Compression;
 use oci_spec::image::{ImageManifestBuilder, MediaType};
 use serde::Deserialize;
 use std::fs::File;
@@ -36,6 +36,10 @@ pub(crate) fn import(layout: &Layout, src: &SourceDir, show: bool) -> Result<Sta
         }
     };
     let config_bytes = src.read(&image.config)?;
+    if let Some(named) = digest_in_name(&image.config) {
+        let what = format!("config {}", image.config);
+        crate::digest::verify(&what, &named, &crate::digest::sha256_of(&config_bytes))?;
+    }
     let config_digest = layout.write_blob_bytes(&config_bytes)?;
     let mut layers = Vec::new();
     for (index, layer) in image.layers.iter().enumerate() {
@@ -48,7 +52,8 @@ pub(crate) fn import(layout: &Layout, src: &SourceDir, show: bool) -> Result<Sta
             size,
             format!("layer {}/{}", index + 1, image.layers.len()),
         );
-        let (digest, size) = layout.ingest(file, None, layer, &progress)?;
+        let named = digest_in_name(layer);
+        let (digest, size) = layout.ingest(file, named.as_deref(), layer, &progress)?;
         layers.push(descriptor(layer_media_type(compression), size, &digest)?);
     }
     let manifest = ImageManifestBuilder::default()
@@ -87,6 +92,15 @@ pub(crate) fn repo_tags(manifest_json: &[u8]) -> Vec<TaggedName> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// The digest a content-addressed archive path promises: `<hex>.json` (config) or
+/// `blobs/sha256/<hex>` (newer Docker). Legacy `<id>/layer.tar` ids are not digests.
+fn digest_in_name(path: &str) -> Option<String> {
+    let name = path.rsplit('/').next()?;
+    let hex = name.strip_suffix(".json").unwrap_or(name);
+    let content_addressed = path.ends_with(".json") || path.contains("blobs/sha256/");
+    (content_addressed && crate::digest::is_sha256_hex(hex)).then(|| format!("sha256:{hex}"))
 }
 
 fn malformed(reason: &str) -> ImageError {

@@ -5,11 +5,11 @@ mod oci_layout;
 mod rootfs;
 mod source;
 
+use crate::compression::{open_tar_stream, Compression};
 use crate::config::Change;
 use crate::error::{ImageError, IoContext, Result};
 use crate::layout::Layout;
 use crate::reference::TaggedName;
-use crate::unpack::{open_tar_stream, Compression};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use source::SourceDir;
 use std::path::Path;

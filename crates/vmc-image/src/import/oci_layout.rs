@@ -5,14 +5,13 @@ use super::source::{parse_json, SourceDir};
 use super::{local_name, Staged};
 use crate::digest;
 use crate::error::{ImageError, IoContext, Result};
+use crate::index::REF_NAME;
 use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::reference::TaggedName;
 use oci_spec::image::{Arch, Descriptor, ImageIndex, ImageManifest, MediaType, Os};
 use std::fs::File;
 
-/// Annotation holding an image's reference name in an OCI layout.
-pub(crate) const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Annotation containerd/Docker use for the full image name.
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 

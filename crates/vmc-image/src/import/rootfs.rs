@@ -3,13 +3,13 @@
 //! `created` is `$SOURCE_DATE_EPOCH` when set, else now.
 
 use super::{descriptor, layer_media_type, Staged};
+use crate::compression::{open_tar_stream, Compression};
 use crate::config::{Change, ImageConfig};
 use crate::digest::{HashingReader, HashingWriter};
 use crate::error::{ImageError, IoContext, Result};
 use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::timefmt::{format_rfc3339, now_rfc3339};
-use crate::unpack::{open_tar_stream, Compression};
 use flate2::write::GzEncoder;
 use oci_spec::image::{
     Arch, Descriptor, HistoryBuilder, ImageConfigurationBuilder, ImageManifestBuilder, MediaType,

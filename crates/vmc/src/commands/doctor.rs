@@ -30,7 +30,11 @@ pub fn doctor(_args: DoctorArgs) -> anyhow::Result<u8> {
         line(
             *verdict == Verdict::Full,
             "KVM probe",
-            &format!("{} ({:.1} ms)", verdict.message(), report.elapsed.as_secs_f64() * 1000.0),
+            &format!(
+                "{} ({:.1} ms)",
+                verdict.message(),
+                report.elapsed.as_secs_f64() * 1000.0
+            ),
         );
     }
     match vmc_vm::kernel::default_kernel() {
@@ -39,7 +43,10 @@ pub fn doctor(_args: DoctorArgs) -> anyhow::Result<u8> {
     }
 
     println!("container mode");
-    let (ok, cgroups) = cgroups();
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let (ok, cgroups) = describe_cgroups(&mounts, |mount| {
+        fs::read_to_string(format!("{mount}/cgroup.controllers")).unwrap_or_default()
+    });
     line(ok, "cgroups", &cgroups);
     let overlay = fs::read_to_string("/proc/filesystems")
         .map(|list| list.lines().any(|l| l.ends_with("\toverlay")))
@@ -64,9 +71,10 @@ fn line(ok: bool, what: &str, detail: &str) {
     println!("  [{mark}] {what:<16} {detail}");
 }
 
-/// The cgroup layout: v2 (unified), v1, or hybrid, with the controllers of each hierarchy.
-fn cgroups() -> (bool, String) {
-    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+/// The cgroup layout described by `mounts` (the text of /proc/self/mounts): v2 (unified),
+/// v1, or hybrid, with the controllers of each hierarchy. `v2_controllers` reads a cgroup2
+/// mount's `cgroup.controllers`.
+fn describe_cgroups(mounts: &str, v2_controllers: impl Fn(&str) -> String) -> (bool, String) {
     let mut v1_controllers = Vec::new();
     let mut v2_mount = None;
     for mount in mounts.lines() {
@@ -85,12 +93,9 @@ fn cgroups() -> (bool, String) {
             _ => {}
         }
     }
-    let v2_controllers = v2_mount.as_ref().map(|mount| {
-        fs::read_to_string(format!("{mount}/cgroup.controllers"))
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    });
+    let v2_controllers = v2_mount
+        .as_ref()
+        .map(|mount| v2_controllers(mount).trim().to_string());
     let v2_text = |controllers: &str| {
         if controllers.is_empty() {
             "no controllers".to_string()
@@ -109,15 +114,33 @@ fn cgroups() -> (bool, String) {
                 v2_text(&v2)
             ),
         ),
-        (false, None) => (true, format!("v1, controllers {}", v1_controllers.join(","))),
-        (true, None) => (false, "no cgroup filesystem mounted: mount cgroup2 on /sys/fs/cgroup".into()),
+        (false, None) => (
+            true,
+            format!("v1, controllers {}", v1_controllers.join(",")),
+        ),
+        (true, None) => (
+            false,
+            "no cgroup filesystem mounted: mount cgroup2 on /sys/fs/cgroup".into(),
+        ),
     }
 }
 
 /// cgroup v1 controller names, to tell them apart from mount options.
 const KNOWN_V1_CONTROLLERS: &[&str] = &[
-    "cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "net_cls",
-    "net_prio", "perf_event", "hugetlb", "rdma", "misc",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "pids",
+    "blkio",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "hugetlb",
+    "rdma",
+    "misc",
 ];
 
 /// Whether new user namespaces can be created.
@@ -128,6 +151,47 @@ fn user_namespaces() -> (bool, String) {
     match max {
         Some(0) => (false, "disabled: sysctl user.max_user_namespaces=0".into()),
         Some(max) => (true, format!("enabled (up to {max})")),
-        None => (false, "not supported by this kernel (no /proc/sys/user/max_user_namespaces)".into()),
+        None => (
+            false,
+            "not supported by this kernel (no /proc/sys/user/max_user_namespaces)".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pure_v2() {
+        let mounts = "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime 0 0\n";
+        let (ok, text) = describe_cgroups(mounts, |_| "cpu memory pids\n".into());
+        assert!(ok);
+        assert_eq!(text, "v2 (unified), controllers: cpu memory pids");
+    }
+
+    #[test]
+    fn hybrid_v1_with_empty_unified() {
+        let mounts = "tmpfs /sys/fs/cgroup tmpfs ro 0 0
+cgroup2 /sys/fs/cgroup/unified cgroup2 rw,nsdelegate 0 0
+cgroup /sys/fs/cgroup/memory cgroup rw,nosuid,memory 0 0
+cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0
+";
+        let (ok, text) = describe_cgroups(mounts, |mount| {
+            assert_eq!(mount, "/sys/fs/cgroup/unified");
+            String::new()
+        });
+        assert!(ok);
+        assert_eq!(
+            text,
+            "hybrid: v1 controllers memory,cpu,cpuacct; v2 at /sys/fs/cgroup/unified with no controllers"
+        );
+    }
+
+    #[test]
+    fn no_cgroups() {
+        let (ok, text) = describe_cgroups("proc /proc proc rw 0 0\n", |_| String::new());
+        assert!(!ok);
+        assert!(text.contains("mount cgroup2"));
     }
 }

@@ -1,5 +1,6 @@
 //! Image commands: `vmc import`, `vmc images`, `vmc inspect`, `vmc rmi`, `vmc image …`.
 
+use crate::units::{ago, human_size, unix_now};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -149,7 +150,7 @@ pub fn images(args: ImagesArgs) -> Result<u8> {
                 tag,
                 id(summary),
                 created.clone(),
-                decimal_size(summary.size),
+                human_size(summary.size),
             ]);
         }
     }
@@ -208,7 +209,7 @@ pub fn prune() -> Result<u8> {
     println!(
         "Removed {} blobs ({}) and {} rootfs directories",
         report.blobs,
-        decimal_size(report.bytes),
+        human_size(report.bytes),
         report.rootfs_dirs
     );
     Ok(0)
@@ -219,54 +220,5 @@ fn split_name(name: &str) -> (String, String) {
     match name.rsplit_once(':') {
         Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
         _ => (name.to_string(), "<none>".to_string()),
-    }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// "5 seconds ago", "3 hours ago", like Docker.
-fn ago(seconds: i64) -> String {
-    let s = seconds.max(0);
-    let (n, unit) = match s {
-        0..=59 => (s, "second"),
-        60..=3599 => (s / 60, "minute"),
-        3600..=86_399 => (s / 3600, "hour"),
-        86_400..=1_209_599 => (s / 86_400, "day"),
-        1_209_600..=5_183_999 => (s / 604_800, "week"),
-        5_184_000..=63_071_999 => (s / 2_592_000, "month"),
-        _ => (s / 31_536_000, "year"),
-    };
-    match n {
-        0 if unit == "second" => "Less than a second ago".into(),
-        1 => format!("{n} {unit} ago"),
-        _ => format!("{n} {unit}s ago"),
-    }
-}
-
-/// A byte count in decimal units with 3 significant digits, as `docker images` shows it.
-fn decimal_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        let decimals = if value >= 100.0 {
-            0
-        } else if value >= 10.0 {
-            1
-        } else {
-            2
-        };
-        format!("{value:.decimals$}{}", UNITS[unit])
     }
 }

@@ -2,9 +2,9 @@
 
 use crate::modes::{runtime_for, ModeOptions};
 use crate::state::{RunRecord, RunStatus, RunStore};
+use crate::units::{ago, unix_now};
 use anyhow::{bail, Result};
 use clap::Args;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Options of `vmc ps`.
 #[derive(Args, Debug)]
@@ -59,7 +59,7 @@ pub fn ps(args: PsArgs) -> Result<u8> {
             record.mode.as_str(),
             truncate(&record.image, 16),
             truncate(&format!("{:?}", record.command.join(" ")), 24),
-            ago(record.created),
+            ago(unix_now() - record.created as i64),
             status_text(record.status()),
             record.name
         );
@@ -111,19 +111,5 @@ fn truncate(text: &str, width: usize) -> String {
         text.to_string()
     } else {
         text.chars().take(width - 1).collect::<String>() + "…"
-    }
-}
-
-fn ago(created: u64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(created);
-    let seconds = now.saturating_sub(created);
-    match seconds {
-        0..=59 => format!("{seconds} seconds ago"),
-        60..=3599 => format!("{} minutes ago", seconds / 60),
-        3600..=86399 => format!("{} hours ago", seconds / 3600),
-        _ => format!("{} days ago", seconds / 86400),
     }
 }

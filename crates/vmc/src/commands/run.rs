@@ -174,7 +174,7 @@ fn check_mode_flags(args: &RunArgs, mode: Mode) -> Result<()> {
 }
 
 /// Combines the image's config with the command line, the way `docker run` does.
-fn build_spec(
+pub(crate) fn build_spec(
     args: &RunArgs,
     image: &vmc_image::Image,
     rootfs: PathBuf,
@@ -232,7 +232,10 @@ fn build_spec(
         workdir,
         uid,
         gid,
-        hostname: args.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+        hostname: args
+            .hostname
+            .clone()
+            .unwrap_or_else(|| id[..12].to_string()),
         resources: Resources {
             memory_bytes: args.memory,
             cpus: args.cpus,

@@ -95,7 +95,7 @@ pub fn build(base: u32, vcpus: u8) -> Vec<u8> {
     table.extend_from_slice(&entries);
     table[7] = checksum(&table);
 
-    let mut floating = Vec::with_capacity(FLOATING_POINTER_SIZE);
+    let mut floating = Vec::with_capacity(size(vcpus));
     floating.extend_from_slice(b"_MP_");
     floating.extend_from_slice(&(base + FLOATING_POINTER_SIZE as u32).to_le_bytes());
     floating.push(1); // length in 16-byte units

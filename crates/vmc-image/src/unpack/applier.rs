@@ -1,21 +1,12 @@
-//! Applies image layers to a directory, refusing anything that would write outside it.
-//!
-//! Every parent directory of an entry is resolved component by component inside the root
-//! (symlinks are followed as if the root were `/`, `..` may not climb above it, and a symlink
-//! may not lead to a directory that does not exist yet), so no write can land outside.
-//! Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) only hide content of lower
-//! layers, never entries of the layer that carries them.
+//! Applying the entries of one layer tarball inside a root directory.
 
-use crate::digest::{self, HashingReader};
+use super::{remove_any, set_mtime};
 use crate::error::{ImageError, IoContext, Result};
-use crate::progress::Progress;
-use flate2::read::MultiGzDecoder;
 use nix::sys::stat::{self, Mode, SFlag};
-use nix::sys::time::TimeVal;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::fs;
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -24,160 +15,8 @@ use std::time::{Duration, UNIX_EPOCH};
 /// Most symlinks followed while resolving one path (like the kernel's limit).
 const MAX_SYMLINK_FOLLOWS: u32 = 40;
 
-/// One layer blob to apply.
-#[derive(Debug, Clone)]
-pub struct LayerBlob {
-    /// Path of the blob file.
-    pub path: PathBuf,
-    /// The blob digest (`sha256:…`) it must hash to.
-    pub digest: String,
-    /// The digest of the uncompressed tar (`rootfs.diff_ids`), when the config has it.
-    pub diff_id: Option<String>,
-}
-
-/// How a layer blob is compressed, from its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// A plain tar.
-    None,
-    /// gzip (`1f 8b`).
-    Gzip,
-    /// zstd (`28 b5 2f fd`).
-    Zstd,
-}
-
-impl Compression {
-    /// Recognises the compression from the first bytes of a blob.
-    pub fn sniff(magic: &[u8]) -> Compression {
-        if magic.starts_with(&[0x1f, 0x8b]) {
-            Compression::Gzip
-        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
-    }
-
-    /// Recognises the compression of the file at `path`.
-    pub fn of_file(path: &Path) -> Result<Compression> {
-        let mut magic = [0u8; 4];
-        let mut file = File::open(path).io_ctx("opening", path)?;
-        let n = read_up_to(&mut file, &mut magic).io_ctx("reading", path)?;
-        Ok(Compression::sniff(&magic[..n]))
-    }
-}
-
-/// Reads until `buf` is full or EOF; returns the byte count.
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
-
-/// Opens a layer blob as an uncompressed tar stream.
-pub fn open_tar_stream(path: &Path) -> Result<Box<dyn Read>> {
-    let mut reader = BufReader::new(File::open(path).io_ctx("opening", path)?);
-    let magic = reader.fill_buf().io_ctx("reading", path)?;
-    match Compression::sniff(magic) {
-        Compression::None => Ok(Box::new(reader)),
-        Compression::Gzip => Ok(Box::new(MultiGzDecoder::new(reader))),
-        Compression::Zstd => Ok(Box::new(
-            zstd::stream::read::Decoder::with_buffer(reader).io_ctx("reading zstd stream", path)?,
-        )),
-    }
-}
-
-/// Applies `layers` in order to the existing directory `root`.
-pub fn unpack_layers(root: &Path, layers: &[LayerBlob], show_progress: bool) -> Result<()> {
-    let mut dir_times = HashMap::new();
-    for (index, layer) in layers.iter().enumerate() {
-        verify_blob(layer, index, layers.len(), show_progress)?;
-        apply_layer(root, layer, &mut dir_times)?;
-    }
-    // Directory mtimes last (creating children changes them), deepest first, and only for
-    // paths that are still directories; the topmost layer's time wins.
-    let mut dirs: Vec<(PathBuf, u64)> = dir_times.into_iter().collect();
-    dirs.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
-    for (path, mtime) in dirs {
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-            set_mtime(&path, mtime).io_ctx("setting mtime of", &path)?;
-        }
-    }
-    Ok(())
-}
-
-/// Checks that the blob file still hashes to its digest before anything is unpacked.
-fn verify_blob(layer: &LayerBlob, index: usize, count: usize, show_progress: bool) -> Result<()> {
-    let file = File::open(&layer.path).io_ctx("opening layer", &layer.path)?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let progress = Progress::new(show_progress, size, format!("layer {}/{count}", index + 1));
-    let (actual, _) = HashingReader::new(progress.wrap_read(file))
-        .finish()
-        .io_ctx("reading layer", &layer.path)?;
-    digest::verify(&format!("layer {}", layer.digest), &layer.digest, &actual)
-}
-
-/// Applies one layer blob to `root`, checking the uncompressed digest if known.
-fn apply_layer(
-    root: &Path,
-    layer: &LayerBlob,
-    dir_times: &mut HashMap<PathBuf, u64>,
-) -> Result<()> {
-    let corrupt = |e: io::Error| ImageError::CorruptLayer {
-        layer: layer.digest.clone(),
-        reason: e.to_string(),
-    };
-    let mut plain = HashingReader::new(open_tar_stream(&layer.path)?);
-    // Where the data of the last entry ended, and the read error that stopped the walk.
-    let mut last_end = 0;
-    let mut stopped = None;
-    {
-        let mut archive = tar::Archive::new(&mut plain);
-        let mut applier = Applier {
-            root: root.to_path_buf(),
-            layer: &layer.digest,
-            added: HashSet::new(),
-            as_root: nix::unistd::geteuid().is_root(),
-            dir_times,
-        };
-        for entry in archive.entries().map_err(corrupt)? {
-            match entry {
-                Ok(mut entry) => {
-                    last_end = entry.raw_file_position() + entry.size();
-                    applier.apply(&mut entry)?;
-                }
-                Err(e) => {
-                    stopped = Some(e);
-                    break;
-                }
-            }
-        }
-    }
-    // Some writers (umoci 0.4.7) end the stream right after the last entry's data, without
-    // padding or end-of-archive blocks. That is accepted; any other short read is not.
-    if let Some(e) = stopped {
-        if last_end == 0 || plain.bytes_read() != last_end {
-            return Err(corrupt(e));
-        }
-    }
-    let (diff_id, _) = plain.finish().map_err(corrupt)?;
-    if let Some(expected) = &layer.diff_id {
-        digest::verify(
-            &format!("uncompressed layer {}", layer.digest),
-            expected,
-            &diff_id,
-        )?;
-    }
-    Ok(())
-}
-
 /// Applies the entries of one layer.
-struct Applier<'a> {
+pub(super) struct Applier<'a> {
     root: PathBuf,
     layer: &'a str,
     /// Host paths created or replaced by this layer (whiteouts never remove these).
@@ -187,7 +26,22 @@ struct Applier<'a> {
     dir_times: &'a mut HashMap<PathBuf, u64>,
 }
 
-impl Applier<'_> {
+impl<'a> Applier<'a> {
+    /// An applier for layer `layer` writing below `root`, recording directory mtimes.
+    pub(super) fn new(
+        root: &Path,
+        layer: &'a str,
+        dir_times: &'a mut HashMap<PathBuf, u64>,
+    ) -> Self {
+        Applier {
+            root: root.to_path_buf(),
+            layer,
+            added: HashSet::new(),
+            as_root: nix::unistd::geteuid().is_root(),
+            dir_times,
+        }
+    }
+
     fn refuse(&self, entry: &Path, reason: impl Into<String>) -> ImageError {
         ImageError::UnsafeEntry {
             layer: self.layer.to_string(),
@@ -217,7 +71,8 @@ impl Applier<'_> {
         Ok(parts)
     }
 
-    fn apply(&mut self, entry: &mut tar::Entry<'_, impl Read>) -> Result<()> {
+    /// Applies one tar entry.
+    pub(super) fn apply(&mut self, entry: &mut tar::Entry<'_, impl Read>) -> Result<()> {
         let path = entry.path().map_err(|e| self.corrupt(e))?.into_owned();
         let parts = self.components(&path)?;
         let Some((name, parents)) = parts.split_last() else {
@@ -531,21 +386,4 @@ impl Applier<'_> {
         }
         Ok(())
     }
-}
-
-/// Removes whatever is at `path` (a directory recursively, never following symlinks).
-pub(crate) fn remove_any(path: &Path) -> Result<()> {
-    let result = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    };
-    result.io_ctx("removing", path)
-}
-
-/// Sets the modification (and access) time without following a final symlink.
-fn set_mtime(path: &Path, mtime: u64) -> io::Result<()> {
-    let time = TimeVal::new(mtime as i64, 0);
-    stat::lutimes(path, &time, &time).map_err(io::Error::from)
 }

@@ -1,0 +1,267 @@
+//! `vmc run`, `vmc ps` and `vmc rm` end to end through the binary, with a temporary VMC_HOME
+//! holding a busybox image: the exit-status contract, the run records, and the one-line
+//! errors for bad input. Container runs need root and cgroups (CI has both).
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const VMC: &str = env!("CARGO_BIN_EXE_vmc");
+const APPLETS: [&str; 13] = [
+    "dd", "sh", "echo", "cat", "true", "false", "sleep", "hostname", "id", "env", "pwd", "ls",
+    "touch",
+];
+
+/// A temporary vmc home with a minimal busybox image tagged `busybox`.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn with_busybox() -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs-src");
+        for sub in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
+            std::fs::create_dir_all(rootfs.join(sub)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for applet in APPLETS {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+        }
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        let home = Home { dir };
+        let out = home.vmc(&["import", rootfs.to_str().unwrap(), "--tag", "busybox"]);
+        assert!(out.status.success(), "import failed: {}", text(&out.stderr));
+        home
+    }
+
+    fn vmc(&self, args: &[&str]) -> Output {
+        Command::new(VMC)
+            .args(args)
+            .env("VMC_HOME", self.dir.path())
+            .output()
+            .expect("running vmc")
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Why container runs cannot be tested here, if they cannot.
+fn container_skip_reason() -> Option<&'static str> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("container runs need root (CI runs as root)");
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return Some("/bin/busybox is missing (apt-get install busybox-static)");
+    }
+    if !Path::new("/sys/fs/cgroup").exists() {
+        return Some("no cgroup filesystem at /sys/fs/cgroup");
+    }
+    None
+}
+
+macro_rules! skip_without_containers {
+    () => {
+        if let Some(reason) = container_skip_reason() {
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    };
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("vmc exited normally")
+}
+
+#[test]
+fn exit_status_contract_in_container_mode() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    let out = home.vmc(&["run", "--rm", "busybox", "echo", "hello", "world"]);
+    assert_eq!((code(&out), text(&out.stdout)), (0, "hello world\n".into()));
+    assert_eq!(
+        code(&home.vmc(&["run", "--rm", "busybox", "sh", "-c", "exit 3"])),
+        3
+    );
+    // PID 1 of a container ignores its own SIGKILL, as in Docker: exceed the memory limit instead.
+    let oom = home.vmc(&[
+        "run",
+        "--rm",
+        "-m",
+        "32m",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    assert_eq!(code(&oom), 137, "{}", text(&oom.stderr));
+    assert!(
+        text(&oom.stderr).contains("OOM killer"),
+        "{}",
+        text(&oom.stderr)
+    );
+    let missing = home.vmc(&["run", "--rm", "busybox", "no-such-command"]);
+    assert_eq!(code(&missing), 127, "{}", text(&missing.stderr));
+    assert!(text(&missing.stderr).contains("no-such-command"));
+    let not_executable = home.vmc(&["run", "--rm", "busybox", "/etc/passwd"]);
+    assert_eq!(
+        code(&not_executable),
+        126,
+        "{}",
+        text(&not_executable.stderr)
+    );
+}
+
+#[test]
+fn image_config_and_flags_reach_the_workload() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    let out = home.vmc(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "--hostname",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $GREETING; pwd; id -u; hostname",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hi\n/tmp\n65534\nbox\n");
+}
+
+#[test]
+fn runs_are_recorded_until_removed() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    let out = home.vmc(&["run", "--name", "kept", "busybox", "sh", "-c", "exit 4"]);
+    assert_eq!(code(&out), 4);
+    let ps = text(&home.vmc(&["ps", "-a"]).stdout);
+    assert!(ps.contains("kept") && ps.contains("Exited (4)"), "{ps}");
+    assert!(
+        !text(&home.vmc(&["ps"]).stdout).contains("kept"),
+        "exited runs show only with -a"
+    );
+    let taken = home.vmc(&["run", "--name", "kept", "busybox", "true"]);
+    assert_eq!(code(&taken), 125);
+    assert!(text(&taken.stderr).contains("already in use"));
+    assert_eq!(code(&home.vmc(&["rm", "kept"])), 0);
+    assert!(!text(&home.vmc(&["ps", "-a"]).stdout).contains("kept"));
+    assert_eq!(
+        std::fs::read_dir(home.dir.path().join("runs"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(code(&home.vmc(&["run", "--rm", "busybox", "true"])), 0);
+    assert_eq!(
+        std::fs::read_dir(home.dir.path().join("runs"))
+            .unwrap()
+            .count(),
+        0,
+        "--rm leaves no record"
+    );
+}
+
+#[test]
+fn trace_json_lists_ordered_milestones() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    let out = home.vmc(&["run", "--rm", "--trace=json", "busybox", "true"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let trace: serde_json::Value = serde_json::from_str(text(&out.stderr).trim()).unwrap();
+    let names: Vec<&str> = trace["milestones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["milestone"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "vmc_start",
+            "runtime_ready",
+            "init_started",
+            "workload_exec",
+            "workload_exit",
+            "torn_down"
+        ]
+    );
+    let times: Vec<u64> = trace["milestones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["at"].as_u64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+}
+
+/// Asserts that vmc failed with status `expected` and one line on stderr containing `needle`.
+fn assert_one_line_error(out: &Output, expected: i32, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(code(out), expected, "{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line expected: {stderr}"
+    );
+    assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
+}
+
+#[test]
+fn bad_input_fails_with_one_clear_line() {
+    let home = tempfile::tempdir().unwrap();
+    let vmc = |args: &[&str]| {
+        Command::new(VMC)
+            .args(args)
+            .env("VMC_HOME", home.path())
+            .output()
+            .unwrap()
+    };
+    assert_one_line_error(&vmc(&["run", "no-such-image"]), 125, "no such image");
+    let bad_flag = vmc(&["run", "--no-such-flag", "busybox"]);
+    assert_eq!(code(&bad_flag), 125);
+    assert!(text(&bad_flag.stderr).contains("unexpected argument '--no-such-flag'"));
+    let bad_size = vmc(&["run", "-m", "12x", "busybox"]);
+    assert_eq!(code(&bad_size), 125);
+    assert!(text(&bad_size.stderr).starts_with("error: invalid value '12x'"));
+    assert_one_line_error(
+        &vmc(&["run", "--mode", "vm", "-v", "/tmp:/x", "busybox"]),
+        125,
+        "not supported in VM mode",
+    );
+    assert_one_line_error(&vmc(&["rm", "no-such-run"]), 1, "no such run");
+}
+
+#[test]
+fn vm_mode_refuses_fast_where_kvm_cannot_run_linux() {
+    let probe = vmc_vm::probe::probe();
+    if probe.verdict == Some(vmc_vm::probe::Verdict::Full) {
+        eprintln!("SKIPPED: this host's KVM can run Linux; the refusal path is not reachable");
+        return;
+    }
+    let home = Home::with_busybox();
+    let started = Instant::now();
+    let out = home.vmc(&["run", "--mode", "vm", "--rm", "busybox", "echo", "hi"]);
+    assert!(started.elapsed() < Duration::from_secs(30), "must not hang");
+    assert_one_line_error(&out, 125, "vmc: ");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("KVM") || stderr.contains("kvm"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
