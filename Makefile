@@ -1,5 +1,5 @@
 # Convenience targets; each is a thin wrapper around a script under scripts/.
-.PHONY: demo setup test bench
+.PHONY: demo setup test
 
 ## demo: install, build, and run the default image in both modes
 demo: setup

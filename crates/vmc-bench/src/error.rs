@@ -52,6 +52,9 @@ pub enum BenchError {
         /// Why.
         source: std::io::Error,
     },
+    /// A report to combine with this one measured something else.
+    #[error("cannot combine the reports: {0}")]
+    IncompatibleReport(String),
     /// A report could not be serialised as JSON.
     #[error("cannot encode the report as JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -120,18 +120,16 @@ impl<W: Write> CpioWriter<W> {
         self.write_entry(header(name, libc::S_IFLNK, attrs, ino), target.as_bytes())
     }
 
-    /// Adds a character (`block == false`) or block device node `major:minor`.
-    pub fn add_device(
+    /// Adds a character device node `major:minor`.
+    pub fn add_char_device(
         &mut self,
         name: &str,
         attrs: Attributes,
-        block: bool,
         major: u32,
         minor: u32,
     ) -> io::Result<()> {
-        let kind = if block { libc::S_IFBLK } else { libc::S_IFCHR };
         let ino = self.new_ino();
-        let builder = header(name, kind, attrs, ino)
+        let builder = header(name, libc::S_IFCHR, attrs, ino)
             .rdev_major(major)
             .rdev_minor(minor);
         self.write_entry(builder, &[])

@@ -4,8 +4,8 @@
 //! `/dev/console`; it is built once per image and init binary and cached under
 //! `$VMC_HOME/initramfs/`. Each run adds a second archive holding `/vmc/run.json`; the kernel
 //! unpacks concatenated archives in order, so the VMM loads the two back to back (both are
-//! padded to a multiple of 512 bytes; the kernel needs each archive to start 4-byte aligned). The kernel
-//! command line must say `rdinit=/vmc/init`.
+//! padded to a multiple of 512 bytes; the kernel needs each archive to start 4-byte aligned).
+//! The kernel command line must say `rdinit=/vmc/init`.
 
 use crate::cpio::{Attributes, CpioWriter};
 use crate::digest::is_sha256_hex;
@@ -176,7 +176,7 @@ fn add_guest_entries(
     if !image_has_dev {
         writer.add_dir("dev", Attributes::root(0o755))?;
     }
-    writer.add_device("dev/console", Attributes::root(0o600), false, 5, 1)?;
+    writer.add_char_device("dev/console", Attributes::root(0o600), 5, 1)?;
     writer.add_dir("vmc", Attributes::root(0o755))?;
     writer.add_file_from(
         &archive_name(vmc_init::INIT_PATH),

@@ -74,10 +74,11 @@ fn boot_to_init(report: &BenchReport) -> Comparison {
         format_ms(stats.median),
         format_ms(stats.p95)
     );
-    let verdict = match report.host.kvm.kind {
+    let kvm = &report.host_of(Mode::Vm).unwrap_or(&report.host).kvm;
+    let verdict = match kvm.kind {
         KvmKind::Emulated | KvmKind::Unavailable => Verdict::NotComparable(format!(
             "the VM ran on {}, so this times the emulator, not vmc",
-            report.host.kvm.detail
+            kvm.detail
         )),
         KvmKind::Hardware | KvmKind::Nested if stats.p95 <= BOOT_TO_INIT_BOUND_MS => {
             Verdict::Within

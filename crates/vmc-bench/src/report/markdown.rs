@@ -2,7 +2,7 @@
 
 use super::table::{comparison_rows, memory_rows, timing_rows, TIMING_RIGHT_ALIGNED};
 use super::{csv, format_bytes, json, plots, write_file, BenchReport, MemoryRun};
-use crate::{BenchError, KvmKind};
+use crate::{BenchError, HostFacts, KvmKind};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use vmc_runtime::Mode;
@@ -111,11 +111,11 @@ fn firecracker_section(report: &BenchReport) -> String {
 
 /// A warning at the top when the VM numbers cannot be taken at face value.
 fn kvm_note(report: &BenchReport) -> String {
-    if report.mode(Mode::Vm).is_none() {
+    let Some(vm_host) = report.host_of(Mode::Vm) else {
         return String::new();
-    }
-    let detail = &report.host.kvm.detail;
-    match report.host.kvm.kind {
+    };
+    let detail = &vm_host.kvm.detail;
+    match vm_host.kvm.kind {
         KvmKind::Hardware => String::new(),
         KvmKind::Nested => format!(
             "> **The VM mode ran on nested KVM ({detail}).** Every VM exit goes through two \
@@ -133,19 +133,33 @@ fn kvm_note(report: &BenchReport) -> String {
     }
 }
 
-/// The host facts as a two-column table.
+/// The host facts as a table: one column for the report's host, one more per mode that
+/// ran on another machine.
 fn host_section(report: &BenchReport) -> String {
-    let h = &report.host;
+    let mut hosts = vec![("host".to_string(), &report.host)];
+    for mode in &report.modes {
+        if let Some(host) = &mode.ran_on {
+            hosts.push((format!("{} mode ran on", mode.mode.as_str()), host));
+        }
+    }
+    let row = |label: &str, fact: &dyn Fn(&HostFacts) -> String| {
+        let mut row = vec![label.to_string()];
+        row.extend(hosts.iter().map(|(_, h)| fact(h)));
+        row
+    };
+    let mut header = vec![String::new()];
+    header.extend(hosts.iter().map(|(name, _)| name.clone()));
     let rows = vec![
-        vec!["host".to_string(), String::new()],
-        vec!["kernel".into(), h.kernel.clone()],
-        vec!["CPU".into(), format!("{} × {}", h.cpu_count, h.cpu_model)],
-        vec!["memory".into(), format_bytes(h.memory_bytes)],
-        vec!["KVM".into(), h.kvm.detail.clone()],
-        vec!["cgroups".into(), h.cgroup.describe().into()],
-        vec!["vmc".into(), h.vmc_version.clone()],
+        header,
+        row("kernel", &|h| h.kernel.clone()),
+        row("CPU", &|h| format!("{} × {}", h.cpu_count, h.cpu_model)),
+        row("memory", &|h| format_bytes(h.memory_bytes)),
+        row("KVM", &|h| h.kvm.detail.clone()),
+        row("cgroups", &|h| h.cgroup.describe().into()),
+        row("vmc", &|h| h.vmc_version.clone()),
     ];
-    format!("{}\n", markdown_table(&rows, &[false, false]))
+    let right = vec![false; rows[0].len()];
+    format!("{}\n", markdown_table(&rows, &right))
 }
 
 /// One sentence on what the memory run shows, from its numbers.

@@ -67,6 +67,9 @@ pub struct ModeReport {
     pub phase_stats: Vec<PhaseStats>,
     /// The memory run, when one was made.
     pub memory: Option<MemoryRun>,
+    /// The machine this mode ran on when it is not the report's `host`: a mode added from
+    /// another report (e.g. VM runs made inside scripts/kvm-sandbox). `None`: the report's host.
+    pub ran_on: Option<HostFacts>,
 }
 
 /// One measured run.
@@ -163,6 +166,7 @@ impl ModeReport {
             runs,
             phase_stats,
             memory,
+            ran_on: None,
         }
     }
 
@@ -282,6 +286,47 @@ impl BenchReport {
     /// The report of `mode`, if it was benchmarked.
     pub fn mode(&self, mode: Mode) -> Option<&ModeReport> {
         self.modes.iter().find(|m| m.mode == mode)
+    }
+
+    /// The machine `mode` ran on, if it was benchmarked.
+    pub fn host_of(&self, mode: Mode) -> Option<&HostFacts> {
+        self.mode(mode)
+            .map(|m| m.ran_on.as_ref().unwrap_or(&self.host))
+    }
+
+    /// Puts the modes of `other` (a report of the same image and command, made elsewhere)
+    /// before this report's modes, each remembering the machine it ran on.
+    pub fn add_modes_from(&mut self, other: BenchReport) -> Result<(), BenchError> {
+        if other.schema != SCHEMA_ID {
+            return Err(BenchError::IncompatibleReport(format!(
+                "it is a {:?} report, this vmc reads {SCHEMA_ID}",
+                other.schema
+            )));
+        }
+        let (mine, theirs) = (&self.settings, &other.settings);
+        if (&mine.image, &mine.command) != (&theirs.image, &theirs.command) {
+            return Err(BenchError::IncompatibleReport(format!(
+                "it measured `{} {}`, this benchmark `{} {}`",
+                theirs.image,
+                theirs.command.join(" "),
+                mine.image,
+                mine.command.join(" ")
+            )));
+        }
+        let mut added = Vec::new();
+        for mut mode in other.modes {
+            if self.mode(mode.mode).is_some() {
+                return Err(BenchError::IncompatibleReport(format!(
+                    "both reports measured {} mode",
+                    mode.mode.as_str()
+                )));
+            }
+            mode.ran_on = mode.ran_on.or_else(|| Some(other.host.clone()));
+            added.push(mode);
+        }
+        added.append(&mut self.modes);
+        self.modes = added;
+        Ok(())
     }
 }
 
@@ -406,6 +451,29 @@ mod tests {
         assert!(ctr.samples.iter().all(|s| s.at <= exit));
         assert!(ctr.summary.overhead_median_bytes > 0);
         assert!(ctr.summary.overhead_max_bytes >= ctr.summary.overhead_median_bytes);
+    }
+
+    #[test]
+    fn modes_from_another_report_keep_their_host() {
+        let mut here = sample::report();
+        here.modes.retain(|m| m.mode == Mode::Container);
+        here.host.kvm.kind = crate::KvmKind::Unavailable;
+        let mut sandbox = sample::report();
+        sandbox.modes.retain(|m| m.mode == Mode::Vm);
+        sandbox.host.kernel = "Linux 6.1.0-emulated x86_64".into();
+        here.add_modes_from(sandbox.clone()).unwrap();
+        let modes: Vec<Mode> = here.modes.iter().map(|m| m.mode).collect();
+        assert_eq!(modes, [Mode::Vm, Mode::Container]);
+        assert_eq!(here.host_of(Mode::Vm), Some(&sandbox.host));
+        assert_eq!(here.host_of(Mode::Container), Some(&here.host));
+        // The same mode twice, or another workload, cannot be combined.
+        assert!(here.add_modes_from(sandbox.clone()).is_err());
+        let mut other_command = sandbox;
+        other_command.settings.command = vec!["/bin/false".into()];
+        let mut fresh = sample::report();
+        fresh.modes.retain(|m| m.mode == Mode::Container);
+        let err = fresh.add_modes_from(other_command).unwrap_err();
+        assert!(err.to_string().contains("/bin/false"), "{err}");
     }
 
     #[test]

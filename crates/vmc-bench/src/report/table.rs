@@ -31,6 +31,19 @@ pub fn render(report: &BenchReport) -> String {
         h.cgroup.describe(),
         h.kvm.detail
     );
+    for mode in &report.modes {
+        if let Some(host) = &mode.ran_on {
+            let _ = writeln!(
+                out,
+                "{} mode ran elsewhere: {}, {} × {}, KVM: {}",
+                mode.mode.as_str(),
+                host.kernel,
+                host.cpu_count,
+                host.cpu_model,
+                host.kvm.detail
+            );
+        }
+    }
     out.push('\n');
     out += &align(&timing_rows(report), &TIMING_RIGHT_ALIGNED);
     if report.modes.iter().any(|m| m.memory.is_some()) {

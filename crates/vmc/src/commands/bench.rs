@@ -3,7 +3,7 @@
 
 use crate::commands::run::{build_spec, ModeArg, NetworkArg, RunArgs};
 use crate::modes::{runtime_for, ModeOptions};
-use crate::state::{new_run_id, RunStore};
+use crate::state::{self, new_run_id, RunStore};
 use crate::units::parse_size;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -178,9 +178,13 @@ impl Bencher<'_> {
         let run_args = self.run_args(mode, image, command);
         let spec = build_spec(&run_args, &resolved, rootfs, &id, self.runs.run_dir(&id))?;
         let runtime = runtime_for(mode.into(), &self.args.mode_options)?;
+        let mode = Mode::from(mode);
+        // Recorded like `vmc run --rm` does, so `vmc rm` can clean up after a crash.
+        let record = state::RunRecord::starting(&id, &id[..12], mode, image, &spec.args);
+        self.runs.save(&record)?;
         let result = runtime.run(&spec, &mut timeline, observer);
         let cleanup = runtime.cleanup(&id, &spec.run_dir);
-        let mode = Mode::from(mode);
+        self.runs.remove(&id)?;
         let outcome = result.map_err(|err| anyhow!("the {} run failed: {err}", mode.as_str()))?;
         cleanup.map_err(|err| anyhow!("cleaning up after the {} run: {err}", mode.as_str()))?;
         if outcome != ExitOutcome::Exited(0) {

@@ -1,15 +1,22 @@
 //! `vmc doctor`: what this host offers each run mode, and what to fix.
 
+use crate::commands::run::ModeArg;
 use clap::Args;
 use std::fs;
 use vmc_vm::probe::{self, KvmAccess, Verdict};
 
-/// Arguments of `vmc doctor` (none yet).
+/// Arguments of `vmc doctor`.
 #[derive(Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Exit with status 1 unless every check of this mode passed (for scripts).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub check: Option<ModeArg>,
+}
 
-/// Prints one line per check; always succeeds (the lines say what is missing).
-pub fn doctor(_args: DoctorArgs) -> anyhow::Result<u8> {
+/// Prints one line per check. Without `--check` it always succeeds (the lines say what is
+/// missing); with it, the status says whether that mode can run on this host.
+pub fn doctor(args: DoctorArgs) -> anyhow::Result<u8> {
+    let mut checks = Checks::default();
     println!("VM mode");
     let report = probe::probe();
     match &report.access {
@@ -17,17 +24,17 @@ pub fn doctor(_args: DoctorArgs) -> anyhow::Result<u8> {
             api_version,
             max_vcpus,
         } => {
-            line(true, "/dev/kvm", "present and accessible");
-            line(
+            checks.vm(true, "/dev/kvm", "present and accessible");
+            checks.vm(
                 true,
                 "KVM API",
                 &format!("version {api_version}, up to {max_vcpus} vCPUs per VM"),
             );
         }
-        KvmAccess::Unavailable(reason) => line(false, "/dev/kvm", reason),
+        KvmAccess::Unavailable(reason) => checks.vm(false, "/dev/kvm", reason),
     }
     if let Some(verdict) = &report.verdict {
-        line(
+        checks.vm(
             *verdict == Verdict::Full,
             "KVM probe",
             &format!(
@@ -38,8 +45,8 @@ pub fn doctor(_args: DoctorArgs) -> anyhow::Result<u8> {
         );
     }
     match vmc_vm::kernel::default_kernel() {
-        Ok(path) => line(true, "guest kernel", &path.display().to_string()),
-        Err(err) => line(false, "guest kernel", &err.to_string()),
+        Ok(path) => checks.vm(true, "guest kernel", &path.display().to_string()),
+        Err(err) => checks.vm(false, "guest kernel", &err.to_string()),
     }
 
     println!("container mode");
@@ -47,11 +54,11 @@ pub fn doctor(_args: DoctorArgs) -> anyhow::Result<u8> {
     let (ok, cgroups) = describe_cgroups(&mounts, |mount| {
         fs::read_to_string(format!("{mount}/cgroup.controllers")).unwrap_or_default()
     });
-    line(ok, "cgroups", &cgroups);
+    checks.container(ok, "cgroups", &cgroups);
     let overlay = fs::read_to_string("/proc/filesystems")
         .map(|list| list.lines().any(|l| l.ends_with("\toverlay")))
         .unwrap_or(false);
-    line(
+    checks.container(
         overlay,
         "overlayfs",
         if overlay {
@@ -61,8 +68,43 @@ pub fn doctor(_args: DoctorArgs) -> anyhow::Result<u8> {
         },
     );
     let (ok, userns) = user_namespaces();
+    // User namespaces matter only for running without root; they do not fail the check.
     line(ok, "user namespaces", &userns);
-    Ok(0)
+    let passed = match args.check {
+        None => true,
+        Some(ModeArg::Vm) => checks.vm_ok,
+        Some(ModeArg::Container) => checks.container_ok,
+    };
+    Ok(if passed { 0 } else { 1 })
+}
+
+/// Which modes have passed every check so far.
+struct Checks {
+    vm_ok: bool,
+    container_ok: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks {
+            vm_ok: true,
+            container_ok: true,
+        }
+    }
+}
+
+impl Checks {
+    /// Prints a VM-mode check and remembers a failure.
+    fn vm(&mut self, ok: bool, what: &str, detail: &str) {
+        self.vm_ok &= ok;
+        line(ok, what, detail);
+    }
+
+    /// Prints a container-mode check and remembers a failure.
+    fn container(&mut self, ok: bool, what: &str, detail: &str) {
+        self.container_ok &= ok;
+        line(ok, what, detail);
+    }
 }
 
 /// Prints one check result.

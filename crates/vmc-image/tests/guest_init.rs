@@ -1,0 +1,238 @@
+//! The image → initramfs → vmc-init path in a real guest kernel, without KVM.
+//!
+//! QEMU in software emulation boots the guest kernel (kernels/build.sh) with an initramfs made
+//! by `vmc_image::initramfs` from a busybox root filesystem, the static vmc-init and a run
+//! archive. QEMU stands in for the VMM's exit device: an `isa-debugcon` at port 0x600 records
+//! the milestone bytes, an `isa-debug-exit` at port 0x604 ends QEMU on the status write with
+//! exit code `(status << 1) | 1` (so the low 7 bits of the status come back).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use vmc_image::initramfs;
+use vmc_init::RunConfig;
+
+/// The kernel command line vmc uses, minus what only the real VMM needs.
+const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 rdinit=/vmc/init quiet";
+const QEMU: &str = "qemu-system-x86_64";
+const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a boot needs; `None` (after printing why) when this machine lacks a piece.
+struct Setup {
+    kernel: PathBuf,
+    init: PathBuf,
+}
+
+fn setup() -> Option<Setup> {
+    let kernel = vmc_runtime::paths::cache_dir().join("kernels/current/vmlinux");
+    if !kernel.is_file() {
+        eprintln!(
+            "SKIPPED: no guest kernel at {} (run kernels/build.sh)",
+            kernel.display()
+        );
+        return None;
+    }
+    let Some(init) = static_init() else {
+        eprintln!("SKIPPED: no static vmc-init (run scripts/build-vmc-init.sh or set VMC_INIT)");
+        return None;
+    };
+    if Command::new(QEMU).arg("--version").output().is_err() {
+        eprintln!("SKIPPED: {QEMU} is not installed (apt-get install qemu-system-x86)");
+        return None;
+    }
+    Some(Setup { kernel, init })
+}
+
+/// `$VMC_INIT`, else the newest vmc-init scripts/build-vmc-init.sh left in this target dir.
+fn static_init() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("VMC_INIT").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    // This test runs as <target>/<profile>/deps/guest_init-<hash>.
+    let exe = std::env::current_exe().ok()?;
+    let target = exe.parent()?.parent()?.parent()?;
+    ["debug", "release"]
+        .iter()
+        .map(|profile| {
+            target
+                .join("x86_64-unknown-linux-gnu")
+                .join(profile)
+                .join("vmc-init")
+        })
+        .filter_map(|path| Some((path.metadata().ok()?.modified().ok()?, path)))
+        .max()
+        .map(|(_, path)| path)
+}
+
+/// A busybox root filesystem with every applet linked in /bin.
+fn busybox_rootfs(root: &Path) {
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8(list.stdout).unwrap().lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+}
+
+/// What one boot showed.
+struct Boot {
+    /// Everything the guest wrote to its serial console.
+    console: String,
+    /// The bytes written to port 0x600.
+    milestones: Vec<u8>,
+    /// The low 7 bits of the status written to port 0x604, if one was written.
+    status_low_bits: Option<i32>,
+}
+
+fn boot(setup: &Setup, config: &RunConfig) -> Boot {
+    let work = tempfile::tempdir().unwrap();
+    let rootfs = work.path().join("rootfs");
+    busybox_rootfs(&rootfs);
+    let image_id = "0".repeat(64);
+    let image =
+        initramfs::cached_image_archive(work.path(), &image_id, &rootfs, &setup.init).unwrap();
+    let mut initrd = std::fs::read(image).unwrap();
+    initrd.extend(initramfs::run_archive(config));
+    let initrd_path = work.path().join("initrd.cpio");
+    std::fs::write(&initrd_path, initrd).unwrap();
+
+    let console = work.path().join("console.log");
+    let milestones = work.path().join("milestones.bin");
+    let mut qemu = Command::new(QEMU)
+        .args([
+            "-accel",
+            "tcg",
+            "-machine",
+            "pc,acpi=off",
+            "-cpu",
+            "max",
+            "-m",
+            "256",
+        ])
+        .args([
+            "-smp",
+            "1",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+        ])
+        .args(["-no-reboot", "-append", CMDLINE, "-kernel"])
+        .arg(&setup.kernel)
+        .arg("-initrd")
+        .arg(&initrd_path)
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .arg("-chardev")
+        .arg(format!("file,id=milestones,path={}", milestones.display()))
+        .args(["-device", "isa-debugcon,iobase=0x600,chardev=milestones"])
+        .args(["-device", "isa-debug-exit,iobase=0x604,iosize=4"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = qemu.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > BOOT_TIMEOUT {
+            qemu.kill().unwrap();
+            qemu.wait().unwrap();
+            let console = std::fs::read_to_string(&console).unwrap_or_default();
+            panic!("the guest did not finish within {BOOT_TIMEOUT:?}; console:\n{console}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let code = status.code().expect("QEMU exits normally");
+    Boot {
+        console: String::from_utf8_lossy(&std::fs::read(&console).unwrap()).into_owned(),
+        milestones: std::fs::read(&milestones).unwrap(),
+        status_low_bits: (code & 1 == 1).then_some(code >> 1),
+    }
+}
+
+fn config(args: &[&str]) -> RunConfig {
+    RunConfig {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: vec!["PATH=/bin".into()],
+        workdir: "/".into(),
+        uid: 0,
+        gid: 0,
+        hostname: "vmc-test".into(),
+        tty: false,
+        interactive: false,
+        terminal_size: None,
+    }
+}
+
+#[test]
+fn the_workload_runs_as_its_user_in_its_world_and_its_exit_code_comes_back() {
+    let Some(setup) = setup() else { return };
+    let script = "echo id=$(id -u):$(id -g) cwd=$(pwd) host=$(hostname) foo=$FOO; \
+                  cut -d' ' -f2,3 /proc/mounts | sort | tr '\\n' ,; echo; \
+                  ifconfig lo | grep -o UP; ls -A /vmc; exit 3";
+    let mut run = config(&["sh", "-c", script]);
+    run.env.push("FOO=bar".into());
+    run.uid = 65534;
+    run.gid = 65534;
+    run.workdir = "/work/dir".into();
+    let boot = boot(&setup, &run);
+    assert_eq!(boot.milestones, [1, 2], "console:\n{}", boot.console);
+    assert_eq!(boot.status_low_bits, Some(3), "console:\n{}", boot.console);
+    let lines: Vec<&str> = boot.console.lines().collect();
+    assert!(
+        lines.contains(&"id=65534:65534 cwd=/work/dir host=vmc-test foo=bar"),
+        "{lines:?}"
+    );
+    let mounts =
+        "/ rootfs,/dev devtmpfs,/dev/pts devpts,/dev/shm tmpfs,/proc proc,/sys sysfs,/tmp tmpfs,";
+    assert!(lines.contains(&mounts), "{lines:?}");
+    assert!(lines.contains(&"UP"), "loopback is up: {lines:?}");
+    assert!(lines.contains(&"init"), "run.json is gone: {lines:?}");
+}
+
+#[test]
+fn a_missing_command_exits_127_with_container_modes_message() {
+    let Some(setup) = setup() else { return };
+    let boot = boot(&setup, &config(&["nosuchcmd", "arg"]));
+    assert!(
+        boot.console
+            .contains(r#"vmc: exec: "nosuchcmd": executable file not found in $PATH"#),
+        "console:\n{}",
+        boot.console
+    );
+    assert_eq!(boot.milestones, [1, 2]);
+    assert_eq!(boot.status_low_bits, Some(127));
+}
+
+#[test]
+fn signals_sent_to_init_reach_the_workload() {
+    let Some(setup) = setup() else { return };
+    let script = "trap 'echo got TERM; exit 7' TERM; kill -TERM 1; sleep 30 & wait";
+    let boot = boot(&setup, &config(&["sh", "-c", script]));
+    assert!(
+        boot.console.contains("got TERM"),
+        "console:\n{}",
+        boot.console
+    );
+    assert_eq!(boot.status_low_bits, Some(7));
+}
+
+#[test]
+fn a_killed_workload_reports_its_signal() {
+    let Some(setup) = setup() else { return };
+    let boot = boot(&setup, &config(&["sh", "-c", "kill -KILL $$"]));
+    assert_eq!(boot.milestones, [1, 2], "console:\n{}", boot.console);
+    // 0x100 | SIGKILL: QEMU's exit code keeps the low 7 bits.
+    assert_eq!(boot.status_low_bits, Some(9));
+}
