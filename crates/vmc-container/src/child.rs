@@ -155,8 +155,7 @@ fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepErr
     if !config.join_cgroup.is_empty() {
         reporter.event(Event::JoinedCgroup);
     }
-    // The filesystem is built while vmc moves this process into the run's cgroup (on cgroup
-    // v1 that write waits for an RCU grace period): the two overlap.
+    // On cgroup v2 vmc moves this process into the cgroup while the filesystem is built.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     for op in &config.ops {
         apply(op, reporter).map_err(|errno| (StepWhat::Op(op), errno))?;
@@ -245,26 +244,6 @@ fn apply(op: &Op, reporter: &Reporter) -> nix::Result<()> {
             *flags,
             data.as_deref(),
         ),
-        Op::Overlay {
-            target,
-            options,
-            fallback,
-        } => {
-            let mount = |data: &CStr| {
-                nix::mount::mount(
-                    Some(c"overlay"),
-                    target.as_c_str(),
-                    Some(c"overlay"),
-                    MsFlags::empty(),
-                    Some(data),
-                )
-            };
-            match mount(options) {
-                // Kernels before 5.10 do not know "volatile".
-                Err(Errno::EINVAL) => mount(fallback),
-                other => other,
-            }
-        }
         Op::RemountReadOnly(target) => remount_read_only(target),
         Op::Mkdir(path) => ignore_exists(nix::unistd::mkdir(
             path.as_c_str(),

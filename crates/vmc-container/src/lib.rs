@@ -4,17 +4,21 @@
 //!
 //! 1. one `clone` makes the PID, mount, UTS, IPC and network namespaces (plus a user namespace
 //!    with a one-id map when vmc is not root);
-//! 2. while vmc creates the cgroup `vmc/<id>` and moves the child into it, the child makes its
-//!    mount tree private, mounts an overlay (lower = the image's rootfs, upper and work under
-//!    the run's directory), builds /proc, a tmpfs /dev, devpts, /dev/shm and a read-only /sys,
-//!    binds volumes, `pivot_root`s and detaches the old root, sets the host name and brings
-//!    loopback up;
-//! 3. the child waits for vmc's "go" (it is in the cgroup now), unshares a cgroup namespace,
+//! 2. the child joins the run's cgroup `vmc/<id>`, created by vmc beforehand (cgroup v1: it
+//!    writes 0 to `tasks` itself, which avoids an RCU grace period; v2: vmc writes its pid to
+//!    `cgroup.procs` while the child goes on), makes its mount
+//!    tree private, mounts a tmpfs over the run's directory (visible only to the container)
+//!    holding the overlay's upper and work directories, mounts the overlay (lower = the
+//!    image's read-only rootfs), builds /proc, a tmpfs /dev, devpts, /dev/shm and a read-only
+//!    /sys, binds volumes, `pivot_root`s and detaches the old root, sets the host name, brings
+//!    loopback up and makes the working directory;
+//! 3. the child waits for vmc's "go" (sent once it is in the cgroup), unshares a cgroup namespace,
 //!    switches user and executes the workload, which becomes PID 1 of the container (no init
 //!    in between, as with `docker run` without `--init`: a PID 1 without a handler ignores
 //!    SIGTERM/SIGINT, so vmc kills the workload after three interrupts);
 //! 4. vmc forwards signals, proxies a pty with `--tty`, reaps the workload, reports OOM kills
-//!    and removes the cgroup and the overlay directories. The mounts die with the namespace.
+//!    and removes the cgroup. The mounts and the writable layer die with the namespace, so a
+//!    run never writes to the host's disk.
 
 #![warn(missing_docs)]
 

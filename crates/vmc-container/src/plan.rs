@@ -13,40 +13,45 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use vmc_runtime::{BindMount, NetworkMode};
 
-/// The host directories of a run's overlay root filesystem.
+/// Where a run's overlay root filesystem lives.
+///
+/// The writable layer is a tmpfs that the child mounts on the run's directory inside its own
+/// mount namespace: the host sees no new files (the run directory keeps vmc's records), the
+/// layer's pages count against the memory limit, and everything vanishes with the namespace,
+/// with no filesystem journal work at start or exit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OverlayDirs {
     /// The image's read-only rootfs (overlay lowerdir).
     pub lower: PathBuf,
-    /// The run's writable layer (overlay upperdir).
+    /// The tmpfs mount point: the run's directory.
+    pub tmpfs: PathBuf,
+    /// The run's writable layer (overlay upperdir), on the tmpfs.
     pub upper: PathBuf,
-    /// Overlay's scratch directory (overlay workdir).
+    /// Overlay's scratch directory (overlay workdir), on the tmpfs.
     pub work: PathBuf,
     /// Where the combined tree is mounted and becomes the container's root.
     pub merged: PathBuf,
 }
 
 impl OverlayDirs {
-    /// The overlay directories under `scratch` (the run's `run_dir/overlay`).
-    pub fn under(scratch: &Path, lower: &Path) -> Self {
+    /// The overlay of `lower` with its writable layer on a tmpfs over `run_dir`.
+    pub fn in_run_dir(run_dir: &Path, lower: &Path) -> Self {
         OverlayDirs {
             lower: lower.to_path_buf(),
-            upper: scratch.join("upper"),
-            work: scratch.join("work"),
-            merged: scratch.join("merged"),
+            tmpfs: run_dir.to_path_buf(),
+            upper: run_dir.join("upper"),
+            work: run_dir.join("work"),
+            merged: run_dir.join("merged"),
         }
     }
 
-    /// The overlay mount options. `volatile` (Linux 5.10+) skips syncing the upper layer,
-    /// which the run throws away anyway: without it, unmounting at exit waits for a journal
-    /// commit of the host filesystem.
-    pub fn options(&self, volatile: bool) -> String {
+    /// The overlay mount options.
+    pub fn options(&self) -> String {
         format!(
-            "lowerdir={},upperdir={},workdir={}{}",
+            "lowerdir={},upperdir={},workdir={}",
             self.lower.display(),
             self.upper.display(),
-            self.work.display(),
-            if volatile { ",volatile" } else { "" }
+            self.work.display()
         )
     }
 }
@@ -68,15 +73,6 @@ pub enum Op {
         flags: MsFlags,
         /// File-system specific options.
         data: Option<CString>,
-    },
-    /// Mounts the overlay root, retrying with `fallback` options if the kernel rejects `options`.
-    Overlay {
-        /// Mount point.
-        target: CString,
-        /// The preferred options (with `volatile`).
-        options: CString,
-        /// The options for kernels without `volatile`.
-        fallback: CString,
     },
     /// Remounts the bind mount at `target` read-only, keeping its other (locked) flags.
     RemountReadOnly(CString),
@@ -125,9 +121,6 @@ impl fmt::Display for Op {
                 fstype.as_deref().map_or("bind", text),
                 text(target)
             ),
-            Op::Overlay { target, .. } => {
-                write!(f, "mounting the overlay root on {}", text(target))
-            }
             Op::RemountReadOnly(target) => write!(f, "remounting {} read-only", text(target)),
             Op::Mkdir(path) | Op::MkdirAll(path) => {
                 write!(f, "creating directory {}", text(path))
@@ -191,10 +184,22 @@ impl RootfsPlan<'_> {
         let inside = |rel: &str| cpath(&merged.join(rel));
         let mut ops = vec![
             Op::MakePrivate,
-            Op::Overlay {
+            Op::Mount {
+                source: cstr("tmpfs"),
+                target: cpath(&self.overlay.tmpfs)?,
+                fstype: Some(cstr("tmpfs")),
+                flags: MsFlags::empty(),
+                data: Some(cstr("mode=755")),
+            },
+            Op::Mkdir(cpath(&self.overlay.upper)?),
+            Op::Mkdir(cpath(&self.overlay.work)?),
+            Op::Mkdir(cpath(merged)?),
+            Op::Mount {
+                source: cstr("overlay"),
                 target: cpath(merged)?,
-                options: overlay_options(self.overlay, true)?,
-                fallback: overlay_options(self.overlay, false)?,
+                fstype: Some(cstr("overlay")),
+                flags: MsFlags::empty(),
+                data: Some(overlay_options(self.overlay)?),
             },
             Op::Report(Event::Overlay),
             Op::Mkdir(inside("proc")?),
@@ -314,8 +319,8 @@ impl RootfsPlan<'_> {
     }
 }
 
-fn overlay_options(dirs: &OverlayDirs, volatile: bool) -> Result<CString, ContainerError> {
-    let options = dirs.options(volatile);
+fn overlay_options(dirs: &OverlayDirs) -> Result<CString, ContainerError> {
+    let options = dirs.options();
     CString::new(options.clone()).map_err(|_| ContainerError::NulByte {
         what: "overlay path",
         value: options,
@@ -348,7 +353,7 @@ mod tests {
     use super::*;
 
     fn overlay() -> OverlayDirs {
-        OverlayDirs::under(Path::new("/run/r1/overlay"), Path::new("/images/busybox"))
+        OverlayDirs::in_run_dir(Path::new("/run/r1"), Path::new("/images/busybox"))
     }
 
     fn mount_targets(ops: &[Op]) -> Vec<(String, String)> {
@@ -366,12 +371,9 @@ mod tests {
     #[test]
     fn overlay_options_name_all_layers() {
         assert_eq!(
-            overlay().options(false),
-            "lowerdir=/images/busybox,upperdir=/run/r1/overlay/upper,workdir=/run/r1/overlay/work"
+            overlay().options(),
+            "lowerdir=/images/busybox,upperdir=/run/r1/upper,workdir=/run/r1/work"
         );
-        assert!(overlay()
-            .options(true)
-            .ends_with("/run/r1/overlay/work,volatile"));
     }
 
     #[test]
@@ -386,9 +388,18 @@ mod tests {
         };
         let ops = plan.ops().unwrap();
         assert_eq!(ops[0], Op::MakePrivate);
-        let m = "/run/r1/overlay/merged";
-        assert!(matches!(&ops[1], Op::Overlay { target, .. } if text(target) == m));
+        let m = "/run/r1/merged";
+        assert_eq!(
+            &ops[2..5],
+            [
+                Op::Mkdir(cstr("/run/r1/upper")),
+                Op::Mkdir(cstr("/run/r1/work")),
+                Op::Mkdir(cstr(m))
+            ]
+        );
         let expected: Vec<(String, String)> = [
+            ("/run/r1".to_string(), "tmpfs"),
+            (m.to_string(), "overlay"),
             (format!("{m}/proc"), "proc"),
             (format!("{m}/dev"), "tmpfs"),
             (format!("{m}/dev/pts"), "devpts"),
@@ -426,7 +437,7 @@ mod tests {
         let ops = plan.ops().unwrap();
         assert!(!ops.iter().any(|op| matches!(op, Op::CharDevice { .. })));
         let targets = mount_targets(&ops);
-        let m = "/run/r1/overlay/merged";
+        let m = "/run/r1/merged";
         assert!(targets.contains(&(format!("{m}/dev/null"), "bind".into())));
         assert!(targets.contains(&(format!("{m}/dev/console"), "bind".into())));
         assert!(targets.contains(&(format!("{m}/sys"), "bind".into())));
@@ -449,7 +460,7 @@ mod tests {
             console: None,
         };
         let ops = plan.ops().unwrap();
-        let target = cstr("/run/r1/overlay/merged/data");
+        let target = cstr("/run/r1/merged/data");
         let bind_at = ops
             .iter()
             .position(|op| matches!(op, Op::Mount { source, .. } if text(source) == "/tmp"))

@@ -26,9 +26,6 @@ use vmc_runtime::{MemoryProbe, MemoryReading, RunObserver};
 /// Stack size of the cloned child before it executes the workload.
 const CHILD_STACK: usize = 256 * 1024;
 
-/// The name of the run's scratch directory under `run_dir`.
-const SCRATCH: &str = "overlay";
-
 /// Where a run's stdout and stderr go instead of vmc's own (for callers that capture output).
 #[derive(Debug)]
 pub struct Output {
@@ -66,11 +63,6 @@ impl ContainerRuntime {
         self
     }
 
-    /// The memory reader of run `id`'s cgroup, for sampling while it runs.
-    pub fn cgroup_memory(&self, id: &str) -> Result<CgroupMemory, ContainerError> {
-        Hierarchy::detect(&self.cgroup_root)?.memory_of(id)
-    }
-
     /// Prints a one-line message about the workload where its stderr goes (Docker prints
     /// "exec: …: not found" there too).
     fn print_error(&self, message: &str) {
@@ -102,16 +94,15 @@ impl ContainerRuntime {
         // SAFETY: geteuid cannot fail.
         let rootless = unsafe { libc::geteuid() } != 0;
         let hierarchy = Hierarchy::detect(&self.cgroup_root)?;
-        let scratch = spec.run_dir.join(SCRATCH);
-        let overlay = OverlayDirs::under(&scratch, &spec.rootfs);
-        let mut run = RunGuard::new(scratch.clone());
-        for dir in [&overlay.upper, &overlay.work, &overlay.merged] {
-            std::fs::create_dir_all(dir).map_err(|source| ContainerError::RunDir {
+        if !spec.run_dir.is_dir() {
+            std::fs::create_dir_all(&spec.run_dir).map_err(|source| ContainerError::RunDir {
                 action: "create",
-                path: dir.clone(),
+                path: spec.run_dir.clone(),
                 source,
             })?;
         }
+        let overlay = OverlayDirs::in_run_dir(&spec.run_dir, &spec.rootfs);
+        let mut run = RunGuard::default();
         let pty = spec.tty.then(Pty::open).transpose()?;
         let plan = RootfsPlan {
             overlay: &overlay,
@@ -250,8 +241,15 @@ impl ContainerRuntime {
             }
         }
         drop(signals);
+        if let Some(cgroup) = run.cgroup.take() {
+            cgroup.remove()?;
+            timeline.step(format!(
+                "cgroup {}/{} removed",
+                crate::cgroups::PARENT,
+                &spec.id[..12.min(spec.id.len())]
+            ));
+        }
         run.finish()?;
-        timeline.step(format!("cgroup removed, {} removed", scratch.display()));
         timeline.mark(Milestone::TornDown);
         Ok(outcome)
     }
@@ -271,7 +269,7 @@ impl Runtime for ContainerRuntime {
         Ok(self.run_container(spec, timeline, observer)?)
     }
 
-    fn cleanup(&self, id: &str, run_dir: &Path) -> Result<(), RuntimeError> {
+    fn cleanup(&self, id: &str, _run_dir: &Path) -> Result<(), RuntimeError> {
         match Hierarchy::detect(&self.cgroup_root) {
             Ok(hierarchy) => {
                 hierarchy.remove_leftover(id)?;
@@ -280,7 +278,8 @@ impl Runtime for ContainerRuntime {
             Err(ContainerError::NoCgroups(_)) => {}
             Err(err) => return Err(err.into()),
         }
-        remove_scratch(&run_dir.join(SCRATCH))?;
+        // The writable layer lived on a tmpfs in the run's mount namespace: nothing of it is
+        // left in the run directory, which holds only the CLI's records.
         Ok(())
     }
 }
@@ -473,7 +472,7 @@ fn record_child_steps(
                 "container init joined its cgroup itself (wrote 0 to tasks)".to_string()
             }
             Event::Overlay => format!(
-                "overlay mounted (lower={}, upper={})",
+                "overlay mounted (lower={}, upper={} on a tmpfs private to the container)",
                 overlay.lower.display(),
                 overlay.upper.display()
             ),
@@ -627,62 +626,22 @@ fn pidfd_open(pid: Pid) -> Result<OwnedFd, ContainerError> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Removes the run's overlay scratch directory.
-fn remove_scratch(scratch: &Path) -> Result<(), ContainerError> {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        // Overlay leaves mode-000 directories in its work dir; only root may enter those.
-        make_traversable(&scratch.join("work"));
-    }
-    match std::fs::remove_dir_all(scratch) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(ContainerError::RunDir {
-            action: "remove",
-            path: scratch.to_path_buf(),
-            source: err,
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Gives the owner full access to every directory under `dir` (best effort).
-fn make_traversable(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).is_err() {
-        return;
-    }
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            make_traversable(&entry.path());
-        }
-    }
-}
-
 /// Everything a run has created on the host; torn down by [`RunGuard::finish`], or on drop
 /// when the run fails half-way.
+#[derive(Default)]
 struct RunGuard {
-    scratch: PathBuf,
     child: Option<Pid>,
     cgroup: Option<Box<dyn RunCgroup>>,
 }
 
 impl RunGuard {
-    fn new(scratch: PathBuf) -> Self {
-        RunGuard {
-            scratch,
-            child: None,
-            cgroup: None,
-        }
-    }
-
-    /// Kills a child still alive, removes the cgroup and the scratch directory.
+    /// Kills a child still alive and removes the cgroup.
     fn finish(&mut self) -> Result<(), ContainerError> {
         if let Some(pid) = self.child.take() {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(pid, None);
         }
-        let cgroup = self.cgroup.take().map(|c| c.remove()).unwrap_or(Ok(()));
-        let scratch = remove_scratch(&self.scratch);
-        cgroup.and(scratch)
+        self.cgroup.take().map_or(Ok(()), |c| c.remove())
     }
 }
 

@@ -10,11 +10,8 @@ fn output_and_exit_code_pass_through() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let s = spec(
-        &["sh", "-c", "echo hello; echo oops >&2; exit 3"],
-        dir.path(),
-    );
+    let dir = common::Fixture::new();
+    let s = spec(&["sh", "-c", "echo hello; echo oops >&2; exit 3"], &dir);
     let ran = run(&s).unwrap();
     assert_eq!(ran.outcome, ExitOutcome::Exited(3));
     assert_eq!(ran.stdout, "hello\n");
@@ -27,8 +24,8 @@ fn true_exits_zero_and_marks_every_milestone_in_order() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let s = spec(&["/bin/true"], dir.path());
+    let dir = common::Fixture::new();
+    let s = spec(&["/bin/true"], &dir);
     let ran = run(&s).unwrap();
     assert_eq!(ran.outcome, ExitOutcome::Exited(0));
     let order = [
@@ -73,8 +70,8 @@ fn missing_command_is_127_with_docker_message() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let s = spec(&["no-such-command"], dir.path());
+    let dir = common::Fixture::new();
+    let s = spec(&["no-such-command"], &dir);
     let ran = run(&s).unwrap();
     assert_eq!(ran.outcome, ExitOutcome::Exited(127));
     assert_eq!(
@@ -82,7 +79,7 @@ fn missing_command_is_127_with_docker_message() {
         "vmc: exec: \"no-such-command\": executable file not found in $PATH\n"
     );
     assert_eq!(ran.timeline.offset_of(Milestone::WorkloadExec), None);
-    let s = spec(&["/bin/nope"], dir.path());
+    let s = spec(&["/bin/nope"], &dir);
     let ran = run(&s).unwrap();
     assert_eq!(ran.outcome, ExitOutcome::Exited(127));
     assert!(
@@ -98,14 +95,14 @@ fn non_executable_is_126() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let ran = run(&spec(&["/etc/passwd"], dir.path())).unwrap();
+    let dir = common::Fixture::new();
+    let ran = run(&spec(&["/etc/passwd"], &dir)).unwrap();
     assert_eq!(ran.outcome, ExitOutcome::Exited(126));
     assert_eq!(
         ran.stderr,
         "vmc: exec: \"/etc/passwd\": permission denied\n"
     );
-    let ran = run(&spec(&["/tmp"], dir.path())).unwrap();
+    let ran = run(&spec(&["/tmp"], &dir)).unwrap();
     assert_eq!(ran.outcome, ExitOutcome::Exited(126));
     assert_eq!(ran.stderr, "vmc: exec: \"/tmp\": is a directory\n");
 }
@@ -115,10 +112,10 @@ fn env_workdir_and_user_are_applied() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::Fixture::new();
     let mut s = spec(
         &["sh", "-c", "echo $FOO; pwd; id -u; id -g; echo $HOME"],
-        dir.path(),
+        &dir,
     );
     s.env.push("FOO=bar baz".into());
     s.workdir = "/made/by/vmc".into();
@@ -130,7 +127,7 @@ fn env_workdir_and_user_are_applied() {
         ran.stdout,
         "bar baz\n/made/by/vmc\n1000\n1000\n/home/user\n"
     );
-    assert!(!common::rootfs().join("made").exists());
+    assert!(!dir.image.path().join("made").exists());
 }
 
 #[test]
@@ -138,8 +135,8 @@ fn path_lookup_uses_the_container_path() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = spec(&["mytool"], dir.path());
+    let dir = common::Fixture::new();
+    let mut s = spec(&["mytool"], &dir);
     s.env = vec!["PATH=/opt/tools:/bin".into()];
     s.args = vec!["sh".into(), "-c".into(), "mkdir -p /opt/tools && printf '#!/bin/sh\\necho tool ran\\n' > /opt/tools/mytool && chmod +x /opt/tools/mytool && exec mytool".into()];
     let ran = run(&s).unwrap();
@@ -151,15 +148,15 @@ fn rootfs_is_the_image_and_writes_stay_in_the_run() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::Fixture::new();
     let s = spec(
         &["sh", "-c", "cat /etc/marker; test -e /work && echo host-visible; echo changed > /etc/marker; rm /bin/ls; touch /newfile; cat /etc/marker"],
-        dir.path(),
+        &dir,
     );
     let ran = run(&s).unwrap();
     assert_eq!(ran.outcome, ExitOutcome::Exited(0), "{}", ran.stderr);
     assert_eq!(ran.stdout, "image\nchanged\n");
-    let image = common::rootfs();
+    let image = dir.image.path();
     assert_eq!(
         std::fs::read_to_string(image.join("etc/marker")).unwrap(),
         "image\n"
@@ -174,10 +171,10 @@ fn workload_is_pid_1_with_isolated_hostname() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::Fixture::new();
     let ran = run(&spec(
         &["sh", "-c", "echo $$; hostname; ps -o pid,comm | wc -l"],
-        dir.path(),
+        &dir,
     ))
     .unwrap();
     // ps shows its header, sh (PID 1), ps and wc: nothing of the host.
@@ -191,14 +188,14 @@ fn only_loopback_without_host_network() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::Fixture::new();
     let ran = run(&spec(
         &[
             "sh",
             "-c",
             "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; ip -o link show lo",
         ],
-        dir.path(),
+        &dir,
     ))
     .unwrap();
     let mut lines = ran.stdout.lines();
@@ -212,10 +209,7 @@ fn only_loopback_without_host_network() {
         .lines()
         .count()
         - 2;
-    let mut s = spec(
-        &["sh", "-c", "tail -n +3 /proc/net/dev | wc -l"],
-        dir.path(),
-    );
+    let mut s = spec(&["sh", "-c", "tail -n +3 /proc/net/dev | wc -l"], &dir);
     s.network = vmc_runtime::NetworkMode::Host;
     let ran = run(&s).unwrap();
     assert_eq!(ran.stdout.trim(), host_interfaces.to_string());
@@ -226,11 +220,11 @@ fn memory_limit_oom_kills_and_is_reported() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::Fixture::new();
     // dd holds a 64 MiB block in memory: PID 1 itself exceeds the 32 MiB limit.
     let mut s = spec(
         &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
-        dir.path(),
+        &dir,
     );
     s.resources.memory_bytes = Some(32 << 20);
     let ran = run(&s).unwrap();
@@ -249,14 +243,14 @@ fn pids_limit_stops_forks() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::Fixture::new();
     let mut s = spec(
         &[
             "sh",
             "-c",
             "for i in $(seq 1 20); do sleep 30 & done; echo loop done",
         ],
-        dir.path(),
+        &dir,
     );
     s.resources.pids_limit = Some(8);
     let ran = run(&s).unwrap();
@@ -269,8 +263,8 @@ fn sigkilled_workload_is_137_and_cleaned_up() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let s = spec(&["sleep", "100"], dir.path());
+    let dir = common::Fixture::new();
+    let s = spec(&["sleep", "100"], &dir);
     let id = s.id.clone();
     let killer = std::thread::spawn(move || common::kill_when_running(&id, "sleep"));
     let ran = run(&s).unwrap();
@@ -285,8 +279,8 @@ fn setup_failure_is_an_error_and_leaves_nothing() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = spec(&["true"], dir.path());
+    let dir = common::Fixture::new();
+    let mut s = spec(&["true"], &dir);
     s.workdir = "/etc/marker/sub".into();
     let err = run(&s).unwrap_err();
     assert!(
@@ -301,7 +295,7 @@ fn volumes_bind_host_dirs_and_honour_read_only() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::Fixture::new();
     let shared = tempfile::tempdir().unwrap();
     std::fs::write(shared.path().join("in"), "from host\n").unwrap();
     let mut s = spec(
@@ -310,7 +304,7 @@ fn volumes_bind_host_dirs_and_honour_read_only() {
             "-c",
             "cat /rw/in; echo out > /rw/out; echo x > /ro/x 2>/dev/null || echo ro refused; cat /conf/d/file.txt",
         ],
-        dir.path(),
+        &dir,
     );
     s.mounts = vec![
         vmc_runtime::BindMount {
@@ -347,10 +341,10 @@ fn fifty_runs_leave_nothing_behind() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::Fixture::new();
     let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     for _ in 0..50 {
-        let mut s = spec(&["true"], dir.path());
+        let mut s = spec(&["true"], &dir);
         s.resources.memory_bytes = Some(64 << 20);
         s.resources.pids_limit = Some(16);
         s.resources.cpus = Some(0.5);
@@ -369,11 +363,10 @@ fn cleanup_removes_what_a_crashed_vmc_left() {
         return;
     }
     use vmc_runtime::Runtime;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::Fixture::new();
     let id = common::new_id();
-    // What a vmc killed mid-run leaves: the overlay dirs and a cgroup holding a process.
-    std::fs::create_dir_all(dir.path().join("overlay/upper/etc")).unwrap();
-    std::fs::create_dir_all(dir.path().join("overlay/work/work")).unwrap();
+    // What a vmc killed mid-run leaves: a cgroup holding a process (the writable layer was a
+    // tmpfs in the dead container's mount namespace).
     let hierarchy =
         vmc_container::cgroups::Hierarchy::detect(std::path::Path::new("/sys/fs/cgroup")).unwrap();
     let (cgroup, _) = hierarchy
@@ -394,7 +387,6 @@ fn cleanup_removes_what_a_crashed_vmc_left() {
         Some(9)
     );
     assert!(common::cgroup_dirs(&id).is_empty());
-    assert!(!dir.path().join("overlay").exists());
     // Idempotent.
     runtime.cleanup(&id, dir.path()).unwrap();
 }
@@ -422,14 +414,14 @@ fn signals_to_vmc_are_forwarded_to_the_workload() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::Fixture::new();
     let s = spec(
         &[
             "sh",
             "-c",
             "trap 'echo got TERM; exit 42' TERM; sleep 100 & wait",
         ],
-        dir.path(),
+        &dir,
     );
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
@@ -446,9 +438,9 @@ fn third_interrupt_kills_a_workload_that_ignores_them() {
     if skipped() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::Fixture::new();
     // PID 1 without a SIGINT handler does not die of SIGINT.
-    let s = spec(&["sleep", "100"], dir.path());
+    let s = spec(&["sleep", "100"], &dir);
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
     let sender = signal_thread_when_running(tid, s.id.clone(), "sleep", vec![libc::SIGINT; 3]);

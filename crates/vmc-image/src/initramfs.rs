@@ -19,18 +19,9 @@ use vmc_init::RunConfig;
 /// The directory of cached image archives below the vmc home.
 pub const CACHE_DIR: &str = "initramfs";
 
-/// The environment variable naming the guest init binary to use.
-pub const INIT_ENV: &str = "VMC_INIT";
-
-/// The guest init's file name, looked up next to the `vmc` executable.
-pub const INIT_FILE_NAME: &str = "vmc-init";
-
-/// The cargo target the static guest init is built for.
-const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
-
 /// How to get a usable guest init, for error messages.
 const INIT_HINT: &str =
-    "build it with scripts/build-vmc-init.sh, or point $VMC_INIT at a statically linked vmc-init";
+    "the guest init must be linked statically: build it with scripts/build-vmc-init.sh";
 
 /// Paths inside the archive the guest init owns: an image's own entries there are left out.
 const RESERVED: [&str; 2] = ["vmc", "dev/console"];
@@ -109,47 +100,6 @@ pub fn run_archive(config: &RunConfig) -> Vec<u8> {
     written
         .and_then(|()| writer.finish())
         .expect("writing to a Vec cannot fail")
-}
-
-/// Finds the guest init: `$VMC_INIT` if set (and then only it), else the first statically
-/// linked `vmc-init` among: next to the running executable (an installed layout), and cargo's
-/// `target/x86_64-unknown-linux-gnu/<profile>/` when the executable runs from
-/// `target/<profile>/` (where scripts/build-vmc-init.sh puts it; a plain `cargo build` leaves
-/// a dynamically linked `vmc-init` next to `vmc`, which is skipped).
-pub fn locate_init() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(INIT_ENV).filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(path);
-        check_static_executable(&path)?;
-        return Ok(path);
-    }
-    let exe = std::env::current_exe().io_ctx("locating", Path::new("/proc/self/exe"))?;
-    let mut rejected = Vec::new();
-    for candidate in init_candidates(&exe) {
-        match unfit_init(&candidate)? {
-            None => return Ok(candidate),
-            Some(reason) => rejected.push(format!("{}: {reason}", candidate.display())),
-        }
-    }
-    let message = format!(
-        "no usable guest init ({}); {INIT_HINT}",
-        rejected.join("; ")
-    );
-    Err(io::Error::new(io::ErrorKind::NotFound, message)).io_ctx("starting a VM with", &exe)
-}
-
-/// Where [`locate_init`] looks for the guest init, given the running executable's path.
-fn init_candidates(exe: &Path) -> Vec<PathBuf> {
-    let mut candidates = vec![exe.with_file_name(INIT_FILE_NAME)];
-    let profile_dir = exe.parent();
-    let profile = profile_dir
-        .and_then(Path::file_name)
-        .and_then(|name| name.to_str());
-    if let (Some(profile @ ("debug" | "release")), Some(target)) =
-        (profile, profile_dir.and_then(Path::parent))
-    {
-        candidates.push(target.join(GUEST_TARGET).join(profile).join(INIT_FILE_NAME));
-    }
-    candidates
 }
 
 /// Streams the image archive into `out` (whose path, for messages, is `out_path`).
@@ -293,25 +243,6 @@ mod tests {
         for name in ["vmcx", "dev", "dev/consoles", "etc/vmc"] {
             assert!(!is_reserved(name), "{name}");
         }
-    }
-
-    #[test]
-    fn init_is_looked_up_next_to_vmc_and_in_cargos_guest_target() {
-        assert_eq!(
-            init_candidates(Path::new("/usr/local/bin/vmc")),
-            [PathBuf::from("/usr/local/bin/vmc-init")]
-        );
-        assert_eq!(
-            init_candidates(Path::new("/src/target/release/vmc")),
-            [
-                PathBuf::from("/src/target/release/vmc-init"),
-                PathBuf::from("/src/target/x86_64-unknown-linux-gnu/release/vmc-init"),
-            ]
-        );
-        assert_eq!(
-            init_candidates(Path::new("/src/target/debug/deps/initramfs-0123"))[0],
-            PathBuf::from("/src/target/debug/deps/vmc-init")
-        );
     }
 
     #[test]

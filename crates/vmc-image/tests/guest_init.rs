@@ -36,6 +36,10 @@ fn setup() -> Option<Setup> {
         eprintln!("SKIPPED: no static vmc-init (run scripts/build-vmc-init.sh or set VMC_INIT)");
         return None;
     };
+    if !Path::new("/bin/busybox").is_file() {
+        eprintln!("SKIPPED: no /bin/busybox for the guest's root filesystem (apt-get install busybox-static)");
+        return None;
+    }
     if Command::new(QEMU).arg("--version").output().is_err() {
         eprintln!("SKIPPED: {QEMU} is not installed (apt-get install qemu-system-x86)");
         return None;
@@ -43,22 +47,30 @@ fn setup() -> Option<Setup> {
     Some(Setup { kernel, init })
 }
 
-/// `$VMC_INIT`, else the newest vmc-init scripts/build-vmc-init.sh left in this target dir.
+/// `$VMC_INIT`, else the newest static vmc-init in this target directory: the one
+/// scripts/build-vmc-init.sh builds, or the one the `vmc` crate's build script builds to
+/// embed (`<profile>/build/vmc-*/out/vmc-init-target/`).
 fn static_init() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("VMC_INIT").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(path));
     }
     // This test runs as <target>/<profile>/deps/guest_init-<hash>.
     let exe = std::env::current_exe().ok()?;
-    let target = exe.parent()?.parent()?.parent()?;
-    ["debug", "release"]
+    let profile_dir = exe.parent()?.parent()?;
+    let target = profile_dir.parent()?;
+    let guest_triple = "x86_64-unknown-linux-gnu";
+    let mut candidates: Vec<PathBuf> = ["debug", "release"]
         .iter()
-        .map(|profile| {
-            target
-                .join("x86_64-unknown-linux-gnu")
-                .join(profile)
-                .join("vmc-init")
-        })
+        .map(|profile| target.join(guest_triple).join(profile).join("vmc-init"))
+        .collect();
+    for build in std::fs::read_dir(profile_dir.join("build")).ok()?.flatten() {
+        if build.file_name().to_string_lossy().starts_with("vmc-") {
+            let out = build.path().join("out/vmc-init-target");
+            candidates.push(out.join(guest_triple).join("release/vmc-init"));
+        }
+    }
+    candidates
+        .into_iter()
         .filter_map(|path| Some((path.metadata().ok()?.modified().ok()?, path)))
         .max()
         .map(|(_, path)| path)

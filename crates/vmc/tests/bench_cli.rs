@@ -169,6 +169,32 @@ fn container_bench_writes_a_complete_report() {
         read_json(&out_dir.join("report.schema.json"))["properties"]["schema"]["const"],
         "vmc-bench-report/1"
     );
+    // A report can take modes from another report, but not a mode it measured itself.
+    let again = vmc(
+        home.path(),
+        &[
+            "bench",
+            "--modes",
+            "container",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--add-report",
+            out_dir.join("report.json").to_str().unwrap(),
+            "--out",
+            home.path().join("again").to_str().unwrap(),
+            "busybox",
+            "--",
+            "/bin/true",
+        ],
+    );
+    let stderr = text(&again.stderr);
+    assert_eq!(again.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("cannot combine the reports: both reports measured container mode"),
+        "{stderr}"
+    );
     // Nothing left behind: the run directories are gone.
     let leftovers = std::fs::read_dir(home.path().join("runs"))
         .map(|dir| dir.count())

@@ -50,6 +50,18 @@ mod tests {
     }
 
     #[test]
+    fn a_combined_report_conforms_too() {
+        let mut report = sample::report();
+        let vm = report.modes.remove(0);
+        let mut sandbox = sample::report();
+        sandbox.modes = vec![vm];
+        report.add_modes_from(sandbox).unwrap();
+        let value = serde_json::to_value(&report).unwrap();
+        assert!(value["modes"][0]["ran_on"].is_object());
+        assert!(validator().is_valid(&value));
+    }
+
+    #[test]
     fn schema_rejects_what_it_should() {
         let mut value = serde_json::to_value(sample::report()).unwrap();
         value["modes"][0]["runs"][0]["milestones"][0]["milestone"] = "boot".into();

@@ -33,12 +33,13 @@ pub fn render(report: &BenchReport) -> String {
     };
     let _ = writeln!(
         md,
-        "Measured {} with vmc {}: {} runs per mode after {} warm-up run(s), the modes \
-         interleaved run by run, each running {command}. Memory: {}. CPUs: {}.\n",
+        "Measured {} with vmc {}: {} runs per mode after {} warm-up run(s) ({}), each \
+         running {command}. Memory: {}. CPUs: {}.\n",
         report.created,
         report.host.vmc_version,
         s.runs,
         s.warmup,
+        report.schedule(),
         s.memory_bytes.map_or("vmc's default".into(), format_bytes),
         s.cpus.map_or("vmc's default".into(), |c| c.to_string()),
     );

@@ -288,6 +288,31 @@ impl BenchReport {
         self.modes.iter().find(|m| m.mode == mode)
     }
 
+    /// How the modes were run, in words: "vm and container runs interleaved", "container
+    /// runs; vm runs made on another machine".
+    pub fn schedule(&self) -> String {
+        let names = |imported: bool| -> Vec<&str> {
+            self.modes
+                .iter()
+                .filter(|m| m.ran_on.is_some() == imported)
+                .map(|m| m.mode.as_str())
+                .collect()
+        };
+        let (here, elsewhere) = (names(false), names(true));
+        let mut text = match here.len() {
+            0 => String::new(),
+            1 => format!("{} runs", here[0]),
+            _ => format!("{} runs interleaved", here.join(" and ")),
+        };
+        if !elsewhere.is_empty() {
+            if !text.is_empty() {
+                text += "; ";
+            }
+            text += &format!("{} runs made on another machine", elsewhere.join(" and "));
+        }
+        text
+    }
+
     /// The machine `mode` ran on, if it was benchmarked.
     pub fn host_of(&self, mode: Mode) -> Option<&HostFacts> {
         self.mode(mode)
@@ -466,6 +491,14 @@ mod tests {
         assert_eq!(modes, [Mode::Vm, Mode::Container]);
         assert_eq!(here.host_of(Mode::Vm), Some(&sandbox.host));
         assert_eq!(here.host_of(Mode::Container), Some(&here.host));
+        assert_eq!(
+            here.schedule(),
+            "container runs; vm runs made on another machine"
+        );
+        assert_eq!(
+            sample::report().schedule(),
+            "vm and container runs interleaved"
+        );
         // The same mode twice, or another workload, cannot be combined.
         assert!(here.add_modes_from(sandbox.clone()).is_err());
         let mut other_command = sandbox;

@@ -11,14 +11,13 @@ use vmc_runtime::Mode;
 pub fn render(report: &BenchReport) -> String {
     let mut out = String::new();
     let s = &report.settings;
-    let modes: Vec<&str> = report.modes.iter().map(|m| m.mode.as_str()).collect();
     let _ = writeln!(
         out,
-        "vmc bench {}: {} measured runs per mode after {} warm-up, modes {} interleaved",
+        "vmc bench {}: {} measured runs per mode after {} warm-up; {}",
         s.image,
         s.runs,
         s.warmup,
-        modes.join(", ")
+        report.schedule()
     );
     let h = &report.host;
     let _ = writeln!(
@@ -278,7 +277,9 @@ mod tests {
         assert!(text.contains("128.0 MiB"));
         assert!(text.contains("vs Firecracker's published spec:\n  boot to init"));
         assert!(text.contains("→ not comparable: the VM ran on QEMU TCG"));
-        assert!(text.starts_with("vmc bench busybox: 3 measured runs per mode after 1 warm-up"));
+        assert!(text.starts_with(
+            "vmc bench busybox: 3 measured runs per mode after 1 warm-up; vm and container runs interleaved\n"
+        ));
         let mut containers_only = sample::report();
         containers_only.modes.retain(|m| m.mode == Mode::Container);
         assert!(!render(&containers_only).contains("Firecracker"));

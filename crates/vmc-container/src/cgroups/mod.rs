@@ -223,11 +223,6 @@ impl CgroupMemory {
         };
         Ok((current, peak))
     }
-
-    /// The file holding the current use.
-    pub fn current_file(&self) -> &Path {
-        &self.current
-    }
 }
 
 /// Reads a file holding one decimal number.

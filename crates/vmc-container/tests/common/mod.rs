@@ -1,12 +1,9 @@
 //! Shared helpers of the end-to-end tests: a busybox rootfs and a runner capturing output.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Seek};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
 use std::time::Instant;
 use vmc_container::{ContainerRuntime, Output};
 use vmc_runtime::{ExitOutcome, NoObserver, Resources, RunSpec, Runtime, Timeline};
@@ -40,19 +37,33 @@ pub fn skipped() -> bool {
     }
 }
 
-/// A busybox root filesystem shared by all tests of a binary (read-only for them).
-pub fn rootfs() -> &'static Path {
-    static ROOTFS: OnceLock<tempfile::TempDir> = OnceLock::new();
-    ROOTFS
-        .get_or_init(|| {
-            let dir = tempfile::Builder::new()
-                .prefix("vmc-busybox-")
-                .tempdir()
-                .unwrap();
-            build_busybox_rootfs(dir.path());
-            dir
-        })
-        .path()
+/// What one test needs: its own busybox image and an empty run directory, both removed
+/// when the test ends.
+pub struct Fixture {
+    /// The image's rootfs (read-only for the runs).
+    pub image: tempfile::TempDir,
+    /// The run directory.
+    pub run_dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// Builds the busybox image and makes the run directory.
+    pub fn new() -> Self {
+        let image = tempfile::Builder::new()
+            .prefix("vmc-busybox-")
+            .tempdir()
+            .unwrap();
+        build_busybox_rootfs(image.path());
+        Fixture {
+            image,
+            run_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The run directory.
+    pub fn path(&self) -> &Path {
+        self.run_dir.path()
+    }
 }
 
 /// Builds a minimal busybox image: /bin with every applet, /etc/passwd and group, a marker.
@@ -102,12 +113,13 @@ pub fn new_id() -> String {
     )
 }
 
-/// A spec running `args` in the busybox rootfs, with its own run directory.
-pub fn spec(args: &[&str], run_dir: &Path) -> RunSpec {
+/// A spec running `args` in the fixture's busybox image and run directory.
+pub fn spec(args: &[&str], fixture: &Fixture) -> RunSpec {
+    let run_dir = fixture.path();
     RunSpec {
         id: new_id(),
         image_id: "busybox-test".into(),
-        rootfs: rootfs().to_path_buf(),
+        rootfs: fixture.image.path().to_path_buf(),
         run_dir: run_dir.to_path_buf(),
         args: args.iter().map(|a| a.to_string()).collect(),
         env: vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into()],
@@ -186,11 +198,19 @@ pub fn host_mounts_mentioning(needle: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Asserts that run `spec` left nothing behind: no cgroup, no overlay dirs, no mounts.
+/// Asserts that run `spec` left nothing behind: no cgroup, nothing in its (initially empty)
+/// run directory, no host mounts.
 pub fn assert_nothing_left(spec: &RunSpec) {
     assert_eq!(cgroup_dirs(&spec.id), Vec::<PathBuf>::new(), "cgroups left");
-    let scratch = spec.run_dir.join("overlay");
-    assert!(!scratch.exists(), "{} left behind", scratch.display());
+    let left: Vec<_> = std::fs::read_dir(&spec.run_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(
+        left,
+        Vec::<PathBuf>::new(),
+        "files left in the run directory"
+    );
     assert_eq!(host_mounts_mentioning(&spec.run_dir), Vec::<String>::new());
 }
 

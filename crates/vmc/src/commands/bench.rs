@@ -56,6 +56,11 @@ pub struct BenchArgs {
     /// MiB the memory scenario allocates.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub scenario_mib: u64,
+    /// Add the modes of another `vmc bench` report of the same image and command (its
+    /// report.json), e.g. VM runs made inside scripts/kvm-sandbox; the report says where
+    /// each mode ran.
+    #[arg(long, value_name = "REPORT_JSON")]
+    pub add_report: Option<PathBuf>,
     #[command(flatten)]
     pub mode_options: ModeOptions,
     /// The image to benchmark: name[:tag] or an image id prefix.
@@ -70,6 +75,7 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
     if args.runs == 0 {
         bail!("--runs 0 measures nothing: give at least 1");
     }
+    let added = args.add_report.as_deref().map(read_report).transpose()?;
     let (kvm, vm_blocker) = kvm_facts();
     if let (true, Some(why)) = (modes.iter().any(|(m, _)| *m == Mode::Vm), vm_blocker) {
         bail!("VM mode cannot run on this host: {why} (bench/compare.sh runs the comparison inside scripts/kvm-sandbox; or pass --modes container)");
@@ -125,7 +131,7 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
     }
     progress.finish_and_clear();
 
-    let report = BenchReport {
+    let mut report = BenchReport {
         schema: SCHEMA_ID.into(),
         created: vmc_image::timefmt::now_rfc3339(),
         settings: BenchSettings {
@@ -144,6 +150,9 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
             .map(|(&(mode, _), (runs, memory))| ModeReport::new(mode, runs, memory))
             .collect(),
     };
+    if let Some(added) = added {
+        report.add_modes_from(added)?;
+    }
     print!("{}", table::render(&report));
     report.write_all(&out)?;
     println!(
@@ -241,6 +250,18 @@ impl Bencher<'_> {
             command: command.to_vec(),
         }
     }
+}
+
+/// Reads the report.json of another benchmark.
+fn read_report(path: &std::path::Path) -> Result<BenchReport> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the report {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a vmc bench report.json: give the report.json a `vmc bench --out DIR` wrote",
+            path.display()
+        )
+    })
 }
 
 /// The modes in the order given, each once.

@@ -106,12 +106,10 @@ impl Runtime for VmRuntime {
             .map_err(|err| format!("{err:#}").into())
     }
 
-    fn cleanup(&self, _id: &str, run_dir: &Path) -> Result<(), RuntimeError> {
-        // A VM lives inside its vmc process: when that is gone, only the run's files remain.
-        match std::fs::remove_dir_all(run_dir) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
-            _ => Ok(()),
-        }
+    fn cleanup(&self, _id: &str, _run_dir: &Path) -> Result<(), RuntimeError> {
+        // A VM lives and dies with its vmc process: nothing outlives it but the run
+        // directory, which the run store removes with the record.
+        Ok(())
     }
 }
 
