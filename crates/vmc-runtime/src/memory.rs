@@ -44,7 +44,13 @@ pub fn process_rss_bytes(pid: u32) -> std::io::Result<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map(|kib| kib * 1024)
         .ok_or_else(|| std::io::Error::other(format!("no VmRSS in /proc/{pid}/status")))
 }
