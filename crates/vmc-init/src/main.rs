@@ -68,6 +68,7 @@ fn take_run_config() -> Result<RunConfig, InitError> {
 
 /// Flushes the filesystems and resets the VM; the VMM ends the run when it sees the reset.
 fn reset_vm() -> ! {
+    silence_kernel_console_if_quiet();
     nix::unistd::sync();
     // SAFETY: reboot takes a plain command code; RB_AUTOBOOT does not return on success.
     let rc = unsafe { libc::reboot(libc::RB_AUTOBOOT) };
@@ -77,4 +78,32 @@ fn reset_vm() -> ! {
     );
     // PID 1 exiting makes the kernel panic; with `panic=-1` the panic resets the VM.
     std::process::exit(rc)
+}
+
+/// With `quiet` on the kernel command line, turns kernel console messages off entirely, so
+/// the kernel's "reboot: Restarting system" (an emergency-level message that `quiet` lets
+/// through) does not follow the workload's output.
+fn silence_kernel_console_if_quiet() {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    if is_quiet(&cmdline) {
+        // Best effort: if it fails, the only cost is that one kernel line on the console.
+        let _ = std::fs::write("/proc/sys/kernel/printk", "0");
+    }
+}
+
+/// Whether a kernel command line asks for a quiet console.
+fn is_quiet(cmdline: &str) -> bool {
+    cmdline.split_whitespace().any(|word| word == "quiet")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_is_a_whole_word_of_the_command_line() {
+        assert!(is_quiet("console=ttyS0 reboot=k rdinit=/vmc/init quiet\n"));
+        assert!(!is_quiet("console=ttyS0 quietly=1"));
+        assert!(!is_quiet(""));
+    }
 }

@@ -299,20 +299,7 @@ fn kvm_facts() -> (KvmFacts, Option<String>) {
     let probe = vmc_vm::probe::probe();
     let facts = |kind, detail: String| KvmFacts { kind, detail };
     match (probe.verdict, probe.access) {
-        (Some(Verdict::Full), _) => {
-            let kvm = match hypervisor_signature().as_deref() {
-                None => facts(KvmKind::Hardware, "hardware KVM".into()),
-                Some("TCGTCGTCGTCG") => facts(
-                    KvmKind::Emulated,
-                    "emulated: KVM inside QEMU TCG software emulation (scripts/kvm-sandbox)".into(),
-                ),
-                Some(signature) => facts(
-                    KvmKind::Nested,
-                    format!("nested KVM under a \"{signature}\" hypervisor"),
-                ),
-            };
-            (kvm, None)
-        }
+        (Some(Verdict::Full), _) => (working_kvm(hypervisor_signature().as_deref()), None),
         (Some(verdict), _) => (
             facts(
                 KvmKind::Unavailable,
@@ -328,6 +315,25 @@ fn kvm_facts() -> (KvmFacts, Option<String>) {
             facts(KvmKind::Unavailable, "the KVM probe did not run".into()),
             Some("the KVM probe did not run".into()),
         ),
+    }
+}
+
+/// A KVM that boots Linux, told apart by the hypervisor this machine runs under (its CPUID
+/// signature): none (bare metal), QEMU's software emulation, or another hypervisor.
+fn working_kvm(hypervisor: Option<&str>) -> KvmFacts {
+    match hypervisor {
+        None => KvmFacts {
+            kind: KvmKind::Hardware,
+            detail: "hardware KVM".into(),
+        },
+        Some("TCGTCGTCGTCG") => KvmFacts {
+            kind: KvmKind::Emulated,
+            detail: "emulated: KVM inside QEMU TCG software emulation (scripts/kvm-sandbox)".into(),
+        },
+        Some(signature) => KvmFacts {
+            kind: KvmKind::Nested,
+            detail: format!("nested KVM under a \"{signature}\" hypervisor"),
+        },
     }
 }
 
@@ -374,6 +380,17 @@ mod tests {
             scenario_command(32),
             ["memory-cycle", "--mib", "32", "--hold", "1"]
         );
+    }
+
+    #[test]
+    fn kvm_kind_follows_the_hypervisor_signature() {
+        assert_eq!(working_kvm(None).kind, KvmKind::Hardware);
+        let tcg = working_kvm(Some("TCGTCGTCGTCG"));
+        assert_eq!(tcg.kind, KvmKind::Emulated);
+        assert!(tcg.detail.contains("QEMU TCG"));
+        let nested = working_kvm(Some("KVMKVMKVM"));
+        assert_eq!(nested.kind, KvmKind::Nested);
+        assert!(nested.detail.contains("KVMKVMKVM"));
     }
 
     #[test]
