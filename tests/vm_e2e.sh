@@ -24,6 +24,7 @@ vm_script=$work/vm-cases.sh
     echo "case_ parity-$name eval 'vm $(printf '%s' "$args" | sed "s/'/'\\\\''/g")'"
   done < tests/parity-cases.txt
   cat <<'CASES'
+case_ signal vm busybox sh -c 'kill -TERM $$'
 case_ memtotal vm -m 128m busybox sh -c 'grep MemTotal /proc/meminfo'
 case_ cpus vm --cpus 2 busybox sh -c 'grep -c ^processor /proc/cpuinfo'
 case_ write-run vm busybox sh -c 'echo changed > /etc/marker; cat /etc/marker'
@@ -69,7 +70,7 @@ expect parity-echo 0 "hello world"
 expect parity-exit3 3 "hi"
 expect parity-not-found 127 ""
 expect parity-not-executable 126 ""
-expect parity-signal 143 ""
+expect signal 143 ""
 expect parity-env-workdir 0 $'hi\n/tmp'
 expect cpus 0 "2"
 expect write-run 0 "changed"

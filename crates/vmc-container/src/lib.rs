@@ -24,7 +24,6 @@
 
 pub mod cgroups;
 mod child;
-pub mod command;
 pub mod error;
 pub mod namespaces;
 pub mod plan;

@@ -2,7 +2,6 @@
 
 use crate::cgroups::{CgroupMemory, Hierarchy, Limits, RunCgroup, DEFAULT_ROOT};
 use crate::child::{self, ChildConfig, ChildStdio, ExecArrays};
-use crate::command::{container_env, env_value, exec_candidates, home_of};
 use crate::error::ContainerError;
 use crate::namespaces::{clone_flags, describe, single_id_map};
 use crate::plan::{cpath, OverlayDirs, RootfsPlan};
@@ -18,6 +17,8 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use vmc_runtime::env::{env_value, exec_candidates, workload_env, DEFAULT_PATH};
+use vmc_runtime::user::home_of;
 use vmc_runtime::{
     ExitOutcome, Milestone, Mode, NetworkMode, RunSpec, Runtime, RuntimeError, Timeline,
 };
@@ -298,8 +299,8 @@ fn child_config(
         ContainerError::Unsupported("no command to run: give one after the image name".into())
     })?;
     let passwd = std::fs::read_to_string(spec.rootfs.join("etc/passwd")).unwrap_or_default();
-    let env = container_env(&spec.env, &spec.hostname, &home_of(spec.uid, &passwd));
-    let path = env_value(&env, "PATH").unwrap_or(crate::command::DEFAULT_PATH);
+    let env = workload_env(&spec.env, &spec.hostname, &home_of(spec.uid, &passwd));
+    let path = env_value(&env, "PATH").unwrap_or(DEFAULT_PATH);
     let cstrings = |what: &'static str, values: &[String]| {
         values
             .iter()

@@ -5,9 +5,6 @@ use crate::error::{ImageError, Result};
 use oci_spec::image::{Config, ConfigBuilder};
 use serde::Serialize;
 
-/// `PATH` for images that do not set one.
-pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// What a run needs from the image config; empty values mean "not set".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ImageConfig {
@@ -42,7 +39,7 @@ impl ImageConfig {
     pub fn rootfs_default() -> ImageConfig {
         ImageConfig {
             cmd: vec!["/bin/sh".into()],
-            env: vec![DEFAULT_PATH.into()],
+            env: vec![format!("PATH={}", vmc_runtime::env::DEFAULT_PATH)],
             ..ImageConfig::default()
         }
     }

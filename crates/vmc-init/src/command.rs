@@ -5,9 +5,6 @@ use nix::errno::Errno;
 use nix::unistd::execve;
 use std::ffi::{CStr, CString};
 
-/// The search path when the workload's environment has no `PATH` (Docker's default).
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// Why the workload's command could not be executed; its `Display` is the one line printed.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
@@ -37,23 +34,6 @@ impl ExecError {
             ExecError::CannotExecute { .. } => 126,
         }
     }
-}
-
-/// The paths to try for `program`, in order: the program itself when it contains a `/`, else
-/// each directory of `path_var` (else [`DEFAULT_PATH`]), an empty entry meaning the working
-/// directory.
-pub fn exec_candidates(program: &str, path_var: Option<&str>) -> Vec<String> {
-    if program.contains('/') {
-        return vec![program.to_string()];
-    }
-    path_var
-        .unwrap_or(DEFAULT_PATH)
-        .split(':')
-        .map(|dir| match dir {
-            "" => program.to_string(),
-            dir => format!("{}/{program}", dir.trim_end_matches('/')),
-        })
-        .collect()
 }
 
 /// Executes the first candidate that can be executed; returns only if none could.
@@ -106,21 +86,6 @@ mod tests {
     /// Runs `execute` with candidates that can never succeed (so the test process survives).
     fn fail_to_execute(program: &str, candidates: &[&str]) -> ExecError {
         execute(program, &c_strings(candidates), &c_strings(&[program]), &[])
-    }
-
-    #[test]
-    fn candidates_follow_path_or_the_given_path() {
-        assert_eq!(exec_candidates("/bin/sh", Some("/usr/bin")), ["/bin/sh"]);
-        assert_eq!(exec_candidates("./run", None), ["./run"]);
-        assert_eq!(
-            exec_candidates("sh", Some("/usr/bin:/bin/::/sbin")),
-            ["/usr/bin/sh", "/bin/sh", "sh", "/sbin/sh"]
-        );
-        assert_eq!(
-            exec_candidates("sh", None).len(),
-            DEFAULT_PATH.split(':').count()
-        );
-        assert_eq!(exec_candidates("sh", None)[0], "/usr/local/sbin/sh");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Running the workload as PID 1's child: credentials, exec, signal forwarding, reaping.
 
-use crate::command::{exec_candidates, execute};
+use crate::command::execute;
 use crate::console;
 use crate::error::InitError;
 use crate::exit_device::ExitDevice;
@@ -11,6 +11,7 @@ use nix::unistd::{chdir, fork, setgid, setgroups, setsid, setuid, ForkResult, Gi
 use std::ffi::CString;
 use vmc_init::protocol::{BootMilestone, WorkloadStatus, INIT_FAILED_CODE};
 use vmc_init::RunConfig;
+use vmc_runtime::env::{exec_candidates, DEFAULT_PATH};
 
 /// Signals the init passes on to the workload.
 const FORWARDED: [Signal; 7] = [
@@ -58,7 +59,7 @@ fn exec_workload(config: &RunConfig, device: &ExitDevice) -> i32 {
         return INIT_FAILED_CODE.into();
     }
     let program = &config.args[0];
-    let candidates = exec_candidates(program, config.path_var());
+    let candidates = exec_candidates(program, config.path_var().unwrap_or(DEFAULT_PATH));
     let (argv, envp, candidates) = match (
         c_strings(&config.args),
         c_strings(&config.env),

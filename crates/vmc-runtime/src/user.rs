@@ -48,6 +48,17 @@ pub fn resolve(spec: &str, rootfs: &Path) -> Result<(u32, u32), UserError> {
     Ok((uid, gid))
 }
 
+/// The home directory of `uid` in the image's /etc/passwd text, else `/` (`/root` for root).
+pub fn home_of(uid: u32, passwd: &str) -> String {
+    passwd
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields.len() >= 6 && fields[2].parse() == Ok(uid))
+        .map(|fields| fields[5].to_string())
+        .filter(|home| !home.is_empty())
+        .unwrap_or_else(|| if uid == 0 { "/root" } else { "/" }.to_string())
+}
+
 /// Finds the colon-separated entry whose name (field 0) or id (field 2) is `key`.
 fn find_entry<'a>(file: &'a str, key: &str) -> Option<Vec<&'a str>> {
     file.lines()
@@ -85,6 +96,14 @@ mod tests {
         assert_eq!(resolve("1000", fs.path()).unwrap(), (1000, 100));
         assert_eq!(resolve("4242", fs.path()).unwrap(), (4242, 0));
         assert_eq!(resolve("4242:7", fs.path()).unwrap(), (4242, 7));
+    }
+
+    #[test]
+    fn home_comes_from_passwd_with_docker_defaults() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:100::/home/alice:/bin/sh\n";
+        assert_eq!(home_of(1000, passwd), "/home/alice");
+        assert_eq!(home_of(0, ""), "/root");
+        assert_eq!(home_of(42, passwd), "/");
     }
 
     #[test]

@@ -1,11 +1,15 @@
-//! COM1: a 16550A UART at I/O port `0x3f8`, IRQ 4 — the guest's console.
+//! The 16550A UARTs: COM1 at I/O port `0x3f8`, IRQ 4 — the guest's console, copied to vmc's
+//! stdout — and COM2 at `0x2f8`, IRQ 3 — the workload's stderr, copied to vmc's stderr (the
+//! guest kernel never prints there, so COM2 is always visible). One [`SerialConsole`] type
+//! serves both, told apart by its base port.
 //!
 //! vm-superio's `Serial` implements the registers. Its interrupt is an `EventFd` registered
-//! with KVM as an irqfd for GSI 4, so the in-kernel PIC/IOAPIC deliver the "transmitter
-//! empty" (THRE) and "data ready" interrupts: the guest's interrupt-driven tty driver never
-//! waits on a transmit that cannot complete. Output goes to vmc's stdout (once visible, see
-//! [`ConsoleOutput`]) and always into a small ring buffer kept for error messages; input
-//! comes from vmc's stdin when the run asks for it ([`spawn_input_forwarder`]).
+//! with KVM as an irqfd for the UART's GSI, so the in-kernel PIC/IOAPIC deliver the
+//! "transmitter empty" (THRE) and "data ready" interrupts: the guest's interrupt-driven tty
+//! driver never waits on a transmit that cannot complete. Output goes to its sink (once
+//! visible, see [`ConsoleOutput`]) and always into a small ring buffer kept for error
+//! messages; COM1's input comes from vmc's stdin when the run asks for it
+//! ([`spawn_input_forwarder`]).
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -21,7 +25,13 @@ use vmm_sys_util::eventfd::EventFd;
 pub const COM1_PORT: u16 = 0x3f8;
 /// COM1's legacy IRQ line (and KVM GSI).
 pub const COM1_IRQ: u32 = 4;
-/// How many of the most recent console bytes are kept for error messages.
+/// First I/O port of COM2.
+pub const COM2_PORT: u16 = 0x2f8;
+/// COM2's legacy IRQ line (and KVM GSI).
+pub const COM2_IRQ: u32 = 3;
+/// How many I/O ports (registers) a UART occupies from its base port.
+const REGISTER_COUNT: u16 = 8;
+/// How many of the most recent bytes of each UART's output are kept for error messages.
 pub const RECENT_OUTPUT_BYTES: usize = 16 * 1024;
 
 /// Raises the UART's interrupt by signalling the irqfd KVM listens on.
@@ -68,8 +78,8 @@ impl RecentOutput {
     }
 }
 
-/// Where the UART's output goes: always into [`RecentOutput`], and to `sink` (vmc's stdout)
-/// once `visible`. A hidden console (`VmConfig::console == false`) becomes visible when the
+/// Where the UART's output goes: always into [`RecentOutput`], and to `sink` (vmc's stdout for
+/// COM1, its stderr for COM2) once `visible`. A hidden console (`VmConfig::console == false`) becomes visible when the
 /// guest init reports that it started, so kernel boot messages stay hidden while the
 /// workload's output is shown.
 pub struct ConsoleOutput<W: Write> {
@@ -93,7 +103,7 @@ impl<W: Write> Write for ConsoleOutput<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.recent.push(buf);
         if self.visible {
-            // A closed or failing stdout must not stall the guest: the bytes stay in `recent`.
+            // A closed or failing sink must not stall the guest: the bytes stay in `recent`.
             let _ = self.sink.write_all(buf);
         }
         Ok(buf.len())
@@ -107,35 +117,43 @@ impl<W: Write> Write for ConsoleOutput<W> {
     }
 }
 
-/// The COM1 device.
+/// A UART (COM1 or COM2) at its base I/O port.
 pub struct SerialConsole<W: Write> {
+    base: u16,
     uart: Serial<IrqTrigger, NoEvents, ConsoleOutput<W>>,
 }
 
 impl<W: Write> SerialConsole<W> {
-    /// A UART raising `irq` and writing to `output`.
-    pub fn new(irq: EventFd, output: ConsoleOutput<W>) -> Self {
+    /// A UART at I/O port `base` (e.g. [`COM1_PORT`]) raising `irq` and writing to `output`.
+    pub fn new(base: u16, irq: EventFd, output: ConsoleOutput<W>) -> Self {
         SerialConsole {
+            base,
             uart: Serial::new(IrqTrigger(irq), output),
         }
     }
 
-    /// Whether `port` is one of COM1's eight registers.
-    pub fn owns(port: u16) -> bool {
-        (COM1_PORT..COM1_PORT + 8).contains(&port)
+    /// Whether `port` is one of this UART's eight registers.
+    pub fn owns(&self, port: u16) -> bool {
+        (self.base..self.base + REGISTER_COUNT).contains(&port)
     }
 
-    /// Handles a guest write. Only a failure to raise the interrupt is an error.
+    /// Handles a guest write to one of this UART's ports ([`SerialConsole::owns`]). Only a
+    /// failure to raise the interrupt is an error.
     pub fn write(&mut self, port: u16, value: u8) -> io::Result<()> {
-        match self.uart.write((port - COM1_PORT) as u8, value) {
+        match self.uart.write(self.register(port), value) {
             Err(SerialError::Trigger(err)) => Err(err),
             _ => Ok(()),
         }
     }
 
-    /// Handles a guest read.
+    /// Handles a guest read from one of this UART's ports ([`SerialConsole::owns`]).
     pub fn read(&mut self, port: u16) -> u8 {
-        self.uart.read((port - COM1_PORT) as u8)
+        self.uart.read(self.register(port))
+    }
+
+    /// The register offset of `port`.
+    fn register(&self, port: u16) -> u8 {
+        (port - self.base) as u8
     }
 
     /// Queues host input for the guest; returns how many bytes fit in the receive FIFO.
@@ -245,6 +263,7 @@ mod tests {
     fn console(visible: bool) -> (SerialConsole<Vec<u8>>, EventFd) {
         let irq = EventFd::new(libc::EFD_NONBLOCK).unwrap();
         let serial = SerialConsole::new(
+            COM1_PORT,
             irq.try_clone().unwrap(),
             ConsoleOutput::new(Vec::new(), visible),
         );
@@ -265,6 +284,20 @@ mod tests {
         assert_eq!(irq.read().unwrap(), 1);
         assert_eq!(serial.read(LSR) & 0x60, 0x60, "transmitter always empty");
         assert_eq!(serial.uart.writer().sink, b"h");
+    }
+
+    #[test]
+    fn owns_the_eight_registers_from_its_base_port() {
+        let (com1, _irq) = console(true);
+        let com2 = SerialConsole::new(
+            COM2_PORT,
+            EventFd::new(libc::EFD_NONBLOCK).unwrap(),
+            ConsoleOutput::new(Vec::new(), true),
+        );
+        assert!(com1.owns(0x3f8) && com1.owns(0x3ff));
+        assert!(!com1.owns(0x3f7) && !com1.owns(0x400) && !com1.owns(0x2f8));
+        assert!(com2.owns(0x2f8) && com2.owns(0x2ff));
+        assert!(!com2.owns(0x2f7) && !com2.owns(0x300) && !com2.owns(0x3f8));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vmc_image::initramfs;
 use vmc_init::RunConfig;
+use vmc_runtime::env::workload_env;
+use vmc_runtime::user::home_of;
 use vmc_runtime::{
     memory::process_rss_bytes, ExitOutcome, MemoryProbe, MemoryReading, Milestone, Mode,
     RunObserver, RunSpec, Runtime, RuntimeError, Timeline,
@@ -149,9 +151,10 @@ fn cmdline(console: bool) -> String {
 }
 
 fn run_config(spec: &RunSpec) -> RunConfig {
+    let passwd = std::fs::read_to_string(spec.rootfs.join("etc/passwd")).unwrap_or_default();
     RunConfig {
         args: spec.args.clone(),
-        env: spec.env.clone(),
+        env: workload_env(&spec.env, &spec.hostname, &home_of(spec.uid, &passwd)),
         workdir: spec.workdir.clone(),
         uid: spec.uid,
         gid: spec.gid,
