@@ -2,7 +2,7 @@
 # End-to-end tests of scripts/kvm-sandbox (the emulated full-KVM host):
 #   - a command's stdout, stderr and exit code come back byte for byte
 #   - --script batch mode: all 256 byte values + 1 MB of random data unchanged, --env and VMC_*
-#     pass-through, /dev/kvm present and kvm_amd loaded inside
+#     pass-through, --file copied in, /dev/kvm present and kvm_amd loaded inside
 #   - an L1 failure (timeout) gives exit 125 and one line naming the problem
 #   - SIGTERM / SIGINT to the sandbox leave no qemu and no temp dir behind
 #   - VM mode end to end: `vmc run --mode vm --rm busybox sh -c 'echo hi; exit 3'` inside L1
@@ -19,7 +19,7 @@ finish() { echo "e2e: $passed passed, $failed failed, $skipped skipped"; exit $(
 
 if ! command -v qemu-system-x86_64 >/dev/null && [ "$(id -u)" -ne 0 ]; then
     echo "SKIPPED: qemu-system-x86_64 is missing and installing it needs root"
-    skipped=9
+    skipped=10
     finish
 fi
 
@@ -58,12 +58,16 @@ head -c 1000000 /dev/urandom >/tmp/random
 cat /tmp/random
 echo "sha=$(sha256sum </tmp/random | cut -d' ' -f1)" >&2
 echo "env=[$GREETING][$VMC_TEST_PASSTHROUGH][$VMC_HOME][$VMC_CACHE]" >&2
+echo "file=$(sha256sum </sandbox/files/data.bin | cut -d' ' -f1)" >&2
 [ -c /dev/kvm ] && echo "kvm-device" >&2
 grep -q '^kvm_amd ' /proc/modules && echo "kvm_amd-loaded" >&2
 exit 42
 EOF
 mkdir "$work/t2"
-TMPDIR=$work/t2 VMC_TEST_PASSTHROUGH=yes "$sandbox" --env "GREETING=it's a b" --script "$work/batch.sh" \
+head -c 4096 /dev/urandom >"$work/data.bin"
+data_sha=$(sha256sum <"$work/data.bin" | cut -d' ' -f1)
+TMPDIR=$work/t2 VMC_TEST_PASSTHROUGH=yes "$sandbox" --env "GREETING=it's a b" --file "$work/data.bin" \
+    --script "$work/batch.sh" \
     >"$work/out2" 2>"$work/err2"
 status=$?
 i=0
@@ -83,6 +87,11 @@ if grep -qxF "env=[it's a b][yes][/var/lib/vmc][/var/cache/vmc]" "$work/err2"; t
     pass "--env and VMC_* pass-through"
 else
     fail "--env and VMC_* pass-through" "got: $(grep '^env=' "$work/err2")"
+fi
+if grep -qx "file=$data_sha" "$work/err2" && [ "$(sha256sum <"$work/data.bin" | cut -d' ' -f1)" = "$data_sha" ]; then
+    pass "--file copied in unchanged"
+else
+    fail "--file copied in unchanged" "got: $(grep '^file=' "$work/err2"), expected $data_sha"
 fi
 if grep -qx kvm-device "$work/err2" && grep -qx kvm_amd-loaded "$work/err2"; then
     pass "/dev/kvm present and kvm_amd loaded inside"

@@ -1,13 +1,19 @@
-//! The serial console as the workload's stdio.
+//! The serial lines as the workload's stdio: the console (ttyS0, COM1, which the VMM copies
+//! to vmc's stdout) and, for a non-terminal run, ttyS1 (COM2, copied to vmc's stderr) as its
+//! stderr.
 
 use crate::error::InitError;
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+use nix::sys::termios::{cfmakeraw, tcdrain, tcgetattr, tcsetattr, SetArg};
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout};
-use std::io::stdout;
+use std::io::{stderr, stdout};
+use std::os::fd::AsFd;
 use vmc_init::TerminalSize;
+
+/// The serial line the VMM copies to vmc's stderr (COM2, I/O port 0x2f8).
+const STDERR_LINE: &str = "/dev/ttyS1";
 
 /// Reopens the console from the freshly mounted /dev as the init's stdio: the kernel opened
 /// the initramfs's own /dev/console node, which the /dev mount hides, and `ttyname` only
@@ -32,13 +38,53 @@ pub fn configure(tty: bool, size: Option<TerminalSize>) -> Result<(), InitError>
     if tty {
         return size.map_or(Ok(()), set_size);
     }
-    let mut settings = match tcgetattr(stdout()) {
+    make_raw(stdout()).map_err(InitError::Console)
+}
+
+/// For a non-terminal run, makes [`STDERR_LINE`] the init's stderr — raw like the console, so
+/// bytes pass unchanged — which the workload inherits: its stderr reaches vmc's stderr, apart
+/// from its stdout. A terminal run keeps stderr on the console, as `docker run -t` merges the
+/// two streams. If the line cannot be used, stderr stays on the console, with a warning there.
+pub fn separate_stderr(tty: bool) {
+    if tty {
+        return;
+    }
+    if let Err(errno) = open_stderr_line() {
+        eprintln!(
+            "vmc-init: opening {STDERR_LINE}: {errno}; the workload's stderr goes to stdout (the guest kernel needs CONFIG_SERIAL_8250_RUNTIME_UARTS >= 2)"
+        );
+    }
+}
+
+/// Opens [`STDERR_LINE`] in raw mode as stderr.
+fn open_stderr_line() -> Result<(), Errno> {
+    let line = open(
+        STDERR_LINE,
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    make_raw(&line)?;
+    dup2_stderr(&line)
+}
+
+/// Waits until everything written to stdout and stderr (the serial lines) has reached the
+/// VMM, so no output is lost when the init reports the status and resets the VM. Best effort:
+/// a descriptor that is not a terminal, or fails, is skipped.
+pub fn drain() {
+    let _ = tcdrain(stdout());
+    let _ = tcdrain(stderr());
+}
+
+/// Switches the terminal `fd` to raw mode (no echo, no CRLF translation, no signals); leaves a
+/// descriptor that is not a terminal alone.
+fn make_raw<Fd: AsFd>(fd: Fd) -> Result<(), Errno> {
+    let mut settings = match tcgetattr(&fd) {
         Ok(settings) => settings,
         Err(Errno::ENOTTY) => return Ok(()),
-        Err(errno) => return Err(InitError::Console(errno)),
+        Err(errno) => return Err(errno),
     };
     cfmakeraw(&mut settings);
-    tcsetattr(stdout(), SetArg::TCSANOW, &settings).map_err(InitError::Console)
+    tcsetattr(&fd, SetArg::TCSANOW, &settings)
 }
 
 /// Sets the console's window size.

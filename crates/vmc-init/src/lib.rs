@@ -32,8 +32,9 @@ pub struct RunConfig {
     /// Host name of the guest; empty keeps the kernel's default.
     pub hostname: String,
     /// The console is the workload's terminal: cooked mode, and the workload is its controlling
-    /// process so Ctrl-C raises SIGINT. Without it the console is switched to raw mode so the
-    /// workload's bytes reach the host unchanged.
+    /// process so Ctrl-C raises SIGINT; stderr shares the console. Without it the console is
+    /// switched to raw mode so the workload's bytes reach the host unchanged, and its stderr
+    /// goes to the second serial line (ttyS1, vmc's stderr), also raw.
     pub tty: bool,
     /// Connect the workload's stdin to the console; otherwise stdin is `/dev/null`.
     pub interactive: bool,

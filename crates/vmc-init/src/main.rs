@@ -1,9 +1,11 @@
 //! vmc-init: PID 1 of a vmc microVM.
 //!
 //! Reports "init started" to the VMM's exit device, mounts the pseudo filesystems, applies the
-//! per-run settings from `/vmc/run.json`, runs the workload on the console, reports its exit
-//! status and resets the VM (the kernel needs `reboot=k` so the reset goes through the i8042
-//! controller the VMM watches). Build it statically with scripts/build-vmc-init.sh.
+//! per-run settings from `/vmc/run.json`, runs the workload on the console (its stderr on the
+//! second serial line unless the run is a terminal run), waits for its output to drain,
+//! reports its exit status and resets the VM (the kernel needs `reboot=k` so the reset goes
+//! through the i8042 controller the VMM watches). Build it statically with
+//! scripts/build-vmc-init.sh.
 
 mod command;
 mod console;
@@ -32,6 +34,7 @@ fn main() {
         eprintln!("vmc-init: {err}");
         INIT_FAILED
     });
+    console::drain();
     device.status(status);
     device.milestone(BootMilestone::WorkloadExited);
     reset_vm();
@@ -48,6 +51,7 @@ fn boot_and_run(device: &ExitDevice) -> Result<WorkloadStatus, InitError> {
     loopback::bring_up_loopback()?;
     mounts::create_dir(&config.workdir, 0o755)?;
     console::configure(config.tty, config.terminal_size)?;
+    console::separate_stderr(config.tty);
     supervise::run_workload(&config, device)
 }
 

@@ -2,9 +2,10 @@
 //!
 //! [`Vm::create`] turns a [`VmConfig`] into a ready VM — KVM VM with in-kernel interrupt
 //! controllers and PIT, exactly `memory_bytes` of guest RAM, the kernel (ELF vmlinux or
-//! bzImage) and initrd loaded for a direct 64-bit boot, COM1 / i8042 / exit devices, and one
-//! vCPU per `vcpus` — and [`Vm::run`] runs it until the guest resets. [`probe::probe`] tells
-//! whether this host's KVM can run Linux guests at all.
+//! bzImage) and initrd loaded for a direct 64-bit boot, COM1 (console, to stdout) / COM2
+//! (workload stderr, to stderr) / i8042 / exit devices, and one vCPU per `vcpus` — and
+//! [`Vm::run`] runs it until the guest resets. [`probe::probe`] tells whether this host's KVM
+//! can run Linux guests at all.
 //!
 //! Timing points recorded in the run's [`Timeline`](vmc_runtime::Timeline):
 //! - `RuntimeReady`: `Vm::create` finished (VM, RAM, kernel, devices, vCPU registers).

@@ -158,7 +158,7 @@ impl VcpuRunner {
                 Step::Device(event) => {
                     if event == ExitDeviceEvent::Milestone(Milestone::InitStarted) {
                         self.bus
-                            .serial
+                            .com1
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .make_visible();

@@ -4,7 +4,9 @@ use crate::arch::x86_64::layout::KVM_TSS_ADDR;
 use crate::boot;
 use crate::config::{host_ram_bytes, VmConfig};
 use crate::devices::exit_device::{ExitDeviceEvent, SIGNALED_FLAG};
-use crate::devices::serial::{self, ConsoleOutput, SerialConsole, COM1_IRQ};
+use crate::devices::serial::{
+    self, ConsoleOutput, SerialConsole, COM1_IRQ, COM1_PORT, COM2_IRQ, COM2_PORT,
+};
 use crate::devices::PortBus;
 use crate::error::VmError;
 use crate::kick;
@@ -12,6 +14,7 @@ use crate::memory::{self, GuestRam, RamRegion};
 use crate::vcpu::{self, VcpuEvent, VcpuRunner, VcpuStop};
 use kvm_bindings::{kvm_pit_config, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -76,7 +79,8 @@ fn open_kvm_at(path: &str) -> Result<Kvm, VmError> {
 pub struct Vm {
     vcpus: Vec<VcpuFd>,
     bus: Arc<PortBus>,
-    serial_irq: EventFd,
+    com1_irq: EventFd,
+    com2_irq: EventFd,
     vm: VmFd,
     stdin: bool,
     vcpu_count: u8,
@@ -151,23 +155,23 @@ impl Vm {
             config.vcpus
         ));
 
-        let host = |what| move |source| VmError::Host { what, source };
-        let serial_irq = EventFd::new(libc::EFD_NONBLOCK)
-            .map_err(host("create the serial interrupt eventfd"))?;
-        vm.register_irqfd(&serial_irq, COM1_IRQ)
-            .map_err(|source| VmError::Kvm {
-                what: "KVM_IRQFD",
-                source,
-            })?;
-        let uart_irq = serial_irq
-            .try_clone()
-            .map_err(host("clone the serial interrupt eventfd"))?;
-        let serial = SerialConsole::new(
-            uart_irq,
+        let (com1, com1_irq) = create_uart(
+            &vm,
+            COM1_PORT,
+            COM1_IRQ,
             ConsoleOutput::new(std::io::stdout(), config.console),
+        )?;
+        // Only the workload writes to COM2 (its stderr), so it is shown from the start.
+        let (com2, com2_irq) = create_uart(
+            &vm,
+            COM2_PORT,
+            COM2_IRQ,
+            ConsoleOutput::new(std::io::stderr(), true),
+        )?;
+        let bus = Arc::new(PortBus::new(com1, com2));
+        timeline.step(
+            "devices: COM1 (0x3f8, IRQ 4), COM2 (0x2f8, IRQ 3), i8042 (0x60/0x64), exit device (0x600/0x604)",
         );
-        let bus = Arc::new(PortBus::new(serial));
-        timeline.step("devices: COM1 (0x3f8, IRQ 4), i8042 (0x60/0x64), exit device (0x600/0x604)");
 
         let supported = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -200,7 +204,8 @@ impl Vm {
         Ok(Vm {
             vcpus,
             bus,
-            serial_irq,
+            com1_irq,
+            com2_irq,
             vm,
             stdin: config.stdin,
             vcpu_count: config.vcpus,
@@ -219,10 +224,10 @@ impl Vm {
         self.vcpu_count
     }
 
-    /// The guest's most recent console output (up to 16 KiB), shown or not.
+    /// The guest's most recent console (COM1) output (up to 16 KiB), shown or not.
     pub fn recent_console_output(&self) -> String {
         self.bus
-            .serial
+            .com1
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .recent()
@@ -344,7 +349,7 @@ impl Vm {
         );
         let stdin = std::io::stdin().as_raw_fd();
         let thread =
-            serial::spawn_input_forwarder(stdin, Arc::clone(&self.bus.serial), Arc::clone(&stop))
+            serial::spawn_input_forwarder(stdin, Arc::clone(&self.bus.com1), Arc::clone(&stop))
                 .map_err(host("start the stdin thread"))?;
         Ok(Some(StdinForwarder { stop, thread }))
     }
@@ -353,7 +358,7 @@ impl Vm {
     fn outcome(&self, end: VcpuStop, status: Option<i32>) -> Result<VmExit, VmError> {
         let panic = || {
             self.bus
-                .serial
+                .com1
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .recent()
@@ -392,6 +397,28 @@ impl Vm {
     }
 }
 
+/// Creates the UART at I/O port `base` writing to `output`, its interrupt an irqfd on `gsi`;
+/// returns it with the eventfd to unregister when the VM ends.
+fn create_uart<W: Write>(
+    vm: &VmFd,
+    base: u16,
+    gsi: u32,
+    output: ConsoleOutput<W>,
+) -> Result<(SerialConsole<W>, EventFd), VmError> {
+    let host = |what| move |source| VmError::Host { what, source };
+    let irq =
+        EventFd::new(libc::EFD_NONBLOCK).map_err(host("create a serial interrupt eventfd"))?;
+    vm.register_irqfd(&irq, gsi)
+        .map_err(|source| VmError::Kvm {
+            what: "KVM_IRQFD",
+            source,
+        })?;
+    let uart_irq = irq
+        .try_clone()
+        .map_err(host("clone a serial interrupt eventfd"))?;
+    Ok((SerialConsole::new(base, uart_irq, output), irq))
+}
+
 /// Stops vCPU threads that were started for a run that cannot go on, and waits for them.
 fn stop_vcpu_threads(stop: &AtomicBool, threads: Vec<JoinHandle<()>>) {
     stop.store(true, Ordering::SeqCst);
@@ -420,7 +447,8 @@ impl StdinForwarder {
 
 impl Drop for Vm {
     fn drop(&mut self) {
-        let _ = self.vm.unregister_irqfd(&self.serial_irq, COM1_IRQ);
+        let _ = self.vm.unregister_irqfd(&self.com1_irq, COM1_IRQ);
+        let _ = self.vm.unregister_irqfd(&self.com2_irq, COM2_IRQ);
     }
 }
 

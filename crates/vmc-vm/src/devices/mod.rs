@@ -9,7 +9,7 @@ pub mod serial;
 use exit_device::ExitDeviceEvent;
 use i8042::I8042;
 use serial::SerialConsole;
-use std::io::{self, Stdout};
+use std::io::{self, Stderr, Stdout, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// What a port write means for the VM beyond the device's own state.
@@ -23,18 +23,22 @@ pub enum PortEffect {
     Exit(ExitDeviceEvent),
 }
 
-/// The devices on the I/O port bus, shared by all vCPU threads.
-pub struct PortBus {
-    /// COM1 (also fed by the stdin forwarder).
-    pub serial: Arc<Mutex<SerialConsole<Stdout>>>,
+/// The devices on the I/O port bus, shared by all vCPU threads. `O` and `E` are where COM1
+/// (the console, vmc's stdout) and COM2 (the workload's stderr, vmc's stderr) write.
+pub struct PortBus<O: Write = Stdout, E: Write = Stderr> {
+    /// COM1, the console (also fed by the stdin forwarder).
+    pub com1: Arc<Mutex<SerialConsole<O>>>,
+    /// COM2, the workload's stderr.
+    com2: Mutex<SerialConsole<E>>,
     i8042: Mutex<I8042>,
 }
 
-impl PortBus {
-    /// A bus with `serial` as COM1 and a fresh i8042.
-    pub fn new(serial: SerialConsole<Stdout>) -> Self {
+impl<O: Write, E: Write> PortBus<O, E> {
+    /// A bus with the UARTs `com1` and `com2` and a fresh i8042.
+    pub fn new(com1: SerialConsole<O>, com2: SerialConsole<E>) -> Self {
         PortBus {
-            serial: Arc::new(Mutex::new(serial)),
+            com1: Arc::new(Mutex::new(com1)),
+            com2: Mutex::new(com2),
             i8042: Mutex::new(I8042::default()),
         }
     }
@@ -49,11 +53,10 @@ impl PortBus {
         let [value] = data else {
             return Ok(PortEffect::None);
         };
-        if SerialConsole::<Stdout>::owns(port) {
-            self.serial
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .write(port, *value)?;
+        if let Some(written) = write_uart(&self.com1, port, *value) {
+            written?;
+        } else if let Some(written) = write_uart(&self.com2, port, *value) {
+            written?;
         } else if I8042::owns(port) {
             let reset = self
                 .i8042
@@ -72,12 +75,10 @@ impl PortBus {
     pub fn read(&self, port: u16, data: &mut [u8]) {
         data.fill(0xff);
         if let [value] = data {
-            if SerialConsole::<Stdout>::owns(port) {
-                *value = self
-                    .serial
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .read(port);
+            if let Some(read) = read_uart(&self.com1, port) {
+                *value = read;
+            } else if let Some(read) = read_uart(&self.com2, port) {
+                *value = read;
             } else if I8042::owns(port) {
                 *value = self
                     .i8042
@@ -86,5 +87,82 @@ impl PortBus {
                     .read(port);
             }
         }
+    }
+}
+
+/// Writes `value` to `port` of `uart` if the UART owns that port.
+fn write_uart<W: Write>(
+    uart: &Mutex<SerialConsole<W>>,
+    port: u16,
+    value: u8,
+) -> Option<io::Result<()>> {
+    let mut uart = uart.lock().unwrap_or_else(PoisonError::into_inner);
+    uart.owns(port).then(|| uart.write(port, value))
+}
+
+/// Reads `port` of `uart` if the UART owns that port.
+fn read_uart<W: Write>(uart: &Mutex<SerialConsole<W>>, port: u16) -> Option<u8> {
+    let mut uart = uart.lock().unwrap_or_else(PoisonError::into_inner);
+    uart.owns(port).then(|| uart.read(port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serial::{ConsoleOutput, COM1_PORT, COM2_PORT};
+    use super::*;
+    use vmm_sys_util::eventfd::EventFd;
+
+    /// A sink whose bytes the test can read while the bus owns a clone of it.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        fn bytes(&self) -> Vec<u8> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn uart(base: u16, sink: &Captured) -> SerialConsole<Captured> {
+        let irq = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+        SerialConsole::new(base, irq, ConsoleOutput::new(sink.clone(), true))
+    }
+
+    #[test]
+    fn each_uart_transmits_to_its_own_sink() {
+        let (stdout, stderr) = (Captured::default(), Captured::default());
+        let bus = PortBus::new(uart(COM1_PORT, &stdout), uart(COM2_PORT, &stderr));
+        assert_eq!(bus.write(COM2_PORT, b"e").unwrap(), PortEffect::None);
+        assert_eq!(stderr.bytes(), b"e", "COM2's THR reaches the stderr sink");
+        assert!(stdout.bytes().is_empty(), "COM2's THR stays off stdout");
+        bus.write(COM1_PORT, b"o").unwrap();
+        assert_eq!(stdout.bytes(), b"o");
+        assert_eq!(stderr.bytes(), b"e");
+    }
+
+    #[test]
+    fn uart_registers_answer_and_empty_ports_read_all_ones() {
+        let bus = PortBus::new(
+            uart(COM1_PORT, &Captured::default()),
+            uart(COM2_PORT, &Captured::default()),
+        );
+        let lsr = |port| {
+            let mut value = [0];
+            bus.read(port, &mut value);
+            value[0]
+        };
+        assert_eq!(lsr(COM1_PORT + 5) & 0x60, 0x60, "COM1 transmitter empty");
+        assert_eq!(lsr(COM2_PORT + 5) & 0x60, 0x60, "COM2 transmitter empty");
+        assert_eq!(lsr(0x3e8 + 5), 0xff, "no COM3");
     }
 }
