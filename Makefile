@@ -1,5 +1,5 @@
 # Convenience targets; each is a thin wrapper around a script under scripts/.
-.PHONY: demo setup test
+.PHONY: demo setup test bench
 
 ## demo: install, build, and run the default image in both modes
 demo: setup
@@ -12,3 +12,7 @@ setup:
 ## test: every test (what CI runs)
 test:
 	scripts/test.sh
+
+## bench: the full comparison report (VM vs container, vmc vs crun vs runc)
+bench: setup
+	bench/compare.sh

@@ -10,7 +10,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 APT_PACKAGES=(
   busybox-static cpio xz-utils zstd            # default image, initramfs tools
   skopeo umoci                                  # OCI interop tests
-  crun runc bubblewrap hyperfine                # peers for the benchmarks
+  crun runc bubblewrap hyperfine jq             # peers for the benchmarks, their JSON
   qemu-system-x86                               # scripts/kvm-sandbox (emulated KVM host)
   linux-source-6.1 flex bison bc libelf-dev libssl-dev make gcc  # guest kernel build
 )

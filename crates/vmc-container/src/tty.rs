@@ -1,8 +1,8 @@
-//! `--tty`: a pseudo-terminal for the workload, with the host terminal in raw mode.
+//! `--tty`: a pseudo-terminal for the workload (vmc_runtime::terminal puts vmc's own
+//! terminal in raw mode).
 
 use crate::error::ContainerError;
-use nix::sys::termios::{self, SetArg, Termios};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 /// A pty pair: vmc keeps the master, the workload gets the slave.
@@ -56,28 +56,4 @@ fn set_cloexec(fd: RawFd) -> Result<(), ContainerError> {
     )
     .map(drop)
     .map_err(|e| ContainerError::sys("setting close-on-exec", e))
-}
-
-/// vmc's terminal in raw mode; the previous mode is restored on drop.
-#[derive(Debug)]
-pub struct RawMode {
-    saved: Termios,
-}
-
-impl RawMode {
-    /// Puts stdin's terminal in raw mode; `None` when stdin is not a terminal.
-    pub fn enter() -> Option<RawMode> {
-        let stdin = std::io::stdin();
-        let saved = termios::tcgetattr(stdin.as_fd()).ok()?;
-        let mut raw = saved.clone();
-        termios::cfmakeraw(&mut raw);
-        termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).ok()?;
-        Some(RawMode { saved })
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &self.saved);
-    }
 }

@@ -104,7 +104,8 @@ fn firecracker_section(report: &BenchReport) -> String {
     md += "Firecracker's SPECIFICATION.md promises at most 125 ms from the InstanceStart API \
            call to the guest's /sbin/init (minimal kernel, serial console off) and at most \
            5 MiB of VMM memory overhead (1 vCPU, 128 MiB guest). The boot figure is judged on \
-           the p95 of the runs, the overhead on the memory run's median.\n\n";
+           the p95 of the runs, the overhead on the memory run's median. vmc's VMM is the \
+           `vmc bench` process itself, so its overhead is an upper bound of a plain `vmc run`'s.\n\n";
     md += &markdown_table(&comparison_rows(report), &[false; 4]);
     md.push('\n');
     md

@@ -126,8 +126,9 @@ fn draw_startup(area: &Area, rows: &[StartupRow]) -> DrawResult {
             .flat_map(|r| r.runs.iter().copied().chain([r.median, r.p95]))
     };
     let low = (values().fold(f64::INFINITY, f64::min) / 2.0).max(0.001);
-    // Room on the right for each row's median and p95 label.
-    let high = (values().fold(0.0, f64::max) * 12.0).max(low * 100.0);
+    // Room on the right for each row's median and p95 label: about a third of the axis.
+    let max = values().fold(0.0, f64::max).max(low * 10.0);
+    let high = max * (max / low).powf(0.45).max(12.0);
     let n = rows.len();
     let label_of = |value: &SegmentValue<usize>| match value {
         SegmentValue::CenterOf(i) if *i < n => rows[n - 1 - i].label.clone(),
@@ -148,7 +149,7 @@ fn draw_startup(area: &Area, rows: &[StartupRow]) -> DrawResult {
         .disable_y_mesh()
         .y_labels(n)
         .y_label_formatter(&label_of)
-        .x_label_formatter(&|ms| format_ms(*ms))
+        .x_label_formatter(&|ms| axis_ms(*ms))
         .x_desc("milliseconds since the phase began (log scale)")
         .label_style((FONT, 13))
         .draw()?;
@@ -187,6 +188,12 @@ fn draw_startup(area: &Area, rows: &[StartupRow]) -> DrawResult {
                 + Text::new(text, (10, -7), (FONT, 13).into_font())])?;
     }
     Ok(())
+}
+
+/// A log-axis tick in milliseconds without trailing zeros: "0.01", "1", "1000".
+fn axis_ms(ms: f64) -> String {
+    let text = format!("{ms:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// One line of the memory plot.
@@ -375,6 +382,13 @@ mod tests {
                 "no {label:?} in {texts:?}"
             );
         }
+    }
+
+    #[test]
+    fn axis_ticks_drop_trailing_zeros() {
+        assert_eq!(axis_ms(0.01), "0.01");
+        assert_eq!(axis_ms(1.0), "1");
+        assert_eq!(axis_ms(100000.0), "100000");
     }
 
     #[test]

@@ -328,7 +328,7 @@ fn working_kvm(hypervisor: Option<&str>) -> KvmFacts {
         },
         Some("TCGTCGTCGTCG") => KvmFacts {
             kind: KvmKind::Emulated,
-            detail: "emulated: KVM inside QEMU TCG software emulation (scripts/kvm-sandbox)".into(),
+            detail: "QEMU TCG software emulation of a KVM host, as in scripts/kvm-sandbox".into(),
         },
         Some(signature) => KvmFacts {
             kind: KvmKind::Nested,

@@ -8,8 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vmc_image::initramfs;
-use vmc_init::RunConfig;
+use vmc_init::{RunConfig, TerminalSize};
 use vmc_runtime::env::workload_env;
+use vmc_runtime::terminal::{window_size, RawMode};
 use vmc_runtime::user::home_of;
 use vmc_runtime::{
     memory::process_rss_bytes, ExitOutcome, MemoryProbe, MemoryReading, Milestone, Mode,
@@ -73,6 +74,8 @@ impl VmRuntime {
             stdin: spec.interactive,
         };
         let mut vm = Vm::create(&config, timeline)?;
+        // With -t the guest's console is the workload's terminal: pass every key through.
+        let _raw_terminal = spec.tty.then(RawMode::enter).flatten();
         observer.memory_probe_ready(Arc::new(GuestMemoryProbe {
             regions: vm.ram_regions(),
             reserved_bytes: vm.reserved_memory_bytes(),
@@ -161,7 +164,11 @@ fn run_config(spec: &RunSpec) -> RunConfig {
         hostname: spec.hostname.clone(),
         tty: spec.tty,
         interactive: spec.interactive,
-        terminal_size: None,
+        terminal_size: spec
+            .tty
+            .then(window_size)
+            .flatten()
+            .map(|(rows, cols)| TerminalSize { rows, cols }),
     }
 }
 
