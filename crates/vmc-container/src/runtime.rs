@@ -8,7 +8,6 @@ use crate::plan::{cpath, OverlayDirs, RootfsPlan};
 use crate::report::{self, Event, Record};
 use crate::signals::{SignalCatcher, INTERRUPTS_BEFORE_KILL};
 use crate::tty::Pty;
-use vmc_runtime::terminal::RawMode;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
@@ -19,6 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vmc_runtime::env::{env_value, exec_candidates, workload_env, DEFAULT_PATH};
+use vmc_runtime::terminal::RawMode;
 use vmc_runtime::user::home_of;
 use vmc_runtime::{
     ExitOutcome, Milestone, Mode, NetworkMode, RunSpec, Runtime, RuntimeError, Timeline,
