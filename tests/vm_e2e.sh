@@ -42,7 +42,7 @@ if "$vmc" doctor --check vm >/dev/null 2>&1; then
   PATH="$(dirname "$vmc"):$PATH" sh "$vm_script" > "$work/vm.out" 2> "$work/vm.err"
 else
   echo "VM mode: this host's KVM cannot run Linux guests: running the cases in ONE scripts/kvm-sandbox session"
-  VMC="$vmc" scripts/kvm-sandbox --smp 2 --timeout 1800 --script "$vm_script" > "$work/vm.out" 2> "$work/vm.err"
+  VMC="$vmc" scripts/kvm-sandbox --timeout 900 --script "$vm_script" > "$work/vm.out" 2> "$work/vm.err"
   sandbox_status=$?
   if [ "$sandbox_status" -eq 125 ]; then
     fail kvm-sandbox "the emulated KVM host failed: $(tail -3 "$work/vm.err")"
