@@ -25,6 +25,7 @@ vm_script=$work/vm-cases.sh
   done < tests/parity-cases.txt
   cat <<'CASES'
 case_ signal vm busybox sh -c 'kill -TERM $$'
+case_ trace sh -c 'vmc run --mode vm --rm --trace=json busybox true 2>&1 >/dev/null'
 case_ memtotal vm -m 128m busybox sh -c 'grep MemTotal /proc/meminfo'
 case_ cpus vm --cpus 2 busybox sh -c 'grep -c ^processor /proc/cpuinfo'
 case_ write-run vm busybox sh -c 'echo changed > /etc/marker; cat /etc/marker'
@@ -76,6 +77,17 @@ expect cpus 0 "2"
 expect write-run 0 "changed"
 expect write-isolated 0 "no marker"
 expect kept-record 6 ""
+
+# The VM timeline: every milestone, in order, at non-decreasing times.
+trace=$(vm_case trace stdout)
+milestones=$(printf '%s' "$trace" | grep -o '"milestone":"[a-z_]*"' | cut -d'"' -f4 | tr '\n' ' ')
+times=$(printf '%s' "$trace" | grep -o '"at":[0-9]*,"milestone"' | cut -d: -f2 | cut -d, -f1 | tr '\n' ' ')
+if [ "$milestones" = "vmc_start runtime_ready kernel_entry init_started workload_exec workload_exit torn_down " ] &&
+   printf '%s\n' $times | sort -n -c 2>/dev/null; then
+  pass "vm trace: milestones complete and ordered"
+else
+  fail "vm trace" "milestones [$milestones] at [$times]"
+fi
 
 memtotal_kib=$(vm_case memtotal stdout | awk '{print $2}')
 if [ -n "$memtotal_kib" ] && [ "$memtotal_kib" -le $((128 * 1024)) ] && [ "$memtotal_kib" -ge $((100 * 1024)) ]; then
