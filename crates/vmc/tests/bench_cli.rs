@@ -2,45 +2,12 @@
 //! directory a container benchmark writes (table, JSON, CSV, Markdown, SVG), the memory
 //! scenario's time series, and the one-line errors. Container runs need root and cgroups.
 
+mod common;
+
+use common::{container_skip_reason, text, vmc, workspace_root, VMC};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const VMC: &str = env!("CARGO_BIN_EXE_vmc");
-
-fn vmc(home: &Path, args: &[&str]) -> Output {
-    Command::new(VMC)
-        .args(args)
-        .env("VMC_HOME", home)
-        .output()
-        .expect("running vmc")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// Why container runs cannot be tested here, if they cannot.
-fn container_skip_reason() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("container runs need root (CI runs as root)");
-    }
-    if !Path::new("/bin/busybox").exists() {
-        return Some("/bin/busybox is missing (apt-get install busybox-static)");
-    }
-    if !Path::new("/sys/fs/cgroup").exists() {
-        return Some("no cgroup filesystem at /sys/fs/cgroup");
-    }
-    None
-}
+use std::path::Path;
+use std::process::Command;
 
 /// A vmc home with the default images (busybox, vmc-workload) from the project's script.
 fn home_with_default_images() -> tempfile::TempDir {

@@ -2,19 +2,11 @@
 //! the default-images script, `vmc images` (table, -q, --json), `vmc inspect`, `vmc rmi`,
 //! `vmc image prune`, and the one-line errors.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{vmc, workspace_root, VMC};
+use std::path::Path;
 use std::process::{Command, Output};
-
-const VMC: &str = env!("CARGO_BIN_EXE_vmc");
-
-/// Runs vmc with `VMC_HOME=home`.
-fn vmc(home: &Path, args: &[&str]) -> Output {
-    Command::new(VMC)
-        .args(args)
-        .env("VMC_HOME", home)
-        .output()
-        .expect("running vmc")
-}
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -22,13 +14,6 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
 }
 
 #[test]

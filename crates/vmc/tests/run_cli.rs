@@ -2,11 +2,12 @@
 //! holding a busybox image: the exit-status contract, the run records, and the one-line
 //! errors for bad input. Container runs need root and cgroups (CI has both).
 
-use std::path::Path;
+mod common;
+
+use common::{container_skip_reason, text, vmc, VMC};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const VMC: &str = env!("CARGO_BIN_EXE_vmc");
 const APPLETS: [&str; 13] = [
     "dd", "sh", "echo", "cat", "true", "false", "sleep", "hostname", "id", "env", "pwd", "ls",
     "touch",
@@ -41,31 +42,8 @@ impl Home {
     }
 
     fn vmc(&self, args: &[&str]) -> Output {
-        Command::new(VMC)
-            .args(args)
-            .env("VMC_HOME", self.dir.path())
-            .output()
-            .expect("running vmc")
+        vmc(self.dir.path(), args)
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Why container runs cannot be tested here, if they cannot.
-fn container_skip_reason() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("container runs need root (CI runs as root)");
-    }
-    if !Path::new("/bin/busybox").exists() {
-        return Some("/bin/busybox is missing (apt-get install busybox-static)");
-    }
-    if !Path::new("/sys/fs/cgroup").exists() {
-        return Some("no cgroup filesystem at /sys/fs/cgroup");
-    }
-    None
 }
 
 macro_rules! skip_without_containers {

@@ -1,0 +1,47 @@
+//! Helpers shared by the CLI end-to-end tests: running the `vmc` binary with a temporary
+//! VMC_HOME, and telling whether container runs can be tested on this host.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `vmc` binary under test.
+pub const VMC: &str = env!("CARGO_BIN_EXE_vmc");
+
+/// Runs vmc with `VMC_HOME=home`.
+pub fn vmc(home: &Path, args: &[&str]) -> Output {
+    Command::new(VMC)
+        .args(args)
+        .env("VMC_HOME", home)
+        .output()
+        .expect("running vmc")
+}
+
+/// Bytes as text (invalid UTF-8 replaced).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The repository's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Why container runs cannot be tested here, if they cannot.
+pub fn container_skip_reason() -> Option<&'static str> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("container runs need root (CI runs as root)");
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return Some("/bin/busybox is missing (apt-get install busybox-static)");
+    }
+    if !Path::new("/sys/fs/cgroup").exists() {
+        return Some("no cgroup filesystem at /sys/fs/cgroup");
+    }
+    None
+}
