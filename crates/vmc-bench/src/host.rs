@@ -164,17 +164,7 @@ fn cpu_model(cpuinfo: &str) -> Option<String> {
 
 /// MemTotal of /proc/meminfo, in bytes.
 fn mem_total_bytes(meminfo: &str) -> Option<u64> {
-    meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map(|kib| kib * 1024)
+    vmc_runtime::memory::proc_kib_field(meminfo, "MemTotal")
 }
 
 /// The number of online CPUs.

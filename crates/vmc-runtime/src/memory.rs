@@ -41,10 +41,17 @@ impl RunObserver for NoObserver {
 /// The resident set size of process `pid` in bytes (`VmRSS` of /proc/PID/status).
 pub fn process_rss_bytes(pid: u32) -> std::io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
+    proc_kib_field(&status, "VmRSS")
+        .ok_or_else(|| std::io::Error::other(format!("no VmRSS in /proc/{pid}/status")))
+}
+
+/// The value in bytes of a `KEY:   N kB` line of a /proc file such as /proc/meminfo or
+/// /proc/PID/status.
+pub fn proc_kib_field(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| *name == key)
+        .and_then(|(_, rest)| {
             rest.trim()
                 .trim_end_matches("kB")
                 .trim()
@@ -52,12 +59,18 @@ pub fn process_rss_bytes(pid: u32) -> std::io::Result<u64> {
                 .ok()
         })
         .map(|kib| kib * 1024)
-        .ok_or_else(|| std::io::Error::other(format!("no VmRSS in /proc/{pid}/status")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_kib_fields() {
+        let meminfo = "MemTotal:       24589076 kB\nMemFree:        1000 kB\n";
+        assert_eq!(proc_kib_field(meminfo, "MemFree"), Some(1000 * 1024));
+        assert_eq!(proc_kib_field(meminfo, "Mem"), None);
+    }
 
     #[test]
     fn own_rss_is_plausible() {
