@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # VM mode end to end: the shared exit-status table, flags, --memory/--cpus as the guest sees
-# them, run isolation, the initramfs cache, and parity with container mode on the same
-# commands (tests/parity-cases.txt). Runs VM mode directly where this host's KVM can boot
+# them, run isolation, the initramfs cache, parity with container mode on the same commands
+# (tests/parity-cases.txt), and stdin / terminal sessions (-i, -t) checked alike in both modes
+# (a pseudo-terminal driven by crates/vmc-runtime/examples/pty_session.rs). Runs VM mode directly where this host's KVM can boot
 # Linux, else batched into ONE scripts/kvm-sandbox session (an emulated KVM host).
 # Needs: scripts/setup.sh done (vmc built, guest kernel, default images). Root for containers.
 # Last line: "e2e: N passed, N failed, N skipped".
@@ -14,10 +15,33 @@ passed=0 failed=0 skipped=0
 pass() { passed=$((passed + 1)); echo "ok   $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
 
-# --- the VM-side script: each case prints "@@BEGIN name", its stdout, "@@END name status" ---
+cargo build --quiet -p vmc-runtime --example pty_session || fail pty_session "cannot build the pseudo-terminal driver"
+pty_session=${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/pty_session
+
+# Each case prints "@@BEGIN name", its stdout, "@@END name status".
+case_function='case_() { name=$1; shift; echo "@@BEGIN $name"; "$@"; status=$?; echo; echo "@@END $name $status"; }'
+
+# --- stdin and terminal cases, the same script for both modes ($mode, $pty set by the caller) ---
+interactive_cases() {
+  echo "$case_function"
+  cat <<'CASES'
+run_() { vmc run --mode "$mode" --rm "$@"; }
+all_bytes() { i=0; while [ $i -lt 512 ]; do printf "\\$(printf %o $((i % 256)))"; i=$((i + 1)); done; }
+case_ stdin-pipe sh -c 'printf "hello\nworld" | vmc run --mode "$mode" --rm -i busybox cat'
+bytes=$(mktemp); export bytes; all_bytes > "$bytes"
+case_ stdin-binary sh -c 'sha256sum < "$bytes"; vmc run --mode "$mode" --rm -i busybox sha256sum < "$bytes"'
+rm -f "$bytes"
+case_ stdin-empty run_ -i busybox wc -c < /dev/null
+case_ stdin-without-i sh -c 'echo ignored | vmc run --mode "$mode" --rm busybox cat'
+case_ tty-session sh -c '"$pty" --size 30x100 --expect READY --send "abc\n" --expect abc --send "\x04" -- vmc run --mode "$mode" --rm -it busybox sh -c "stty size; echo READY; cat; echo cat-ended" 2>&1'
+case_ tty-ctrl-c sh -c '"$pty" --expect READY --send "\x03" -- vmc run --mode "$mode" --rm -it busybox sh -c "trap \"echo got-INT; exit 5\" INT; echo READY; while :; do sleep 1; done" 2>&1'
+CASES
+}
+
+# --- the VM-side script ---
 vm_script=$work/vm-cases.sh
 {
-  echo 'case_() { name=$1; shift; echo "@@BEGIN $name"; "$@"; status=$?; echo; echo "@@END $name $status"; }'
+  echo "$case_function"
   echo 'vm() { vmc run --mode vm --rm "$@"; }'
   while IFS='|' read -r name args; do
     case $name in ''|'#'*) continue ;; esac
@@ -36,36 +60,42 @@ case_ cache-after sh -c 'ls -i "$VMC_HOME"/initramfs/*.cpio'
 case_ kept-record vmc run --mode vm --name kept busybox sh -c 'exit 6'
 case_ ps sh -c 'vmc ps -a | grep kept'
 CASES
+  echo "export mode=vm pty=/sandbox/files/pty_session"
+  interactive_cases
 } > "$vm_script"
 
 if "$vmc" doctor --check vm >/dev/null 2>&1; then
   echo "VM mode: this host's KVM runs Linux guests: running the cases directly"
-  PATH="$(dirname "$vmc"):$PATH" sh "$vm_script" > "$work/vm.out" 2> "$work/vm.err"
+  sed "s|^export mode=vm pty=.*|export mode=vm pty=$pty_session|" "$vm_script" > "$work/vm-direct.sh"
+  PATH="$(dirname "$vmc"):$PATH" sh "$work/vm-direct.sh" > "$work/vm.out" 2> "$work/vm.err"
 else
   echo "VM mode: this host's KVM cannot run Linux guests: running the cases in ONE scripts/kvm-sandbox session"
-  VMC="$vmc" scripts/kvm-sandbox --timeout 900 --script "$vm_script" > "$work/vm.out" 2> "$work/vm.err"
+  VMC="$vmc" scripts/kvm-sandbox --timeout 900 --file "$pty_session" --script "$vm_script" > "$work/vm.out" 2> "$work/vm.err"
   sandbox_status=$?
   if [ "$sandbox_status" -eq 125 ]; then
     fail kvm-sandbox "the emulated KVM host failed: $(tail -3 "$work/vm.err")"
   fi
 fi
 
-# vm_case NAME FIELD: FIELD=status or stdout (without the separator newline).
-vm_case() {
-  awk -v name="$1" -v field="$2" '
+# case_in FILE NAME FIELD: FIELD=status or stdout (without the separator newline, without the
+# carriage returns a terminal adds).
+case_in() {
+  awk -v name="$2" -v field="$3" '
     $0 == "@@BEGIN " name { inside = 1; out = ""; next }
     inside && $1 == "@@END" && $2 == name { inside = 0; status = $3; next }
     inside { out = out $0 "\n" }
     END { if (field == "status") print status; else printf "%s", substr(out, 1, length(out) - 1) }
-  ' "$work/vm.out"
+  ' "$1" | tr -d '\r'
 }
+vm_case() { case_in "$work/vm.out" "$@"; }
 
-expect() { # expect NAME STATUS STDOUT
+expect_in() { # expect_in MODE NAME STATUS STDOUT
   local got_status got_stdout
-  got_status=$(vm_case "$1" status); got_stdout=$(vm_case "$1" stdout)
-  if [ "$got_status" = "$2" ] && [ "$got_stdout" = "$3" ]; then pass "vm $1"
-  else fail "vm $1" "expected status $2 and stdout [$3], got status [$got_status] stdout [$got_stdout] (stderr: $(grep -v '^$' "$work/vm.err" | tail -2 | tr '\n' ' '))"; fi
+  got_status=$(case_in "$work/$1.out" "$2" status); got_stdout=$(case_in "$work/$1.out" "$2" stdout)
+  if [ "$got_status" = "$3" ] && [ "$got_stdout" = "$4" ]; then pass "$1 $2"
+  else fail "$1 $2" "expected status $3 and stdout [$4], got status [$got_status] stdout [$got_stdout] (stderr: $(grep -v '^$' "$work/$1.err" | tail -2 | tr '\n' ' '))"; fi
 }
+expect() { expect_in vm "$@"; }
 
 expect parity-echo 0 "hello world"
 expect parity-exit3 3 "hi"
@@ -102,10 +132,32 @@ else
 fi
 if vm_case ps stdout | grep -q "Exited (6)"; then pass "vm ps shows the kept run"; else fail "vm ps" "$(vm_case ps stdout)"; fi
 
+# --- stdin and terminals: the same checks in both modes ---
+check_interactive() { # check_interactive MODE
+  expect_in "$1" stdin-pipe 0 $'hello\nworld'
+  expect_in "$1" stdin-empty 0 "0"
+  expect_in "$1" stdin-without-i 0 ""
+  local hashes
+  hashes=$(case_in "$work/$1.out" stdin-binary stdout | awk '{print $1}')
+  if [ "$(case_in "$work/$1.out" stdin-binary status)" = 0 ] && [ "$(printf '%s\n' "$hashes" | wc -l)" = 2 ] &&
+     [ "$(printf '%s\n' "$hashes" | uniq | wc -l)" = 1 ]; then
+    pass "$1 stdin-binary (every byte value arrives unchanged)"
+  else
+    fail "$1 stdin-binary" "sha256 on the host and in the workload differ: [$hashes]"
+  fi
+  expect_in "$1" tty-session 0 $'30 100\nREADY\nabc\nabc\ncat-ended\npty_session: terminal restored'
+  expect_in "$1" tty-ctrl-c 5 $'READY\n^Cgot-INT\npty_session: terminal restored'
+}
+check_interactive vm
+
 # --- parity: the same cases in container mode on this host ---
 if [ "$(id -u)" != 0 ]; then
+  skipped=$((skipped + 7)); echo "SKIPPED: stdin and terminal cases in container mode need root"
   skipped=$((skipped + 1)); echo "SKIPPED: parity needs root for container mode"
 else
+  { echo "export mode=container pty=$pty_session"; interactive_cases; } > "$work/container-cases.sh"
+  PATH="$(dirname "$vmc"):$PATH" sh "$work/container-cases.sh" > "$work/container.out" 2> "$work/container.err"
+  check_interactive container
   while IFS='|' read -r name args; do
     case $name in ''|'#'*) continue ;; esac
     container_stdout=$(eval "\"\$vmc\" run --mode container --rm $args" 2>/dev/null)

@@ -3,13 +3,14 @@
 //! stderr.
 
 use crate::error::InitError;
+use crate::stdin_relay;
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
-use nix::sys::termios::{cfmakeraw, tcdrain, tcgetattr, tcsetattr, SetArg};
+use nix::sys::termios::{cfmakeraw, tcdrain, tcgetattr, tcsetattr, ControlFlags, SetArg};
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout};
 use std::io::{stderr, stdout};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use vmc_init::TerminalSize;
 
 /// The serial line the VMM copies to vmc's stderr (COM2, I/O port 0x2f8).
@@ -75,8 +76,9 @@ pub fn drain() {
     let _ = tcdrain(stderr());
 }
 
-/// Switches the terminal `fd` to raw mode (no echo, no CRLF translation, no signals); leaves a
-/// descriptor that is not a terminal alone.
+/// Switches the terminal `fd` to raw mode (no echo, no CRLF translation, no signals) with
+/// hardware flow control: when the guest's input buffer fills up, the UART driver lowers RTS
+/// and the VMM holds the rest of stdin back. Leaves a descriptor that is not a terminal alone.
 fn make_raw<Fd: AsFd>(fd: Fd) -> Result<(), Errno> {
     let mut settings = match tcgetattr(&fd) {
         Ok(settings) => settings,
@@ -84,6 +86,7 @@ fn make_raw<Fd: AsFd>(fd: Fd) -> Result<(), Errno> {
         Err(errno) => return Err(errno),
     };
     cfmakeraw(&mut settings);
+    settings.control_flags |= ControlFlags::CRTSCTS;
     tcsetattr(&fd, SetArg::TCSANOW, &settings)
 }
 
@@ -100,20 +103,44 @@ fn set_size(size: TerminalSize) -> Result<(), InitError> {
     Errno::result(rc).map(drop).map_err(InitError::Console)
 }
 
+/// Where the workload's stdin comes from.
+pub enum WorkloadStdin {
+    /// `/dev/null` (the run is not interactive).
+    Null,
+    /// The console (a terminal run: the keys typed on the host).
+    Console,
+    /// A pipe the stdin relay fills ([`crate::stdin_relay`]).
+    Pipe(OwnedFd),
+}
+
+impl WorkloadStdin {
+    /// The stdin a run's settings ask for; starts the relay for a non-terminal interactive run.
+    pub fn for_run(tty: bool, interactive: bool) -> Result<Self, InitError> {
+        Ok(match (interactive, tty) {
+            (false, _) => WorkloadStdin::Null,
+            (true, true) => WorkloadStdin::Console,
+            (true, false) => WorkloadStdin::Pipe(stdin_relay::start()?),
+        })
+    }
+}
+
 /// In the workload's child process (a new session leader): makes the console its controlling
-/// terminal for a terminal run, and points stdin at /dev/null unless the run is interactive.
-pub fn attach_workload(tty: bool, interactive: bool) -> Result<(), Errno> {
+/// terminal for a terminal run, and connects its stdin.
+pub fn attach_workload(tty: bool, stdin: &WorkloadStdin) -> Result<(), Errno> {
     if tty {
         // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal from another session).
         Errno::result(unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCSCTTY, 0) })?;
     }
-    if !interactive {
-        let null = open(
-            "/dev/null",
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        dup2_stdin(null)?;
+    match stdin {
+        WorkloadStdin::Console => Ok(()),
+        WorkloadStdin::Pipe(pipe) => dup2_stdin(pipe),
+        WorkloadStdin::Null => {
+            let null = open(
+                "/dev/null",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            dup2_stdin(null)
+        }
     }
-    Ok(())
 }

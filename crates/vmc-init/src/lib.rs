@@ -36,7 +36,9 @@ pub struct RunConfig {
     /// switched to raw mode so the workload's bytes reach the host unchanged, and its stderr
     /// goes to the second serial line (ttyS1, vmc's stderr), also raw.
     pub tty: bool,
-    /// Connect the workload's stdin to the console; otherwise stdin is `/dev/null`.
+    /// Give the workload vmc's stdin: the console itself for a terminal run, else a pipe that
+    /// a relay fills from the console (the VMM sends stdin escaped, with an end marker that
+    /// closes the pipe). Otherwise stdin is `/dev/null`.
     pub interactive: bool,
     /// For a terminal run: the host terminal's size, given to the console so full-screen
     /// programs lay out correctly (later resizes do not reach the guest).

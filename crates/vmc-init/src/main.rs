@@ -13,6 +13,7 @@ mod error;
 mod exit_device;
 mod loopback;
 mod mounts;
+mod stdin_relay;
 mod supervise;
 
 use error::InitError;

@@ -1,11 +1,11 @@
 //! Running the workload as PID 1's child: credentials, exec, signal forwarding, reaping.
 
 use crate::command::execute;
-use crate::console;
+use crate::console::{self, WorkloadStdin};
 use crate::error::InitError;
 use crate::exit_device::ExitDevice;
 use nix::errno::Errno;
-use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signal::{kill, signal, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, fork, setgid, setgroups, setsid, setuid, ForkResult, Gid, Pid, Uid};
 use std::ffi::CString;
@@ -37,14 +37,20 @@ pub fn run_workload(config: &RunConfig, device: &ExitDevice) -> Result<WorkloadS
             what: "blocking signals",
             errno,
         })?;
+    let stdin = WorkloadStdin::for_run(config.tty, config.interactive)?;
     // SAFETY: the init is single-threaded, so the child may run any code after fork.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let code = exec_workload(config, device);
+            let code = exec_workload(config, &stdin, device);
             // SAFETY: _exit ends the child without running the init's exit handlers.
             unsafe { libc::_exit(code) }
         }
-        Ok(ForkResult::Parent { child }) => supervise(child, &signals),
+        Ok(ForkResult::Parent { child }) => {
+            // The workload holds its stdin now; a relay that outlives the workload's reading
+            // gets EPIPE instead of blocking.
+            drop(stdin);
+            supervise(child, &signals)
+        }
         Err(errno) => Err(InitError::Supervise {
             what: "forking the workload",
             errno,
@@ -53,8 +59,8 @@ pub fn run_workload(config: &RunConfig, device: &ExitDevice) -> Result<WorkloadS
 }
 
 /// In the child: becomes the workload or returns the exit status explaining why it could not.
-fn exec_workload(config: &RunConfig, device: &ExitDevice) -> i32 {
-    if let Err(err) = enter_workload_context(config) {
+fn exec_workload(config: &RunConfig, stdin: &WorkloadStdin, device: &ExitDevice) -> i32 {
+    if let Err(err) = enter_workload_context(config, stdin) {
         eprintln!("vmc-init: {err}");
         return INIT_FAILED_CODE.into();
     }
@@ -81,20 +87,22 @@ fn exec_workload(config: &RunConfig, device: &ExitDevice) -> i32 {
     err.exit_code()
 }
 
-/// In the child: restores the signal mask, starts a session attached to the console, drops to
-/// the workload's user and enters its working directory.
-fn enter_workload_context(config: &RunConfig) -> Result<(), InitError> {
-    SigSet::empty()
-        .thread_set_mask()
-        .map_err(|errno| InitError::Supervise {
-            what: "unblocking signals",
-            errno,
-        })?;
+/// In the child: restores the signal mask and SIGPIPE's default action (Rust ignores it, and
+/// an ignored signal stays ignored across exec), starts a session attached to the console,
+/// connects stdin, drops to the workload's user and enters its working directory.
+fn enter_workload_context(config: &RunConfig, stdin: &WorkloadStdin) -> Result<(), InitError> {
+    let unblocking = |errno| InitError::Supervise {
+        what: "restoring signal handling",
+        errno,
+    };
+    SigSet::empty().thread_set_mask().map_err(unblocking)?;
+    // SAFETY: SIG_DFL installs no handler: nothing of this process runs on the signal.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map_err(unblocking)?;
     setsid().map_err(|errno| InitError::Supervise {
         what: "starting a session",
         errno,
     })?;
-    console::attach_workload(config.tty, config.interactive).map_err(InitError::Console)?;
+    console::attach_workload(config.tty, stdin).map_err(InitError::Console)?;
     let (uid, gid) = (config.uid, config.gid);
     let credentials = |errno| InitError::Credentials { uid, gid, errno };
     setgroups(&[Gid::from_raw(gid)]).map_err(credentials)?;

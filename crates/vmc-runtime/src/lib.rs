@@ -10,6 +10,7 @@ pub mod memory;
 pub mod outcome;
 pub mod paths;
 pub mod spec;
+pub mod stdin_stream;
 pub mod terminal;
 pub mod timeline;
 pub mod user;

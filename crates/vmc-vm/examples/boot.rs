@@ -1,10 +1,11 @@
 //! Development tool: boots a kernel with the VMM and prints the run's timeline.
 //!
 //! `cargo run -p vmc-vm --example boot -- KERNEL [--initrd FILE]... [--memory MIB]
-//!  [--cpus N] [--cmdline TEXT] [--quiet] [--stdin]`
+//!  [--cpus N] [--cmdline TEXT] [--quiet]`
 //!
 //! The console is shown unless `--quiet`. Used inside scripts/kvm-sandbox style L1 hosts to
-//! check the boot path against a real Linux guest.
+//! check the boot path against a real Linux guest. (Console input needs vmc-init, which
+//! tells the VMM when to start forwarding it: use `vmc run -i`.)
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -21,7 +22,7 @@ fn main() {
         initrd: Vec::new(),
         cmdline: "console=ttyS0 reboot=k panic=-1".into(),
         console: true,
-        stdin: false,
+        stdin: None,
     };
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -39,7 +40,6 @@ fn main() {
             "--cpus" => config.vcpus = value().parse().unwrap_or_else(|_| usage("--cpus N")),
             "--cmdline" => config.cmdline = value(),
             "--quiet" => config.console = false,
-            "--stdin" => config.stdin = true,
             kernel if !kernel.starts_with("--") => config.kernel = kernel.into(),
             other => usage(&format!("unknown option {other}")),
         }
@@ -81,6 +81,6 @@ fn main() {
 
 /// Prints the usage with `problem` and exits.
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: boot KERNEL [--initrd FILE]... [--memory MIB] [--cpus N] [--cmdline TEXT] [--quiet] [--stdin]");
+    eprintln!("{problem}\nusage: boot KERNEL [--initrd FILE]... [--memory MIB] [--cpus N] [--cmdline TEXT] [--quiet]");
     std::process::exit(2)
 }

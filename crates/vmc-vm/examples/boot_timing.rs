@@ -31,7 +31,7 @@ fn main() {
         initrd: Vec::new(),
         cmdline: "console=ttyS0 panic=-1".into(),
         console: false,
-        stdin: false,
+        stdin: None,
     };
 
     let mut create = Vec::new();

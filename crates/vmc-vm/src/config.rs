@@ -24,8 +24,21 @@ pub struct VmConfig {
     /// Show the guest kernel's console messages from the start; when `false`, console output
     /// is shown only from the moment the guest init reports that it started.
     pub console: bool,
-    /// Forward vmc's stdin to the guest console.
-    pub stdin: bool,
+    /// Forward vmc's stdin to the guest console, and how; `None` leaves the console's input
+    /// empty.
+    pub stdin: Option<StdinMode>,
+}
+
+/// How vmc's stdin reaches the guest console (COM1). Either way the forwarding starts when
+/// the guest reports that the workload is about to run: before that, the guest kernel's UART
+/// driver would swallow the bytes while it sets the port up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdinMode {
+    /// Bytes unchanged, as keys typed on the workload's terminal (`-t`); Ctrl-D is the end.
+    Terminal,
+    /// Escaped and, when stdin ends, ended with a marker the guest init turns into the close
+    /// of the workload's stdin pipe ([`vmc_runtime::stdin_stream`]).
+    Stream,
 }
 
 impl VmConfig {
@@ -87,7 +100,7 @@ mod tests {
             initrd: Vec::new(),
             cmdline: String::new(),
             console: false,
-            stdin: false,
+            stdin: None,
         }
     }
 

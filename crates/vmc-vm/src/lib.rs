@@ -27,7 +27,7 @@ pub mod probe;
 mod vcpu;
 mod vm;
 
-pub use config::VmConfig;
+pub use config::{StdinMode, VmConfig};
 pub use error::VmError;
 pub use memory::RamRegion;
 pub use vm::{open_kvm, ExitReason, Vm, VmExit};

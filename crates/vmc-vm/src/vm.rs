@@ -2,7 +2,7 @@
 
 use crate::arch::x86_64::layout::KVM_TSS_ADDR;
 use crate::boot;
-use crate::config::{host_ram_bytes, VmConfig};
+use crate::config::{host_ram_bytes, StdinMode, VmConfig};
 use crate::devices::exit_device::{ExitDeviceEvent, SIGNALED_FLAG};
 use crate::devices::serial::{
     self, ConsoleOutput, SerialConsole, COM1_IRQ, COM1_PORT, COM2_IRQ, COM2_PORT,
@@ -82,7 +82,7 @@ pub struct Vm {
     com1_irq: EventFd,
     com2_irq: EventFd,
     vm: VmFd,
-    stdin: bool,
+    stdin: Option<StdinMode>,
     vcpu_count: u8,
     memory_bytes: u64,
     ram: GuestRam,
@@ -311,6 +311,9 @@ impl Vm {
                     timeline.step_at(format!("first guest exit: {what}"), at)
                 }
                 VcpuEvent::Device(ExitDeviceEvent::Milestone(milestone), at) => {
+                    if let (Milestone::WorkloadExec, Some(forwarder)) = (milestone, &stdin) {
+                        forwarder.guest_ready();
+                    }
                     timeline.mark_at(milestone, at);
                     timeline.step_at(format!("guest reports: {}", milestone.label()), at);
                 }
@@ -338,20 +341,33 @@ impl Vm {
         self.outcome(end.unwrap_or(VcpuStop::Kicked), status)
     }
 
-    /// Starts copying stdin to the serial console when the VM was asked to.
+    /// Starts the thread that will copy stdin to the serial console, when the VM was asked
+    /// to; it waits for [`StdinForwarder::guest_ready`].
     fn start_stdin_forwarder(&self) -> Result<Option<StdinForwarder>, VmError> {
-        if !self.stdin {
+        let Some(mode) = self.stdin else {
             return Ok(None);
-        }
+        };
         let host = |what| move |source| VmError::Host { what, source };
-        let stop = Arc::new(
-            EventFd::new(libc::EFD_NONBLOCK).map_err(host("create the stdin stop eventfd"))?,
-        );
+        let event = || {
+            EventFd::new(libc::EFD_NONBLOCK)
+                .map(Arc::new)
+                .map_err(host("create a stdin eventfd"))
+        };
+        let (ready, stop) = (event()?, event()?);
         let stdin = std::io::stdin().as_raw_fd();
-        let thread =
-            serial::spawn_input_forwarder(stdin, Arc::clone(&self.bus.com1), Arc::clone(&stop))
-                .map_err(host("start the stdin thread"))?;
-        Ok(Some(StdinForwarder { stop, thread }))
+        let thread = serial::spawn_input_forwarder(
+            stdin,
+            Arc::clone(&self.bus.com1),
+            mode,
+            Arc::clone(&ready),
+            Arc::clone(&stop),
+        )
+        .map_err(host("start the stdin thread"))?;
+        Ok(Some(StdinForwarder {
+            ready,
+            stop,
+            thread,
+        }))
     }
 
     /// Turns the first vCPU stop into the run's result.
@@ -431,13 +447,20 @@ fn stop_vcpu_threads(stop: &AtomicBool, threads: Vec<JoinHandle<()>>) {
     }
 }
 
-/// The thread copying stdin to the guest console, and how to stop it.
+/// The thread copying stdin to the guest console, and how to start and stop it.
 struct StdinForwarder {
+    ready: Arc<EventFd>,
     stop: Arc<EventFd>,
     thread: JoinHandle<()>,
 }
 
 impl StdinForwarder {
+    /// Lets the copying begin: the guest is about to execute the workload, its console is set
+    /// up to receive.
+    fn guest_ready(&self) {
+        let _ = self.ready.write(1);
+    }
+
     /// Stops the thread and waits for it.
     fn finish(self) {
         let _ = self.stop.write(1);

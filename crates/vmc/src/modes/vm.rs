@@ -17,7 +17,7 @@ use vmc_runtime::{
     RunObserver, RunSpec, Runtime, RuntimeError, Timeline,
 };
 use vmc_vm::probe::Verdict;
-use vmc_vm::{RamRegion, Vm, VmConfig};
+use vmc_vm::{RamRegion, StdinMode, Vm, VmConfig};
 
 /// The static guest init, built and embedded by build.rs.
 const EMBEDDED_INIT: &[u8] = include_bytes!(env!("VMC_INIT_EMBEDDED"));
@@ -71,7 +71,7 @@ impl VmRuntime {
             initrd: vec![image_archive, run_archive.clone()],
             cmdline: cmdline(self.options.console),
             console: self.options.console,
-            stdin: spec.interactive,
+            stdin: stdin_mode(spec),
         };
         let mut vm = Vm::create(&config, timeline)?;
         // With -t the guest's console is the workload's terminal: pass every key through.
@@ -142,6 +142,16 @@ fn vcpu_count(cpus: Option<f64>) -> anyhow::Result<u8> {
         None => Ok(1),
         Some(cpus) if cpus > 0.0 && cpus <= f64::from(u8::MAX) => Ok(cpus.ceil() as u8),
         Some(cpus) => bail!("--cpus {cpus} is not a vCPU count: give a number from 1 to 254"),
+    }
+}
+
+/// How stdin reaches the guest: as keys on its terminal with `-t`, as an escaped stream with
+/// an end otherwise (`-i`), or not at all.
+fn stdin_mode(spec: &RunSpec) -> Option<StdinMode> {
+    match (spec.interactive, spec.tty) {
+        (false, _) => None,
+        (true, true) => Some(StdinMode::Terminal),
+        (true, false) => Some(StdinMode::Stream),
     }
 }
 
