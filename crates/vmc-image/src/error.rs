@@ -35,6 +35,16 @@ pub enum ImageError {
         /// Why it is invalid.
         reason: String,
     },
+    /// The image cannot be deleted while something uses it.
+    #[error(
+        "image {image} is in use by {user}: wait for it to end (vmc ps), then remove the image"
+    )]
+    InUse {
+        /// The reference given.
+        image: String,
+        /// What uses it.
+        user: String,
+    },
     /// The import source is not something vmc can import.
     #[error("cannot import {}: {reason}", path.display())]
     UnsupportedSource {

@@ -11,6 +11,7 @@ use crate::cpio::{Attributes, CpioWriter};
 use crate::digest::is_sha256_hex;
 use crate::error::{ImageError, IoContext, Result};
 use sha2::{Digest as _, Sha256};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -62,17 +63,28 @@ pub fn cached_image_archive(
 /// Removes every cached archive of image `image_id` (for `vmc rmi`); returns how many.
 pub fn remove_cached_archives(home: &Path, image_id: &str) -> Result<usize> {
     check_image_id(image_id)?;
+    remove_archives_where(home, |id| id == image_id)
+}
+
+/// Removes the cached archives of every image whose ID is not in `keep` (for `vmc image
+/// prune`); returns how many.
+pub fn remove_archives_except(home: &Path, keep: &HashSet<String>) -> Result<usize> {
+    remove_archives_where(home, |image_id| !keep.contains(image_id))
+}
+
+/// Removes the cached archives whose image ID `doomed` accepts; returns how many.
+fn remove_archives_where(home: &Path, doomed: impl Fn(&str) -> bool) -> Result<usize> {
     let dir = home.join(CACHE_DIR);
     let entries = match std::fs::read_dir(&dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         other => other.io_ctx("reading directory", &dir)?,
     };
-    let prefix = format!("{image_id}-");
     let mut removed = 0;
     for entry in entries {
         let path = entry.io_ctx("reading directory", &dir)?.path();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if name.starts_with(&prefix) && name.ends_with(".cpio") {
+        let image_id = name.strip_suffix(".cpio").and_then(|n| n.split_once('-'));
+        if image_id.is_some_and(|(image_id, _)| doomed(image_id)) {
             std::fs::remove_file(&path).io_ctx("removing", &path)?;
             removed += 1;
         }

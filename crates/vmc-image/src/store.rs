@@ -7,6 +7,7 @@ use crate::error::{ImageError, IoContext, Result};
 use crate::image::{Image, ImageSummary, LayerInfo};
 use crate::import::{self, ImportOptions};
 use crate::index::{self, entry_name, find, IndexedImage};
+use crate::initramfs;
 use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::reference::TaggedName;
@@ -43,6 +44,8 @@ pub struct PruneReport {
     pub blobs: usize,
     /// Number of rootfs caches (and half-made ones) deleted.
     pub rootfs_dirs: usize,
+    /// Number of cached initramfs archives deleted.
+    pub initramfs_archives: usize,
     /// Bytes freed in blobs.
     pub bytes: u64,
 }
@@ -147,9 +150,15 @@ impl Store {
         self.load(find(&entries, reference)?.0)
     }
 
-    /// Removes the name `reference` (or the image, for an ID); deletes the image's blobs and
-    /// rootfs cache when no name refers to it any more (like `docker rmi`).
-    pub fn remove(&self, reference: &str) -> Result<RemoveReport> {
+    /// Removes the name `reference` (or the image, for an ID); deletes the image's blobs,
+    /// rootfs cache and initramfs archives when no name refers to it any more (like
+    /// `docker rmi`). Before deleting an image it asks `user_of` (given the image ID) what
+    /// uses it, and refuses with [`ImageError::InUse`] if something does.
+    pub fn remove(
+        &self,
+        reference: &str,
+        user_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<RemoveReport> {
         let _index_lock = self.layout.lock_index()?;
         let entries = self.indexed()?;
         let (target, by_name) = find(&entries, reference)?;
@@ -170,8 +179,14 @@ impl Store {
             }
             None => target.names.clone(),
         };
-        let mut index = self.layout.read_index()?;
         let remaining_names = target.names.len() - removed_names.len();
+        if let (0, Some(user)) = (remaining_names, user_of(&id)) {
+            return Err(ImageError::InUse {
+                image: reference.to_string(),
+                user,
+            });
+        }
+        let mut index = self.layout.read_index()?;
         let mut manifests = index.manifests().clone();
         manifests.retain(|d| {
             let same = d.digest().to_string() == digest;
@@ -192,25 +207,29 @@ impl Store {
                 self.delete_unreferenced(&index)?;
             }
             self.discard_rootfs(&self.rootfs_dir(&id))?;
+            initramfs::remove_cached_archives(&self.home, &id)?;
             report.deleted = Some(id);
         }
         Ok(report)
     }
 
-    /// Removes untagged images, blobs no image references, rootfs caches of images that are
+    /// Removes untagged images (except those `user_of`, given an image ID, says are in use),
+    /// blobs no image references, rootfs caches and initramfs archives of images that are
     /// gone, half-made rootfs directories and leftover temporary files.
-    pub fn prune(&self) -> Result<PruneReport> {
+    pub fn prune(&self, user_of: impl Fn(&str) -> Option<String>) -> Result<PruneReport> {
         let _gc = self.layout.lock_gc(true, false)?;
         let _index_lock = self.layout.lock_index()?;
         let mut report = PruneReport::default();
         let mut index = self.layout.read_index()?;
         let mut manifests = index.manifests().clone();
         manifests.retain(|d| {
-            let tagged = entry_name(d).is_some();
-            if !tagged {
+            let in_use =
+                || digest::sha256_hex(d.digest().as_ref()).is_ok_and(|id| user_of(id).is_some());
+            let keep = entry_name(d).is_some() || in_use();
+            if !keep {
                 report.images.push(d.digest().to_string());
             }
-            tagged
+            keep
         });
         index.set_manifests(manifests);
         if !report.images.is_empty() {
@@ -236,6 +255,7 @@ impl Store {
                 report.rootfs_dirs += 1;
             }
         }
+        report.initramfs_archives = initramfs::remove_archives_except(&self.home, &live)?;
         for path in self.leftovers()? {
             unpack::remove_any(&path)?;
         }

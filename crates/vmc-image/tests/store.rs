@@ -14,6 +14,16 @@ fn store() -> (tempfile::TempDir, Store) {
     (tmp, store)
 }
 
+/// Stands in for VM mode's cached initramfs archive of image `id` (named as
+/// `initramfs::cached_image_archive` names it).
+fn cached_archive(store: &Store, id: &str) -> std::path::PathBuf {
+    let dir = store.home().join("initramfs");
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{id}-0123456789abcdef.cpio"));
+    fs::write(&path, b"070701").unwrap();
+    path
+}
+
 /// A tiny rootfs directory whose content differs by `marker` (so image IDs differ).
 fn rootfs_dir(tmp: &tempfile::TempDir, marker: &str) -> std::path::PathBuf {
     let dir = tmp.path().join(format!("tree-{marker}"));
@@ -141,13 +151,13 @@ fn rmi_untags_and_deletes_with_the_last_name() {
     let rootfs = store.rootfs(&store.resolve("first").unwrap()).unwrap();
     assert!(
         matches!(
-            store.remove(&id[..12]),
+            store.remove(&id[..12], |_| None),
             Err(ImageError::InvalidReference { .. })
         ),
         "removing by ID an image with two names must name them"
     );
 
-    let report = store.remove("first").unwrap();
+    let report = store.remove("first", |_| None).unwrap();
     assert_eq!(
         (report.untagged, report.deleted),
         (vec!["first:latest".to_string()], None)
@@ -157,16 +167,33 @@ fn rmi_untags_and_deletes_with_the_last_name() {
         store.resolve("first"),
         Err(ImageError::NotFound(_))
     ));
-    let report = store.remove("again:2").unwrap();
+    let archive = cached_archive(&store, &id);
+    let other_archive = cached_archive(&store, &"e".repeat(64));
+    let err = store
+        .remove("again:2", |image_id| {
+            (image_id == id).then(|| "run kept-busy".to_string())
+        })
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "image again:2 is in use by run kept-busy: wait for it to end (vmc ps), then remove the image"
+    );
+    assert!(store.resolve("again:2").is_ok() && rootfs.is_dir() && archive.exists());
+    let report = store.remove("again:2", |_| None).unwrap();
     assert_eq!(report.deleted.as_deref(), Some(id.as_str()));
     assert!(!rootfs.exists(), "rootfs cache deleted with the image");
+    assert!(
+        !archive.exists(),
+        "initramfs archive deleted with the image"
+    );
+    assert!(other_archive.exists(), "another image's archive kept");
     assert!(store.list().unwrap().is_empty());
     assert!(
         list_dir(&store.layout_dir().join("blobs/sha256")).is_empty(),
         "blobs left after the last rmi"
     );
     assert!(matches!(
-        store.remove("again:2"),
+        store.remove("again:2", |_| None),
         Err(ImageError::NotFound(_))
     ));
 }
@@ -190,12 +217,22 @@ fn retag_leaves_a_dangling_image_that_prune_removes() {
         list.iter().any(|s| s.id == old && s.names.is_empty()),
         "old image is untagged: {list:?}"
     );
+    let kept = store
+        .prune(|id| (id == old).then(|| "run x".to_string()))
+        .unwrap();
+    assert!(kept.images.is_empty(), "an untagged image in use is kept");
+    assert!(old_rootfs.is_dir());
     // Leftovers of a crash: a temp file and a half-made rootfs.
     fs::write(store.home().join("tmp/blob-crashed"), b"partial").unwrap();
     fs::create_dir(store.home().join("rootfs/.tmp-crashed")).unwrap();
 
-    let report = store.prune().unwrap();
+    let old_archive = cached_archive(&store, &old);
+    let new_archive = cached_archive(&store, &new);
+
+    let report = store.prune(|_| None).unwrap();
     assert_eq!(report.images, [format!("sha256:{old}")]);
+    assert_eq!(report.initramfs_archives, 1);
+    assert!(!old_archive.exists() && new_archive.exists());
     assert!(report.blobs >= 3 && report.bytes > 0, "{report:?}");
     assert_eq!(
         report.rootfs_dirs, 2,
@@ -206,7 +243,7 @@ fn retag_leaves_a_dangling_image_that_prune_removes() {
     let list = store.list().unwrap();
     assert_eq!((list.len(), list[0].id.as_str()), (1, new.as_str()));
     assert_eq!(
-        store.prune().unwrap().blobs,
+        store.prune(|_| None).unwrap().blobs,
         0,
         "second prune finds nothing"
     );

@@ -7,7 +7,7 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use vmc_runtime::{ExitOutcome, Mode};
+use vmc_runtime::{ExitOutcome, Mode, RunSpec};
 
 /// What `vmc ps` knows about one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,6 +20,9 @@ pub struct RunRecord {
     pub mode: Mode,
     /// The image reference as given on the command line.
     pub image: String,
+    /// The image's ID (empty in records written before vmc kept it).
+    #[serde(default)]
+    pub image_id: String,
     /// The workload's argv.
     pub command: Vec<String>,
     /// Seconds since the epoch when the run was created.
@@ -42,14 +45,16 @@ pub enum RunStatus {
 }
 
 impl RunRecord {
-    /// Creates the record of a run that starts now, supervised by this process.
-    pub fn starting(id: &str, name: &str, mode: Mode, image: &str, command: &[String]) -> Self {
+    /// Creates the record of the run `spec` of `image` (as given on the command line) that
+    /// starts now, supervised by this process.
+    pub fn starting(name: &str, mode: Mode, image: &str, spec: &RunSpec) -> Self {
         RunRecord {
-            id: id.to_string(),
+            id: spec.id.clone(),
             name: name.to_string(),
             mode,
             image: image.to_string(),
-            command: command.to_vec(),
+            image_id: spec.image_id.clone(),
+            command: spec.args.clone(),
             created: crate::units::unix_now().max(0) as u64,
             supervisor_pid: std::process::id() as i32,
             outcome: None,
@@ -128,6 +133,16 @@ impl RunStore {
         }
     }
 
+    /// What uses image `image_id` now: the first running run of it, described for an error
+    /// message.
+    pub fn running_user_of(&self, image_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .find(|r| r.image_id == image_id && r.status() == RunStatus::Running)
+            .map(|r| format!("the running {} run {}", r.mode.as_str(), r.name)))
+    }
+
     /// Whether some run already uses `name`.
     pub fn name_taken(&self, name: &str) -> Result<bool> {
         Ok(self.list()?.iter().any(|r| r.name == name))
@@ -169,7 +184,17 @@ mod tests {
 
     #[test]
     fn record_of_a_dead_supervisor_is_dead() {
-        let mut record = RunRecord::starting("ab", "n", Mode::Container, "busybox", &[]);
+        let mut record = RunRecord {
+            id: "ab".into(),
+            name: "n".into(),
+            mode: Mode::Container,
+            image: "busybox".into(),
+            image_id: "cd".into(),
+            command: Vec::new(),
+            created: 0,
+            supervisor_pid: std::process::id() as i32,
+            outcome: None,
+        };
         assert_eq!(record.status(), RunStatus::Running);
         record.supervisor_pid = i32::MAX;
         assert_eq!(record.status(), RunStatus::Dead);

@@ -158,6 +158,44 @@ fn runs_are_recorded_until_removed() {
 }
 
 #[test]
+fn an_image_in_use_by_a_running_run_is_not_removed() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    let shared = home.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let volume = format!("{}:/shared", shared.display());
+    // Runs until the test creates shared/stop.
+    let mut busy = Command::new(VMC)
+        .args(["run", "--rm", "--name", "busy", "-v", &volume, "busybox"])
+        .args([
+            "sh",
+            "-c",
+            "touch /shared/started; while [ ! -e /shared/stop ]; do sleep 0.05; done",
+        ])
+        .env("VMC_HOME", home.dir.path())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !shared.join("started").exists() {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = home.vmc(&["rmi", "busybox"]);
+    let prune = home.vmc(&["image", "prune"]);
+    std::fs::write(shared.join("stop"), b"").unwrap();
+    assert!(busy.wait().unwrap().success());
+    assert_one_line_error(
+        &refused,
+        125,
+        "image busybox is in use by the running container run busy: wait for it to end (vmc ps), then remove the image",
+    );
+    assert_eq!(code(&prune), 0, "{}", text(&prune.stderr));
+    let removed = home.vmc(&["rmi", "busybox"]);
+    assert_eq!(code(&removed), 0, "{}", text(&removed.stderr));
+    assert!(text(&removed.stdout).contains("Deleted: sha256:"));
+}
+
+#[test]
 fn trace_json_lists_ordered_milestones() {
     skip_without_containers!();
     let home = Home::with_busybox();

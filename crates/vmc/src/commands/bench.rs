@@ -189,7 +189,7 @@ impl Bencher<'_> {
         let runtime = runtime_for(mode.into(), &self.args.mode_options)?;
         let mode = Mode::from(mode);
         // Recorded like `vmc run --rm` does, so `vmc rm` can clean up after a crash.
-        let record = state::RunRecord::starting(&id, &id[..12], mode, image, &spec.args);
+        let record = state::RunRecord::starting(&id[..12], mode, image, &spec);
         self.runs.save(&record)?;
         let result = runtime.run(&spec, &mut timeline, observer);
         let cleanup = runtime.cleanup(&id, &spec.run_dir);

@@ -1,5 +1,6 @@
 //! Image commands: `vmc import`, `vmc images`, `vmc inspect`, `vmc rmi`, `vmc image …`.
 
+use crate::state::RunStore;
 use crate::units::{ago, human_size, unix_now};
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -180,9 +181,10 @@ pub fn inspect(args: InspectArgs) -> Result<u8> {
 /// `vmc rmi`: prints `Untagged:` / `Deleted:` lines like Docker; fails if any image failed.
 pub fn rmi(args: RmiArgs) -> Result<u8> {
     let store = Store::open_default()?;
+    let runs = RunStore::open()?;
     let mut status = 0;
     for reference in &args.images {
-        match store.remove(reference) {
+        match store.remove(reference, |id| running_user_of(&runs, id)) {
             Ok(report) => {
                 for name in &report.untagged {
                     println!("Untagged: {name}");
@@ -202,17 +204,26 @@ pub fn rmi(args: RmiArgs) -> Result<u8> {
 
 /// `vmc image prune`.
 pub fn prune() -> Result<u8> {
-    let report = Store::open_default()?.prune()?;
+    let runs = RunStore::open()?;
+    let report = Store::open_default()?.prune(|id| running_user_of(&runs, id))?;
     for image in &report.images {
         println!("Deleted untagged image: {image}");
     }
     println!(
-        "Removed {} blobs ({}) and {} rootfs directories",
+        "Removed {} blobs ({}), {} rootfs directories and {} VM initramfs archives",
         report.blobs,
         human_size(report.bytes),
-        report.rootfs_dirs
+        report.rootfs_dirs,
+        report.initramfs_archives
     );
     Ok(0)
+}
+
+/// What running run uses image `image_id`, if any. A run store that cannot be read counts as
+/// a user: better to keep an image than to pull it from under a run.
+fn running_user_of(runs: &RunStore, image_id: &str) -> Option<String> {
+    runs.running_user_of(image_id)
+        .unwrap_or_else(|err| Some(format!("a run (the run records are unreadable: {err:#})")))
 }
 
 /// Splits `repository:tag` at the tag's colon.

@@ -127,7 +127,7 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
     };
     let spec = build_spec(&args, &image, rootfs, &id, runs.run_dir(&id))?;
     let runtime = runtime_for(mode, &args.mode_options)?;
-    let mut record = RunRecord::starting(&id, &name, mode, &args.image, &spec.args);
+    let mut record = RunRecord::starting(&name, mode, &args.image, &spec);
     runs.save(&record)?;
     let result = runtime.run(&spec, &mut timeline, &NoObserver);
     let outcome = match result {
