@@ -2,7 +2,6 @@
 
 use super::ModeOptions;
 use anyhow::{anyhow, bail, Context};
-use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +20,9 @@ use vmc_vm::{RamRegion, StdinMode, Vm, VmConfig};
 
 /// The static guest init, built and embedded by build.rs.
 const EMBEDDED_INIT: &[u8] = include_bytes!(env!("VMC_INIT_EMBEDDED"));
+
+/// The SHA-256 of [`EMBEDDED_INIT`] (hex), computed by build.rs.
+const EMBEDDED_INIT_SHA256: &str = env!("VMC_INIT_SHA256");
 
 /// Guest RAM when `--memory` is not given.
 pub const DEFAULT_MEMORY_BYTES: u64 = 256 << 20;
@@ -183,12 +185,11 @@ fn run_config(spec: &RunSpec) -> RunConfig {
 }
 
 /// Writes the embedded init to `$VMC_HOME/init/vmc-init-<sha256[..16]>` once and returns its
-/// path; the initramfs cache is keyed by the same hash.
+/// path; the initramfs cache is keyed by the same hash. Later runs do not touch the embedded
+/// bytes, so they never become part of the VMM's resident memory.
 fn embedded_init(home: &Path) -> anyhow::Result<PathBuf> {
-    let hash = Sha256::digest(EMBEDDED_INIT);
-    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
     let dir = home.join("init");
-    let path = dir.join(format!("vmc-init-{hex}"));
+    let path = dir.join(format!("vmc-init-{}", &EMBEDDED_INIT_SHA256[..16]));
     if path.is_file() {
         return Ok(path);
     }
@@ -225,6 +226,7 @@ impl MemoryProbe for GuestMemoryProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn vcpus_round_up_and_are_bounded() {
@@ -232,6 +234,15 @@ mod tests {
         assert_eq!(vcpu_count(Some(1.5)).unwrap(), 2);
         assert!(vcpu_count(Some(0.0)).is_err());
         assert!(vcpu_count(Some(300.0)).is_err());
+    }
+
+    #[test]
+    fn build_time_hash_is_the_embedded_init_hash() {
+        let hash: String = Sha256::digest(EMBEDDED_INIT)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hash, EMBEDDED_INIT_SHA256);
     }
 
     #[test]
