@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # VM mode end to end: the shared exit-status table, flags, --memory/--cpus as the guest sees
 # them, run isolation, the initramfs cache, parity with container mode on the same commands
-# (tests/parity-cases.txt), and stdin / terminal sessions (-i, -t) checked alike in both modes
+# (tests/parity-cases.txt), and stdin, signals and terminal sessions (-i, -t) checked alike in both modes
 # (a pseudo-terminal driven by crates/vmc-runtime/examples/pty_session.rs). Runs VM mode directly where this host's KVM can boot
 # Linux, else batched into ONE scripts/kvm-sandbox session (an emulated KVM host).
 # Needs: scripts/setup.sh done (vmc built, guest kernel, default images). Root for containers.
@@ -33,6 +33,23 @@ case_ stdin-binary sh -c 'sha256sum < "$bytes"; vmc run --mode "$mode" --rm -i b
 rm -f "$bytes"
 case_ stdin-empty run_ -i busybox wc -c < /dev/null
 case_ stdin-without-i sh -c 'echo ignored | vmc run --mode "$mode" --rm busybox cat'
+# signal_run NAME SIGNAL COUNT SCRIPT: runs SCRIPT in the background (a --rm run named NAME
+# run), waits for it to print "started", sends vmc SIGNAL COUNT times a second apart, then
+# prints the run's output and how many records of NAME are left; returns vmc's status.
+signal_run() {
+  out=$(mktemp)
+  vmc run --mode "$mode" --rm --name "$1" busybox sh -c "$4" > "$out" 2>&1 &
+  pid=$! tries=0
+  until grep -q started "$out" || [ $tries -ge 600 ]; do sleep 0.2; tries=$((tries + 1)); done
+  sent=0
+  while [ $sent -lt "$3" ]; do [ $sent -gt 0 ] && sleep 1; kill -"$2" $pid; sent=$((sent + 1)); done
+  wait $pid; status=$?
+  cat "$out"; rm -f "$out"
+  echo "records left: $(vmc ps -a | grep -c " $1\$")"
+  return $status
+}
+case_ signal-term signal_run sig-term TERM 1 'trap "echo got TERM; exit 9" TERM; echo started; while :; do sleep 0.2; done'
+case_ signal-three-interrupts signal_run sig-int INT 3 'trap "echo INT" INT; echo started; while :; do sleep 0.2; done'
 case_ tty-session sh -c '"$pty" --size 30x100 --expect READY --send "abc\n" --expect abc --send "\x04" -- vmc run --mode "$mode" --rm -it busybox sh -c "stty size; echo READY; cat; echo cat-ended" 2>&1'
 case_ tty-ctrl-c sh -c '"$pty" --expect READY --send "\x03" -- vmc run --mode "$mode" --rm -it busybox sh -c "trap \"echo got-INT; exit 5\" INT; echo READY; while :; do sleep 1; done" 2>&1'
 CASES
@@ -145,6 +162,8 @@ check_interactive() { # check_interactive MODE
   else
     fail "$1 stdin-binary" "sha256 on the host and in the workload differ: [$hashes]"
   fi
+  expect_in "$1" signal-term 9 $'started\ngot TERM\nrecords left: 0'
+  expect_in "$1" signal-three-interrupts 137 $'started\nINT\nINT\nvmc: interrupted 3 times: killing the workload\nrecords left: 0'
   expect_in "$1" tty-session 0 $'30 100\nREADY\nabc\nabc\ncat-ended\npty_session: terminal restored'
   expect_in "$1" tty-ctrl-c 5 $'READY\n^Cgot-INT\npty_session: terminal restored'
 }
@@ -152,7 +171,7 @@ check_interactive vm
 
 # --- parity: the same cases in container mode on this host ---
 if [ "$(id -u)" != 0 ]; then
-  skipped=$((skipped + 7)); echo "SKIPPED: stdin and terminal cases in container mode need root"
+  skipped=$((skipped + 8)); echo "SKIPPED: stdin, signal and terminal cases in container mode need root"
   skipped=$((skipped + 1)); echo "SKIPPED: parity needs root for container mode"
 else
   { echo "export mode=container pty=$pty_session"; interactive_cases; } > "$work/container-cases.sh"

@@ -194,10 +194,15 @@ fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepErr
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL),
         StepWhat::Text("setting the parent-death signal"),
     )?;
-    // SAFETY: restoring the saved mask and the default SIGPIPE action (Rust ignores SIGPIPE)
-    // only touches this process's signal state.
+    // Every signal gets its default action: an ignored one would stay ignored across exec
+    // (Rust ignores SIGPIPE; a shell starting vmc in the background ignores SIGINT), and a
+    // shell workload could not even trap it. As in VM mode, where vmc-init starts afresh.
+    // SAFETY: resetting dispositions and restoring the saved mask only touches this process's
+    // signal state (SIGKILL and SIGSTOP just fail).
     unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        for signal in 1..=libc::SIGRTMAX() {
+            libc::signal(signal, libc::SIG_DFL);
+        }
         libc::sigprocmask(libc::SIG_SETMASK, &config.signal_mask, std::ptr::null_mut());
     }
     Ok(())

@@ -29,7 +29,6 @@ pub mod namespaces;
 pub mod plan;
 mod report;
 mod runtime;
-mod signals;
 mod tty;
 
 pub use cgroups::CgroupMemory;

@@ -6,7 +6,6 @@ use crate::error::ContainerError;
 use crate::namespaces::{clone_flags, describe, single_id_map};
 use crate::plan::{cpath, OverlayDirs, RootfsPlan};
 use crate::report::{self, Event, Record};
-use crate::signals::{SignalCatcher, INTERRUPTS_BEFORE_KILL};
 use crate::tty::Pty;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
@@ -18,6 +17,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vmc_runtime::env::{env_value, exec_candidates, workload_env, DEFAULT_PATH};
+use vmc_runtime::signals::{SignalCatcher, INTERRUPTS_BEFORE_KILL};
 use vmc_runtime::terminal::RawMode;
 use vmc_runtime::user::home_of;
 use vmc_runtime::{
@@ -133,7 +133,8 @@ impl ContainerRuntime {
                 .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
-        let signals = SignalCatcher::new()?;
+        let signals = SignalCatcher::new()
+            .map_err(|e| ContainerError::sys("catching the signals to forward", e))?;
         let stdio = ChildStdio {
             stdin: dev_null.as_ref().map(|f| f.as_raw_fd()),
             stdout: self.output.as_ref().map(|o| o.stdout.as_raw_fd()),

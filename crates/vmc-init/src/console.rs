@@ -1,6 +1,6 @@
-//! The serial lines as the workload's stdio: the console (ttyS0, COM1, which the VMM copies
-//! to vmc's stdout) and, for a non-terminal run, ttyS1 (COM2, copied to vmc's stderr) as its
-//! stderr.
+//! The serial lines: the console (ttyS0, COM1, which the VMM copies to vmc's stdout) as the
+//! workload's stdio, and ttyS1 (COM2): its output is the workload's stderr (copied to vmc's
+//! stderr) for a non-terminal run, its input the signals vmc forwards.
 
 use crate::error::InitError;
 use crate::stdin_relay;
@@ -13,8 +13,9 @@ use std::io::{stderr, stdout};
 use std::os::fd::{AsFd, OwnedFd};
 use vmc_init::TerminalSize;
 
-/// The serial line the VMM copies to vmc's stderr (COM2, I/O port 0x2f8).
-const STDERR_LINE: &str = "/dev/ttyS1";
+/// The second serial line (COM2, I/O port 0x2f8): the VMM copies its output to vmc's stderr
+/// and sends the signals vmc receives on it, one byte each.
+const SECOND_LINE: &str = "/dev/ttyS1";
 
 /// Reopens the console from the freshly mounted /dev as the init's stdio: the kernel opened
 /// the initramfs's own /dev/console node, which the /dev mount hides, and `ttyname` only
@@ -42,7 +43,7 @@ pub fn configure(tty: bool, size: Option<TerminalSize>) -> Result<(), InitError>
     make_raw(stdout()).map_err(InitError::Console)
 }
 
-/// For a non-terminal run, makes [`STDERR_LINE`] the init's stderr — raw like the console, so
+/// For a non-terminal run, makes [`SECOND_LINE`] the init's stderr — raw like the console, so
 /// bytes pass unchanged — which the workload inherits: its stderr reaches vmc's stderr, apart
 /// from its stdout. A terminal run keeps stderr on the console, as `docker run -t` merges the
 /// two streams. If the line cannot be used, stderr stays on the console, with a warning there.
@@ -52,20 +53,35 @@ pub fn separate_stderr(tty: bool) {
     }
     if let Err(errno) = open_stderr_line() {
         eprintln!(
-            "vmc-init: opening {STDERR_LINE}: {errno}; the workload's stderr goes to stdout (the guest kernel needs CONFIG_SERIAL_8250_RUNTIME_UARTS >= 2)"
+            "vmc-init: opening {SECOND_LINE}: {errno}; the workload's stderr goes to stdout (the guest kernel needs CONFIG_SERIAL_8250_RUNTIME_UARTS >= 2)"
         );
     }
 }
 
-/// Opens [`STDERR_LINE`] in raw mode as stderr.
+/// Opens [`SECOND_LINE`] in raw mode as stderr.
 fn open_stderr_line() -> Result<(), Errno> {
+    dup2_stderr(open_second_line()?)
+}
+
+/// Opens [`SECOND_LINE`] in raw mode, to read the signals the VMM forwards; `None` (with a
+/// warning on stderr) if it cannot be used, and the workload then gets no signals from vmc.
+pub fn open_signal_line() -> Option<OwnedFd> {
+    open_second_line()
+        .inspect_err(|errno| {
+            eprintln!("vmc-init: opening {SECOND_LINE}: {errno}; signals sent to vmc will not reach the workload");
+        })
+        .ok()
+}
+
+/// Opens [`SECOND_LINE`] in raw mode.
+fn open_second_line() -> Result<OwnedFd, Errno> {
     let line = open(
-        STDERR_LINE,
+        SECOND_LINE,
         OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
     make_raw(&line)?;
-    dup2_stderr(&line)
+    Ok(line)
 }
 
 /// Waits until everything written to stdout and stderr (the serial lines) has reached the

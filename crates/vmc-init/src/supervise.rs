@@ -5,29 +5,26 @@ use crate::console::{self, WorkloadStdin};
 use crate::error::InitError;
 use crate::exit_device::ExitDevice;
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, signal, SigHandler, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, fork, setgid, setgroups, setsid, setuid, ForkResult, Gid, Pid, Uid};
 use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
 use vmc_init::protocol::{BootMilestone, WorkloadStatus, INIT_FAILED_CODE};
 use vmc_init::RunConfig;
 use vmc_runtime::env::{exec_candidates, DEFAULT_PATH};
-
-/// Signals the init passes on to the workload.
-const FORWARDED: [Signal; 7] = [
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGTERM,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-];
+use vmc_runtime::signals::FORWARDED;
 
 /// Starts the workload and supervises it until it exits: forwards the signals the init
-/// receives, reaps every orphan that ends up as the init's child, and returns the workload's
+/// receives or reads on `signal_line` (from vmc, through the VMM), reaps every orphan that ends up as the init's child, and returns the workload's
 /// status.
-pub fn run_workload(config: &RunConfig, device: &ExitDevice) -> Result<WorkloadStatus, InitError> {
+pub fn run_workload(
+    config: &RunConfig,
+    device: &ExitDevice,
+    signal_line: Option<OwnedFd>,
+) -> Result<WorkloadStatus, InitError> {
     let mut signals: SigSet = FORWARDED.into_iter().collect();
     signals.add(Signal::SIGCHLD);
     // Blocked before the fork, so no signal (not even the workload's SIGCHLD) is missed.
@@ -49,7 +46,7 @@ pub fn run_workload(config: &RunConfig, device: &ExitDevice) -> Result<WorkloadS
             // The workload holds its stdin now; a relay that outlives the workload's reading
             // gets EPIPE instead of blocking.
             drop(stdin);
-            supervise(child, &signals)
+            supervise(child, &signals, signal_line.as_ref())
         }
         Err(errno) => Err(InitError::Supervise {
             what: "forking the workload",
@@ -122,22 +119,71 @@ fn c_strings(strings: &[String]) -> Result<Vec<CString>, InitError> {
         .collect()
 }
 
-/// Waits for the workload to exit, forwarding signals and reaping orphans meanwhile.
-fn supervise(workload: Pid, signals: &SigSet) -> Result<WorkloadStatus, InitError> {
+/// Waits for the workload to exit, reaping orphans meanwhile and passing on to it the signals
+/// the init receives and those the VMM sends on `signal_line`.
+fn supervise(
+    workload: Pid,
+    signals: &SigSet,
+    signal_line: Option<&OwnedFd>,
+) -> Result<WorkloadStatus, InitError> {
+    let failed = |what| move |errno| InitError::Supervise { what, errno };
+    let signal_fd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
+        .map_err(failed("creating a signalfd"))?;
     loop {
-        let signal = signals.wait().map_err(|errno| InitError::Supervise {
-            what: "waiting for signals",
-            errno,
-        })?;
-        if signal == Signal::SIGCHLD {
-            if let Some(status) = reap_children(workload)? {
-                return Ok(status);
+        let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
+        if let Some(line) = signal_line {
+            fds.push(PollFd::new(line.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            other => other.map_err(failed("waiting for signals"))?,
+        };
+        let ready = |fd: &PollFd| fd.revents().is_some_and(|events| !events.is_empty());
+        let (signalled, line_ready) = (ready(&fds[0]), fds.get(1).is_some_and(ready));
+        drop(fds);
+        if signalled {
+            let info = signal_fd
+                .read_signal()
+                .map_err(failed("reading a signal"))?;
+            match info.and_then(|info| Signal::try_from(info.ssi_signo as i32).ok()) {
+                Some(Signal::SIGCHLD) => {
+                    if let Some(status) = reap_children(workload)? {
+                        return Ok(status);
+                    }
+                }
+                Some(signal) => signal_workload(workload, signal),
+                None => {}
             }
-        } else {
-            // ESRCH: the workload has just exited; its SIGCHLD is pending.
-            let _ = kill(workload, signal);
+        }
+        if let (Some(line), true) = (signal_line, line_ready) {
+            for signal in read_forwarded_signals(line)? {
+                signal_workload(workload, signal);
+            }
         }
     }
+}
+
+/// Reads the signals the VMM sent (one byte each) that are signals vmc forwards.
+fn read_forwarded_signals(line: &OwnedFd) -> Result<Vec<Signal>, InitError> {
+    let mut bytes = [0u8; 16];
+    let count = match nix::unistd::read(line, &mut bytes) {
+        Err(Errno::EINTR | Errno::EAGAIN) => 0,
+        other => other.map_err(|errno| InitError::Supervise {
+            what: "reading the forwarded signals",
+            errno,
+        })?,
+    };
+    Ok(bytes[..count]
+        .iter()
+        .filter_map(|&byte| Signal::try_from(i32::from(byte)).ok())
+        .filter(|signal| FORWARDED.contains(signal) || *signal == Signal::SIGKILL)
+        .collect())
+}
+
+/// Sends `signal` to the workload. ESRCH means the workload has just exited (its SIGCHLD is
+/// pending): there is nothing to signal.
+fn signal_workload(workload: Pid, signal: Signal) {
+    let _ = kill(workload, signal);
 }
 
 /// Reaps every exited child; returns the workload's status if it was among them.

@@ -9,6 +9,7 @@ pub mod env;
 pub mod memory;
 pub mod outcome;
 pub mod paths;
+pub mod signals;
 pub mod spec;
 pub mod stdin_stream;
 pub mod terminal;

@@ -23,6 +23,7 @@ fn main() {
         cmdline: "console=ttyS0 reboot=k panic=-1".into(),
         console: true,
         stdin: None,
+        forward_signals: false,
     };
     while let Some(arg) = args.next() {
         let mut value = || {

@@ -32,6 +32,7 @@ fn main() {
         cmdline: "console=ttyS0 panic=-1".into(),
         console: false,
         stdin: None,
+        forward_signals: false,
     };
 
     let mut create = Vec::new();

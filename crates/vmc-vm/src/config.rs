@@ -27,6 +27,9 @@ pub struct VmConfig {
     /// Forward vmc's stdin to the guest console, and how; `None` leaves the console's input
     /// empty.
     pub stdin: Option<StdinMode>,
+    /// Pass the signals vmc receives (SIGINT, SIGTERM, …) on to the guest init, which signals
+    /// the workload ([`vmc_runtime::signals`]); otherwise they act on vmc as usual.
+    pub forward_signals: bool,
 }
 
 /// How vmc's stdin reaches the guest console (COM1). Either way the forwarding starts when
@@ -101,6 +104,7 @@ mod tests {
             cmdline: String::new(),
             console: false,
             stdin: None,
+            forward_signals: false,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod kernel;
 mod kick;
 pub mod memory;
 pub mod probe;
+mod signals;
 mod vcpu;
 mod vm;
 

@@ -11,6 +11,7 @@ use crate::devices::PortBus;
 use crate::error::VmError;
 use crate::kick;
 use crate::memory::{self, GuestRam, RamRegion};
+use crate::signals;
 use crate::vcpu::{self, VcpuEvent, VcpuRunner, VcpuStop};
 use kvm_bindings::{kvm_pit_config, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
@@ -21,6 +22,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use vmc_runtime::signals::SignalCatcher;
 use vmc_runtime::{ExitOutcome, Milestone, Timeline};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -83,6 +85,7 @@ pub struct Vm {
     com2_irq: EventFd,
     vm: VmFd,
     stdin: Option<StdinMode>,
+    forward_signals: bool,
     vcpu_count: u8,
     memory_bytes: u64,
     ram: GuestRam,
@@ -208,6 +211,7 @@ impl Vm {
             com2_irq,
             vm,
             stdin: config.stdin,
+            forward_signals: config.forward_signals,
             vcpu_count: config.vcpus,
             memory_bytes: config.memory_bytes,
             ram,
@@ -248,6 +252,16 @@ impl Vm {
             return Err(VmError::AlreadyRan);
         }
         kick::install()?;
+        // Before any thread starts, so that all of them block the signals to forward.
+        let signals = match self.forward_signals {
+            true => Some(Arc::new(SignalCatcher::new().map_err(|errno| {
+                VmError::Host {
+                    what: "catch the signals to forward",
+                    source: errno.into(),
+                }
+            })?)),
+            false => None,
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let (events, received) = mpsc::channel();
         let mut threads = Vec::with_capacity(self.vcpus.len());
@@ -275,8 +289,8 @@ impl Vm {
             }
         }
         drop(events);
-        let stdin = match self.start_stdin_forwarder() {
-            Ok(stdin) => stdin,
+        let host_input = match self.start_host_input(signals) {
+            Ok(host_input) => host_input,
             Err(err) => {
                 stop_vcpu_threads(&stop, threads);
                 return Err(err);
@@ -311,8 +325,8 @@ impl Vm {
                     timeline.step_at(format!("first guest exit: {what}"), at)
                 }
                 VcpuEvent::Device(ExitDeviceEvent::Milestone(milestone), at) => {
-                    if let (Milestone::WorkloadExec, Some(forwarder)) = (milestone, &stdin) {
-                        forwarder.guest_ready();
+                    if milestone == Milestone::WorkloadExec {
+                        host_input.guest_ready();
                     }
                     timeline.mark_at(milestone, at);
                     timeline.step_at(format!("guest reports: {}", milestone.label()), at);
@@ -334,40 +348,51 @@ impl Vm {
         for thread in threads {
             let _ = thread.join();
         }
-        if let Some(forwarder) = stdin {
-            forwarder.finish();
-        }
+        host_input.finish();
         timeline.step("all vCPUs stopped");
         self.outcome(end.unwrap_or(VcpuStop::Kicked), status)
     }
 
-    /// Starts the thread that will copy stdin to the serial console, when the VM was asked
-    /// to; it waits for [`StdinForwarder::guest_ready`].
-    fn start_stdin_forwarder(&self) -> Result<Option<StdinForwarder>, VmError> {
-        let Some(mode) = self.stdin else {
-            return Ok(None);
-        };
+    /// Starts the threads that pass the host's input to the guest: stdin to COM1 when the VM
+    /// was asked to, and the signals `signals` catches to COM2. They wait for
+    /// [`HostInput::guest_ready`].
+    fn start_host_input(&self, signals: Option<Arc<SignalCatcher>>) -> Result<HostInput, VmError> {
         let host = |what| move |source| VmError::Host { what, source };
         let event = || {
             EventFd::new(libc::EFD_NONBLOCK)
                 .map(Arc::new)
-                .map_err(host("create a stdin eventfd"))
+                .map_err(host("create a host input eventfd"))
         };
-        let (ready, stop) = (event()?, event()?);
-        let stdin = std::io::stdin().as_raw_fd();
-        let thread = serial::spawn_input_forwarder(
-            stdin,
-            Arc::clone(&self.bus.com1),
-            mode,
-            Arc::clone(&ready),
-            Arc::clone(&stop),
-        )
-        .map_err(host("start the stdin thread"))?;
-        Ok(Some(StdinForwarder {
-            ready,
-            stop,
-            thread,
-        }))
+        let mut input = HostInput {
+            ready: event()?,
+            stop: event()?,
+            threads: Vec::new(),
+            signals: signals.clone(),
+        };
+        if let Some(mode) = self.stdin {
+            let thread = serial::spawn_input_forwarder(
+                std::io::stdin().as_raw_fd(),
+                Arc::clone(&self.bus.com1),
+                mode,
+                Arc::clone(&input.ready),
+                Arc::clone(&input.stop),
+            );
+            input
+                .threads
+                .push(thread.map_err(host("start the stdin thread"))?);
+        }
+        if let Some(catcher) = signals {
+            let thread = signals::spawn_signal_forwarder(
+                catcher,
+                Arc::clone(&self.bus.com2),
+                Arc::clone(&input.ready),
+                Arc::clone(&input.stop),
+            );
+            input
+                .threads
+                .push(thread.map_err(host("start the signal thread"))?);
+        }
+        Ok(input)
     }
 
     /// Turns the first vCPU stop into the run's result.
@@ -447,24 +472,40 @@ fn stop_vcpu_threads(stop: &AtomicBool, threads: Vec<JoinHandle<()>>) {
     }
 }
 
-/// The thread copying stdin to the guest console, and how to start and stop it.
-struct StdinForwarder {
+/// The threads passing stdin and signals to the guest, and how to start and stop them.
+struct HostInput {
     ready: Arc<EventFd>,
     stop: Arc<EventFd>,
-    thread: JoinHandle<()>,
+    threads: Vec<JoinHandle<()>>,
+    /// Kept until the threads have ended, so that the signal mask is restored in this thread.
+    signals: Option<Arc<SignalCatcher>>,
 }
 
-impl StdinForwarder {
-    /// Lets the copying begin: the guest is about to execute the workload, its console is set
-    /// up to receive.
+impl HostInput {
+    /// Lets the copying begin: the guest is about to execute the workload, its serial lines
+    /// are set up to receive.
     fn guest_ready(&self) {
         let _ = self.ready.write(1);
     }
 
-    /// Stops the thread and waits for it.
-    fn finish(self) {
+    /// Stops the threads and waits for them (dropping does the same).
+    fn finish(mut self) {
+        self.stop_threads();
+    }
+
+    /// Signals the threads to stop, waits for them, then lets the signal catcher go.
+    fn stop_threads(&mut self) {
         let _ = self.stop.write(1);
-        let _ = self.thread.join();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        self.signals = None;
+    }
+}
+
+impl Drop for HostInput {
+    fn drop(&mut self) {
+        self.stop_threads();
     }
 }
 

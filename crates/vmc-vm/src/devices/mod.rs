@@ -28,8 +28,8 @@ pub enum PortEffect {
 pub struct PortBus<O: Write = Stdout, E: Write = Stderr> {
     /// COM1, the console (also fed by the stdin forwarder).
     pub com1: Arc<Mutex<SerialConsole<O>>>,
-    /// COM2, the workload's stderr.
-    com2: Mutex<SerialConsole<E>>,
+    /// COM2, the workload's stderr (also fed by the signal forwarder).
+    pub com2: Arc<Mutex<SerialConsole<E>>>,
     i8042: Mutex<I8042>,
 }
 
@@ -38,7 +38,7 @@ impl<O: Write, E: Write> PortBus<O, E> {
     pub fn new(com1: SerialConsole<O>, com2: SerialConsole<E>) -> Self {
         PortBus {
             com1: Arc::new(Mutex::new(com1)),
-            com2: Mutex::new(com2),
+            com2: Arc::new(Mutex::new(com2)),
             i8042: Mutex::new(I8042::default()),
         }
     }

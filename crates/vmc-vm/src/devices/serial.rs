@@ -275,7 +275,11 @@ fn forward_input<W: Write>(
 
 /// Puts `line` into the UART's receive FIFO as fast as the guest accepts it (see
 /// [`SerialConsole::enqueue_input`]); `false` when `stop` was signalled first.
-fn deliver<W: Write>(line: &[u8], serial: &Mutex<SerialConsole<W>>, stop: &EventFd) -> bool {
+pub(crate) fn deliver<W: Write>(
+    line: &[u8],
+    serial: &Mutex<SerialConsole<W>>,
+    stop: &EventFd,
+) -> bool {
     let mut pending = line;
     while !pending.is_empty() {
         let queued = match serial.lock() {
@@ -294,7 +298,7 @@ fn deliver<W: Write>(line: &[u8], serial: &Mutex<SerialConsole<W>>, stop: &Event
 }
 
 /// Waits until `fd` can be read (`true`) or `stop` is signalled (`false`).
-fn wait_readable(fd: RawFd, stop: &EventFd) -> bool {
+pub(crate) fn wait_readable(fd: RawFd, stop: &EventFd) -> bool {
     loop {
         let mut fds = [
             libc::pollfd {

@@ -60,6 +60,7 @@ pub fn config(kernel: PathBuf, memory_mib: u64, vcpus: u8, cmdline: &str) -> VmC
         cmdline: cmdline.to_string(),
         console: false,
         stdin: None,
+        forward_signals: false,
     }
 }
 

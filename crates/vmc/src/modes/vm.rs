@@ -74,6 +74,7 @@ impl VmRuntime {
             cmdline: cmdline(self.options.console),
             console: self.options.console,
             stdin: stdin_mode(spec),
+            forward_signals: true,
         };
         let mut vm = Vm::create(&config, timeline)?;
         // With -t the guest's console is the workload's terminal: pass every key through.

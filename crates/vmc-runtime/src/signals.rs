@@ -1,6 +1,8 @@
-//! Forwarding the signals vmc receives to the workload.
+//! The signals vmc passes on to the workload, in both modes: a container's supervisor sends
+//! them to the workload's process; in a VM the VMM writes each one's number as one byte to the
+//! receive line of COM2 (the guest's ttyS1), where vmc-init reads it and signals the workload.
 
-use crate::error::ContainerError;
+use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
@@ -27,8 +29,9 @@ pub struct SignalCatcher {
 }
 
 impl SignalCatcher {
-    /// Blocks [`FORWARDED`] in the calling thread and opens a signalfd for them.
-    pub fn new() -> Result<Self, ContainerError> {
+    /// Blocks [`FORWARDED`] in the calling thread (and so in the threads it starts from now
+    /// on) and opens a signalfd for them.
+    pub fn new() -> Result<Self, Errno> {
         let mut set = SigSet::empty();
         for signal in FORWARDED {
             set.add(signal);
@@ -38,10 +41,8 @@ impl SignalCatcher {
             SigmaskHow::SIG_BLOCK,
             Some(&set),
             Some(&mut previous_mask),
-        )
-        .map_err(|e| ContainerError::sys("blocking signals", e))?;
-        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(|e| ContainerError::sys("creating a signalfd", e))?;
+        )?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
         Ok(SignalCatcher { fd, previous_mask })
     }
 
