@@ -98,8 +98,10 @@ fn busybox_rootfs(root: &Path) {
 
 /// What one boot showed.
 struct Boot {
-    /// Everything the guest wrote to its serial console.
+    /// Everything the guest wrote to its serial console (COM1: the workload's stdout).
     console: String,
+    /// Everything the guest wrote to its second serial line (COM2: the workload's stderr).
+    stderr: String,
     /// The bytes written to port 0x600.
     milestones: Vec<u8>,
     /// The low 7 bits of the status written to port 0x604, if one was written.
@@ -119,6 +121,7 @@ fn boot(setup: &Setup, config: &RunConfig) -> Boot {
     std::fs::write(&initrd_path, initrd).unwrap();
 
     let console = work.path().join("console.log");
+    let stderr = work.path().join("stderr.log");
     let milestones = work.path().join("milestones.bin");
     let mut qemu = Command::new(QEMU)
         .args([
@@ -145,6 +148,8 @@ fn boot(setup: &Setup, config: &RunConfig) -> Boot {
         .arg(&initrd_path)
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
+        .arg("-serial")
+        .arg(format!("file:{}", stderr.display()))
         .arg("-chardev")
         .arg(format!("file,id=milestones,path={}", milestones.display()))
         .args(["-device", "isa-debugcon,iobase=0x600,chardev=milestones"])
@@ -166,8 +171,10 @@ fn boot(setup: &Setup, config: &RunConfig) -> Boot {
         std::thread::sleep(Duration::from_millis(20));
     };
     let code = status.code().expect("QEMU exits normally");
+    let text = |path: &Path| String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
     Boot {
-        console: String::from_utf8_lossy(&std::fs::read(&console).unwrap()).into_owned(),
+        console: text(&console),
+        stderr: text(&stderr),
         milestones: std::fs::read(&milestones).unwrap(),
         status_low_bits: (code & 1 == 1).then_some(code >> 1),
     }
@@ -211,16 +218,21 @@ fn the_workload_runs_as_its_user_in_its_world_and_its_exit_code_comes_back() {
     assert!(lines.contains(&mounts), "{lines:?}");
     assert!(lines.contains(&"UP"), "loopback is up: {lines:?}");
     assert!(lines.contains(&"init"), "run.json is gone: {lines:?}");
+    assert!(
+        !boot.console.contains("vmc-init:") && boot.stderr.is_empty(),
+        "the init had something to complain about: {}{}",
+        boot.console,
+        boot.stderr
+    );
 }
 
 #[test]
 fn a_missing_command_exits_127_with_container_modes_message() {
     let Some(setup) = setup() else { return };
     let boot = boot(&setup, &config(&["nosuchcmd", "arg"]));
-    assert!(
-        boot.console
-            .contains(r#"vmc: exec: "nosuchcmd": executable file not found in $PATH"#),
-        "console:\n{}",
+    assert_eq!(
+        boot.stderr, "vmc: exec: \"nosuchcmd\": executable file not found in $PATH\n",
+        "the message goes to stderr (COM2); console:\n{}",
         boot.console
     );
     assert_eq!(boot.milestones, [1, 2]);
