@@ -31,64 +31,59 @@ pub const MEMORY_HEADER: [&str; 6] = [
 
 /// Writes every phase of every measured run.
 pub fn write_runs(report: &BenchReport, path: &Path) -> Result<PathBuf, BenchError> {
-    let csv_error = |source| BenchError::Csv {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut writer = csv::Writer::from_path(path).map_err(csv_error)?;
-    writer.write_record(RUNS_HEADER).map_err(csv_error)?;
-    for mode in &report.modes {
-        for run in &mode.runs {
-            let phases = run
-                .steps
-                .iter()
-                .map(|d| (PhaseKind::Step, d))
-                .chain(run.totals.iter().map(|d| (PhaseKind::Total, d)));
-            for (kind, duration) in phases {
-                writer
-                    .write_record([
-                        mode.mode.as_str().to_string(),
-                        run.index.to_string(),
-                        kind_name(kind).into(),
-                        milestone_name(duration.phase.from),
-                        milestone_name(duration.phase.to),
-                        duration.duration.as_micros().to_string(),
-                        run.exit_code.to_string(),
-                    ])
-                    .map_err(csv_error)?;
-            }
-        }
-    }
-    writer.flush().map_err(|source| BenchError::Write {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(path.to_path_buf())
+    let rows = report.modes.iter().flat_map(|mode| {
+        mode.runs.iter().flat_map(move |run| {
+            let steps = run.steps.iter().map(|d| (PhaseKind::Step, d));
+            let totals = run.totals.iter().map(|d| (PhaseKind::Total, d));
+            steps.chain(totals).map(move |(kind, duration)| {
+                [
+                    mode.mode.as_str().to_string(),
+                    run.index.to_string(),
+                    kind_name(kind).into(),
+                    milestone_name(duration.phase.from),
+                    milestone_name(duration.phase.to),
+                    duration.duration.as_micros().to_string(),
+                    run.exit_code.to_string(),
+                ]
+            })
+        })
+    });
+    write_table(path, RUNS_HEADER, rows)
 }
 
 /// Writes every memory sample of every mode's memory run.
 pub fn write_memory(report: &BenchReport, path: &Path) -> Result<PathBuf, BenchError> {
+    let rows = report.modes.iter().flat_map(|mode| {
+        let samples = mode.memory.iter().flat_map(|memory| &memory.samples);
+        samples.map(move |sample| {
+            let r = &sample.reading;
+            [
+                mode.mode.as_str().to_string(),
+                sample.at.as_micros().to_string(),
+                r.reserved_bytes.to_string(),
+                r.workload_bytes.to_string(),
+                r.peak_bytes.map(|p| p.to_string()).unwrap_or_default(),
+                r.overhead_bytes.to_string(),
+            ]
+        })
+    });
+    write_table(path, MEMORY_HEADER, rows)
+}
+
+/// Writes `header` and `rows` as a CSV file at `path`.
+fn write_table<const N: usize>(
+    path: &Path,
+    header: [&str; N],
+    rows: impl Iterator<Item = [String; N]>,
+) -> Result<PathBuf, BenchError> {
     let csv_error = |source| BenchError::Csv {
         path: path.to_path_buf(),
         source,
     };
     let mut writer = csv::Writer::from_path(path).map_err(csv_error)?;
-    writer.write_record(MEMORY_HEADER).map_err(csv_error)?;
-    for mode in &report.modes {
-        let Some(memory) = &mode.memory else { continue };
-        for sample in &memory.samples {
-            let r = &sample.reading;
-            writer
-                .write_record([
-                    mode.mode.as_str().to_string(),
-                    sample.at.as_micros().to_string(),
-                    r.reserved_bytes.to_string(),
-                    r.workload_bytes.to_string(),
-                    r.peak_bytes.map(|p| p.to_string()).unwrap_or_default(),
-                    r.overhead_bytes.to_string(),
-                ])
-                .map_err(csv_error)?;
-        }
+    writer.write_record(header).map_err(csv_error)?;
+    for row in rows {
+        writer.write_record(row).map_err(csv_error)?;
     }
     writer.flush().map_err(|source| BenchError::Write {
         path: path.to_path_buf(),
