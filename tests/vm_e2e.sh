@@ -51,6 +51,7 @@ signal_run() {
 case_ signal-term signal_run sig-term TERM 1 'trap "echo got TERM; exit 9" TERM; echo started; while :; do sleep 0.2; done'
 case_ signal-three-interrupts signal_run sig-int INT 3 'trap "echo INT" INT; echo started; while :; do sleep 0.2; done'
 case_ tty-session sh -c '"$pty" --size 30x100 --expect READY --send "abc\n" --expect abc --send "\x04" -- vmc run --mode "$mode" --rm -it busybox sh -c "stty size; echo READY; cat; echo cat-ended" 2>&1'
+case_ tty-resize sh -c '"$pty" --size 24x80 --expect READY --resize 40x120 --expect "40 120" --send "\x03" -- vmc run --mode "$mode" --rm -it busybox sh -c "trap \"stty size\" WINCH; trap \"echo bye; exit 3\" INT; echo READY; while :; do sleep 0.2; done" 2>&1'
 case_ tty-ctrl-c sh -c '"$pty" --expect READY --send "\x03" -- vmc run --mode "$mode" --rm -it busybox sh -c "trap \"echo got-INT; exit 5\" INT; echo READY; while :; do sleep 1; done" 2>&1'
 CASES
 }
@@ -165,13 +166,14 @@ check_interactive() { # check_interactive MODE
   expect_in "$1" signal-term 9 $'started\ngot TERM\nrecords left: 0'
   expect_in "$1" signal-three-interrupts 137 $'started\nINT\nINT\nvmc: interrupted 3 times: killing the workload\nrecords left: 0'
   expect_in "$1" tty-session 0 $'30 100\nREADY\nabc\nabc\ncat-ended\npty_session: terminal restored'
+  expect_in "$1" tty-resize 3 $'READY\n40 120\n^Cbye\npty_session: terminal restored'
   expect_in "$1" tty-ctrl-c 5 $'READY\n^Cgot-INT\npty_session: terminal restored'
 }
 check_interactive vm
 
 # --- parity: the same cases in container mode on this host ---
 if [ "$(id -u)" != 0 ]; then
-  skipped=$((skipped + 8)); echo "SKIPPED: stdin, signal and terminal cases in container mode need root"
+  skipped=$((skipped + 9)); echo "SKIPPED: stdin, signal and terminal cases in container mode need root"
   skipped=$((skipped + 1)); echo "SKIPPED: parity needs root for container mode"
 else
   { echo "export mode=container pty=$pty_session"; interactive_cases; } > "$work/container-cases.sh"

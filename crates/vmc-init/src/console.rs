@@ -1,6 +1,6 @@
 //! The serial lines: the console (ttyS0, COM1, which the VMM copies to vmc's stdout) as the
 //! workload's stdio, and ttyS1 (COM2): its output is the workload's stderr (copied to vmc's
-//! stderr) for a non-terminal run, its input the signals vmc forwards.
+//! stderr) for a non-terminal run, its input what the VMM sends: signals, terminal sizes.
 
 use crate::error::InitError;
 use crate::stdin_relay;
@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use vmc_init::TerminalSize;
 
 /// The second serial line (COM2, I/O port 0x2f8): the VMM copies its output to vmc's stderr
-/// and sends the signals vmc receives on it, one byte each.
+/// and sends signals and terminal sizes on it ([`vmc_runtime::guest_control`]).
 const SECOND_LINE: &str = "/dev/ttyS1";
 
 /// Reopens the console from the freshly mounted /dev as the init's stdio: the kernel opened
@@ -63,9 +63,10 @@ fn open_stderr_line() -> Result<(), Errno> {
     dup2_stderr(open_second_line()?)
 }
 
-/// Opens [`SECOND_LINE`] in raw mode, to read the signals the VMM forwards; `None` (with a
-/// warning on stderr) if it cannot be used, and the workload then gets no signals from vmc.
-pub fn open_signal_line() -> Option<OwnedFd> {
+/// Opens [`SECOND_LINE`] in raw mode, to read what the VMM sends (signals, terminal sizes);
+/// `None` (with a warning on stderr) if it cannot be used, and the workload then gets no
+/// signals from vmc.
+pub fn open_control_line() -> Option<OwnedFd> {
     open_second_line()
         .inspect_err(|errno| {
             eprintln!("vmc-init: opening {SECOND_LINE}: {errno}; signals sent to vmc will not reach the workload");
@@ -107,7 +108,7 @@ fn make_raw<Fd: AsFd>(fd: Fd) -> Result<(), Errno> {
 }
 
 /// Sets the console's window size.
-fn set_size(size: TerminalSize) -> Result<(), InitError> {
+pub fn set_size(size: TerminalSize) -> Result<(), InitError> {
     let winsize = libc::winsize {
         ws_row: size.rows,
         ws_col: size.cols,

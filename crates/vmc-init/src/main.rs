@@ -53,8 +53,8 @@ fn boot_and_run(device: &ExitDevice) -> Result<WorkloadStatus, InitError> {
     mounts::create_dir(&config.workdir, 0o755)?;
     console::configure(config.tty, config.terminal_size)?;
     console::separate_stderr(config.tty);
-    let signal_line = console::open_signal_line();
-    supervise::run_workload(&config, device, signal_line)
+    let control_line = console::open_control_line();
+    supervise::run_workload(&config, device, control_line)
 }
 
 /// Reads the per-run settings and removes them, so the workload cannot see its own secrets

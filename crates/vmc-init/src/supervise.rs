@@ -14,16 +14,18 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use vmc_init::protocol::{BootMilestone, WorkloadStatus, INIT_FAILED_CODE};
 use vmc_init::RunConfig;
+use vmc_init::TerminalSize;
 use vmc_runtime::env::{exec_candidates, DEFAULT_PATH};
+use vmc_runtime::guest_control::{Decoder, GuestControl};
 use vmc_runtime::signals::FORWARDED;
 
 /// Starts the workload and supervises it until it exits: forwards the signals the init
-/// receives or reads on `signal_line` (from vmc, through the VMM), reaps every orphan that ends up as the init's child, and returns the workload's
+/// receives or reads on `control_line` (from vmc, through the VMM), reaps every orphan that ends up as the init's child, and returns the workload's
 /// status.
 pub fn run_workload(
     config: &RunConfig,
     device: &ExitDevice,
-    signal_line: Option<OwnedFd>,
+    control_line: Option<OwnedFd>,
 ) -> Result<WorkloadStatus, InitError> {
     let mut signals: SigSet = FORWARDED.into_iter().collect();
     signals.add(Signal::SIGCHLD);
@@ -46,7 +48,7 @@ pub fn run_workload(
             // The workload holds its stdin now; a relay that outlives the workload's reading
             // gets EPIPE instead of blocking.
             drop(stdin);
-            supervise(child, &signals, signal_line.as_ref())
+            supervise(child, &signals, control_line.as_ref())
         }
         Err(errno) => Err(InitError::Supervise {
             what: "forking the workload",
@@ -120,18 +122,20 @@ fn c_strings(strings: &[String]) -> Result<Vec<CString>, InitError> {
 }
 
 /// Waits for the workload to exit, reaping orphans meanwhile and passing on to it the signals
-/// the init receives and those the VMM sends on `signal_line`.
+/// the init receives and those the VMM sends on `control_line` (where it also sends new
+/// terminal sizes).
 fn supervise(
     workload: Pid,
     signals: &SigSet,
-    signal_line: Option<&OwnedFd>,
+    control_line: Option<&OwnedFd>,
 ) -> Result<WorkloadStatus, InitError> {
     let failed = |what| move |errno| InitError::Supervise { what, errno };
     let signal_fd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
         .map_err(failed("creating a signalfd"))?;
+    let mut decoder = Decoder::default();
     loop {
         let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
-        if let Some(line) = signal_line {
+        if let Some(line) = control_line {
             fds.push(PollFd::new(line.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, PollTimeout::NONE) {
@@ -155,29 +159,46 @@ fn supervise(
                 None => {}
             }
         }
-        if let (Some(line), true) = (signal_line, line_ready) {
-            for signal in read_forwarded_signals(line)? {
-                signal_workload(workload, signal);
+        if let (Some(line), true) = (control_line, line_ready) {
+            for message in read_control_line(line, &mut decoder)? {
+                obey(workload, message);
             }
         }
     }
 }
 
-/// Reads the signals the VMM sent (one byte each) that are signals vmc forwards.
-fn read_forwarded_signals(line: &OwnedFd) -> Result<Vec<Signal>, InitError> {
-    let mut bytes = [0u8; 16];
-    let count = match nix::unistd::read(line, &mut bytes) {
-        Err(Errno::EINTR | Errno::EAGAIN) => 0,
-        other => other.map_err(|errno| InitError::Supervise {
-            what: "reading the forwarded signals",
+/// Reads what the VMM sent on the control line.
+fn read_control_line(
+    line: &OwnedFd,
+    decoder: &mut Decoder,
+) -> Result<Vec<GuestControl>, InitError> {
+    let mut bytes = [0u8; 64];
+    match nix::unistd::read(line, &mut bytes) {
+        Ok(count) => Ok(decoder.decode(&bytes[..count])),
+        Err(Errno::EINTR | Errno::EAGAIN) => Ok(Vec::new()),
+        Err(errno) => Err(InitError::Supervise {
+            what: "reading the VMM's control line",
             errno,
-        })?,
-    };
-    Ok(bytes[..count]
-        .iter()
-        .filter_map(|&byte| Signal::try_from(i32::from(byte)).ok())
-        .filter(|signal| FORWARDED.contains(signal) || *signal == Signal::SIGKILL)
-        .collect())
+        }),
+    }
+}
+
+/// Carries out one message of the VMM: a signal vmc forwards (or SIGKILL, after three
+/// interrupts), or a new size of the console (the kernel then sends SIGWINCH to the workload).
+fn obey(workload: Pid, message: GuestControl) {
+    match message {
+        GuestControl::Signal(signal)
+            if FORWARDED.contains(&signal) || signal == Signal::SIGKILL =>
+        {
+            signal_workload(workload, signal)
+        }
+        GuestControl::Signal(_) => {}
+        GuestControl::Resize { rows, cols } => {
+            if let Err(err) = console::set_size(TerminalSize { rows, cols }) {
+                eprintln!("vmc-init: resizing the console: {err}");
+            }
+        }
+    }
 }
 
 /// Sends `signal` to the workload. ESRCH means the workload has just exited (its SIGCHLD is

@@ -1,11 +1,12 @@
 //! Test tool: runs a command on a fresh pseudo-terminal and types into it, as a person at a
 //! terminal would, to test `vmc run -t` in both modes (tests/vm_e2e.sh).
 //!
-//! `pty_session [--size ROWSxCOLS] [--expect TEXT | --send TEXT]... -- CMD [ARG...]`
+//! `pty_session [--size ROWSxCOLS] [--expect TEXT | --send TEXT | --resize ROWSxCOLS]...
+//! -- CMD [ARG...]`
 //!
 //! The steps run in order: `--expect` waits until the terminal's output (after the previous
 //! match) contains TEXT, `--send` types TEXT (`\n`, `\r`, `\\`, `\xHH` are escapes: `\x03` is
-//! Ctrl-C, `\x04` Ctrl-D). Everything the command writes to the terminal is copied to stdout.
+//! Ctrl-C, `\x04` Ctrl-D), `--resize` changes the terminal's size (the command gets SIGWINCH). Everything the command writes to the terminal is copied to stdout.
 //! When the command has exited, one line on stderr says whether it left the terminal's mode
 //! as it found it: `pty_session: terminal restored` or `pty_session: terminal left changed`.
 //! Exits with the command's exit code (128+N if killed by signal N); 99 if a step timed out
@@ -14,7 +15,7 @@
 use nix::pty::{openpty, Winsize};
 use nix::sys::termios::{tcgetattr, Termios};
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -28,6 +29,7 @@ const TOOL_FAILED: i32 = 99;
 enum Step {
     Expect(String),
     Send(Vec<u8>),
+    Resize(Winsize),
 }
 
 fn main() {
@@ -44,12 +46,7 @@ fn main() {
 
 /// The terminal size, the steps and the command line.
 fn parse_args(args: Vec<String>) -> (Winsize, Vec<Step>, Vec<String>) {
-    let mut size = Winsize {
-        ws_row: 24,
-        ws_col: 80,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
+    let mut size = parse_size("24x80");
     let mut steps = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -58,14 +55,8 @@ fn parse_args(args: Vec<String>) -> (Winsize, Vec<Step>, Vec<String>) {
                 .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
         };
         match arg.as_str() {
-            "--size" => {
-                let value = value();
-                let (rows, cols) = value
-                    .split_once('x')
-                    .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
-                    .unwrap_or_else(|| usage("--size ROWSxCOLS"));
-                (size.ws_row, size.ws_col) = (rows, cols);
-            }
+            "--size" => size = parse_size(&value()),
+            "--resize" => steps.push(Step::Resize(parse_size(&value()))),
             "--expect" => steps.push(Step::Expect(value())),
             "--send" => steps.push(Step::Send(unescape(&value()))),
             "--" => break,
@@ -79,8 +70,22 @@ fn parse_args(args: Vec<String>) -> (Winsize, Vec<Step>, Vec<String>) {
     (size, steps, command)
 }
 
+/// A terminal size from `ROWSxCOLS`.
+fn parse_size(text: &str) -> Winsize {
+    let (rows, cols) = text
+        .split_once('x')
+        .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
+        .unwrap_or_else(|| usage("a size is ROWSxCOLS"));
+    Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
 fn usage(problem: &str) -> ! {
-    eprintln!("pty_session: {problem}\nusage: pty_session [--size ROWSxCOLS] [--expect TEXT | --send TEXT]... -- CMD [ARG...]");
+    eprintln!("pty_session: {problem}\nusage: pty_session [--size ROWSxCOLS] [--expect TEXT | --send TEXT | --resize ROWSxCOLS]... -- CMD [ARG...]");
     std::process::exit(TOOL_FAILED)
 }
 
@@ -128,6 +133,12 @@ fn run(size: Winsize, steps: &[Step], command: &[String]) -> Result<i32, String>
             Step::Send(bytes) => nix::unistd::write(&pty.master, bytes)
                 .map(drop)
                 .map_err(|e| format!("typing: {e}"))?,
+            Step::Resize(size) => {
+                // SAFETY: TIOCSWINSZ reads one winsize from the valid pointer it is given.
+                if unsafe { libc::ioctl(pty.master.as_raw_fd(), libc::TIOCSWINSZ, size) } != 0 {
+                    return Err(format!("resizing: {}", std::io::Error::last_os_error()));
+                }
+            }
         }
     }
     let deadline = Instant::now() + STEP_TIMEOUT;

@@ -1,12 +1,14 @@
 //! The signals vmc passes on to the workload, in both modes: a container's supervisor sends
-//! them to the workload's process; in a VM the VMM writes each one's number as one byte to the
-//! receive line of COM2 (the guest's ttyS1), where vmc-init reads it and signals the workload.
+//! them to the workload's process; in a VM the VMM sends them on the receive line of COM2 (the
+//! guest's ttyS1), where vmc-init reads them and signals the workload
+//! ([`crate::guest_control`]).
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-/// The signals vmc passes on to the workload (SIGWINCH resizes the pty instead with `--tty`).
+/// The signals vmc passes on to the workload (SIGWINCH resizes the workload's terminal instead
+/// with `--tty`).
 pub const FORWARDED: [Signal; 7] = [
     Signal::SIGINT,
     Signal::SIGTERM,

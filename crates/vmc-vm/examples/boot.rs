@@ -24,6 +24,7 @@ fn main() {
         console: true,
         stdin: None,
         forward_signals: false,
+        terminal: false,
     };
     while let Some(arg) = args.next() {
         let mut value = || {

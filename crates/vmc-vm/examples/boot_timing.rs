@@ -33,6 +33,7 @@ fn main() {
         console: false,
         stdin: None,
         forward_signals: false,
+        terminal: false,
     };
 
     let mut create = Vec::new();

@@ -30,6 +30,9 @@ pub struct VmConfig {
     /// Pass the signals vmc receives (SIGINT, SIGTERM, …) on to the guest init, which signals
     /// the workload ([`vmc_runtime::signals`]); otherwise they act on vmc as usual.
     pub forward_signals: bool,
+    /// The guest console is the workload's terminal (`-t`): with `forward_signals`, a change of
+    /// vmc's window size (SIGWINCH) resizes the console.
+    pub terminal: bool,
 }
 
 /// How vmc's stdin reaches the guest console (COM1). Either way the forwarding starts when
@@ -105,6 +108,7 @@ mod tests {
             console: false,
             stdin: None,
             forward_signals: false,
+            terminal: false,
         }
     }
 

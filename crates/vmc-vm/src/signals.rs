@@ -1,5 +1,6 @@
-//! Passing the signals vmc receives on to the workload in the guest: each one's number goes as
-//! one byte to COM2's receive line, which vmc-init reads ([`vmc_runtime::signals`]).
+//! Passing the signals vmc receives on to the workload in the guest, and for a terminal run the
+//! new window size on SIGWINCH, as messages on COM2's receive line, which vmc-init reads
+//! ([`vmc_runtime::guest_control`]).
 
 use crate::devices::serial::{deliver, wait_readable, SerialConsole};
 use nix::sys::signal::Signal;
@@ -7,14 +8,18 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use vmc_runtime::guest_control::GuestControl;
 use vmc_runtime::signals::{SignalCatcher, INTERRUPTS_BEFORE_KILL};
+use vmc_runtime::terminal::window_size;
 use vmm_sys_util::eventfd::EventFd;
 
 /// Forwards the signals `catcher` catches to the guest through `com2`, from the moment
-/// `ready` is signalled (signals caught before wait in the signalfd) until `stop` is.
+/// `ready` is signalled (signals caught before wait in the signalfd) until `stop` is. With
+/// `terminal` (a `-t` run), SIGWINCH passes on the new size of vmc's terminal.
 pub fn spawn_signal_forwarder<W: Write + Send + 'static>(
     catcher: Arc<SignalCatcher>,
     com2: Arc<Mutex<SerialConsole<W>>>,
+    terminal: bool,
     ready: Arc<EventFd>,
     stop: Arc<EventFd>,
 ) -> io::Result<JoinHandle<()>> {
@@ -22,7 +27,7 @@ pub fn spawn_signal_forwarder<W: Write + Send + 'static>(
         .name("vmc-vm-signals".into())
         .spawn(move || {
             if wait_readable(ready.as_raw_fd(), &stop) {
-                forward_signals(&catcher, &com2, &stop);
+                forward_signals(&catcher, &com2, terminal, &stop);
             }
         })
 }
@@ -31,26 +36,32 @@ pub fn spawn_signal_forwarder<W: Write + Send + 'static>(
 fn forward_signals<W: Write>(
     catcher: &SignalCatcher,
     com2: &Mutex<SerialConsole<W>>,
+    terminal: bool,
     stop: &EventFd,
 ) {
     let mut interrupts = 0;
+    let mut line = Vec::new();
     while wait_readable(catcher.fd().as_fd().as_raw_fd(), stop) {
         while let Some(signal) = catcher.next() {
-            let signal = match signal {
+            let message = match signal {
                 Signal::SIGINT => {
                     interrupts += 1;
                     if interrupts < INTERRUPTS_BEFORE_KILL {
-                        signal
+                        GuestControl::Signal(signal)
                     } else {
                         eprintln!("vmc: interrupted {interrupts} times: killing the workload");
-                        Signal::SIGKILL
+                        GuestControl::Signal(Signal::SIGKILL)
                     }
                 }
-                // The guest console's size is set once, at boot: resizes do not reach it.
-                Signal::SIGWINCH => continue,
-                signal => signal,
+                Signal::SIGWINCH => match terminal.then(window_size).flatten() {
+                    Some((rows, cols)) => GuestControl::Resize { rows, cols },
+                    None => continue,
+                },
+                signal => GuestControl::Signal(signal),
             };
-            if !deliver(&[signal as u8], com2, stop) {
+            line.clear();
+            message.encode(&mut line);
+            if !deliver(&line, com2, stop) {
                 return;
             }
         }
@@ -92,6 +103,7 @@ mod tests {
         let thread = spawn_signal_forwarder(
             Arc::clone(&catcher),
             Arc::clone(&com2),
+            false,
             ready,
             Arc::clone(&stop),
         )

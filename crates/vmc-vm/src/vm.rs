@@ -86,6 +86,7 @@ pub struct Vm {
     vm: VmFd,
     stdin: Option<StdinMode>,
     forward_signals: bool,
+    terminal: bool,
     vcpu_count: u8,
     memory_bytes: u64,
     ram: GuestRam,
@@ -212,6 +213,7 @@ impl Vm {
             vm,
             stdin: config.stdin,
             forward_signals: config.forward_signals,
+            terminal: config.terminal,
             vcpu_count: config.vcpus,
             memory_bytes: config.memory_bytes,
             ram,
@@ -385,6 +387,7 @@ impl Vm {
             let thread = signals::spawn_signal_forwarder(
                 catcher,
                 Arc::clone(&self.bus.com2),
+                self.terminal,
                 Arc::clone(&input.ready),
                 Arc::clone(&input.stop),
             );

@@ -61,6 +61,7 @@ pub fn config(kernel: PathBuf, memory_mib: u64, vcpus: u8, cmdline: &str) -> VmC
         console: false,
         stdin: None,
         forward_signals: false,
+        terminal: false,
     }
 }
 

@@ -75,6 +75,7 @@ impl VmRuntime {
             console: self.options.console,
             stdin: stdin_mode(spec),
             forward_signals: true,
+            terminal: spec.tty,
         };
         let mut vm = Vm::create(&config, timeline)?;
         // With -t the guest's console is the workload's terminal: pass every key through.
