@@ -92,7 +92,11 @@ impl RunObserver for MemorySampler {
         let (origin, interval) = (self.origin, self.interval);
         let spawned = std::thread::Builder::new()
             .name("vmc-memory-sampler".into())
-            .spawn(move || sample_until_stopped(probe.as_ref(), origin, interval, &stopped));
+            .spawn(move || {
+                // Ctrl-C and the like are for the run's signal catcher, not for this thread.
+                let _ = vmc_runtime::signals::block_forwarded_in_this_thread();
+                sample_until_stopped(probe.as_ref(), origin, interval, &stopped)
+            });
         *state = match spawned {
             Ok(thread) => State::Sampling { stop, thread },
             Err(err) => State::Failed(err),

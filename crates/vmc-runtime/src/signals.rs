@@ -23,6 +23,18 @@ pub const FORWARDED: [Signal; 7] = [
 /// a SIGINT handler ignores it, like in `docker run` without `--init`).
 pub const INTERRUPTS_BEFORE_KILL: u32 = 3;
 
+/// Blocks [`FORWARDED`] in the calling thread for good: for helper threads (a memory
+/// sampler, say) started before a [`SignalCatcher`], which must leave those signals to it
+/// rather than die of them.
+pub fn block_forwarded_in_this_thread() -> Result<(), Errno> {
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_set()), None)
+}
+
+/// [`FORWARDED`] as a signal set.
+fn forwarded_set() -> SigSet {
+    FORWARDED.into_iter().collect()
+}
+
 /// The forwarded signals, blocked in this thread and readable from a signalfd while it lives.
 #[derive(Debug)]
 pub struct SignalCatcher {
@@ -34,10 +46,7 @@ impl SignalCatcher {
     /// Blocks [`FORWARDED`] in the calling thread (and so in the threads it starts from now
     /// on) and opens a signalfd for them.
     pub fn new() -> Result<Self, Errno> {
-        let mut set = SigSet::empty();
-        for signal in FORWARDED {
-            set.add(signal);
-        }
+        let set = forwarded_set();
         let mut previous_mask = SigSet::empty();
         nix::sys::signal::pthread_sigmask(
             SigmaskHow::SIG_BLOCK,
