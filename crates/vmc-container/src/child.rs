@@ -14,6 +14,7 @@ use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 use std::os::raw::c_char;
 use std::os::unix::ffi::OsStrExt;
+use vmc_runtime::exec::ExecCommand;
 
 /// Exit status of the child when setup failed (the parent turns the report into an error).
 const SETUP_FAILED: isize = 125;
@@ -48,14 +49,8 @@ pub struct ChildConfig {
     pub gid: u32,
     /// Drop supplementary groups (not allowed in an unprivileged user namespace).
     pub clear_groups: bool,
-    /// The workload's argv.
-    pub argv: Vec<CString>,
-    /// The workload's environment.
-    pub env: Vec<CString>,
-    /// Paths to try for argv[0], in order.
-    pub candidates: Vec<CString>,
-    /// Whether argv[0] was searched in PATH (changes the not-found message).
-    pub searched_path: bool,
+    /// The workload's command, ready to execute.
+    pub command: ExecCommand,
     /// Standard streams.
     pub stdio: ChildStdio,
     /// Cgroup `tasks` files to write "0" into before anything else (cgroup v1): a thread that
@@ -72,36 +67,12 @@ pub struct ChildConfig {
     pub signal_mask: libc::sigset_t,
 }
 
-/// Pointer arrays for `execve`, built in the parent from a [`ChildConfig`].
-#[derive(Debug)]
-pub struct ExecArrays {
-    argv: Vec<*const c_char>,
-    env: Vec<*const c_char>,
-}
-
-impl ExecArrays {
-    /// NULL-terminated pointer arrays into `config`'s strings (valid while `config` lives).
-    pub fn new(config: &ChildConfig) -> Self {
-        let pointers = |strings: &[CString]| {
-            strings
-                .iter()
-                .map(|s| s.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect()
-        };
-        ExecArrays {
-            argv: pointers(&config.argv),
-            env: pointers(&config.env),
-        }
-    }
-}
-
 /// The child's main function: sets the container up and executes the workload. Returns only
 /// on failure, with the exit status.
-pub fn run(config: &ChildConfig, exec: &ExecArrays) -> isize {
+pub fn run(config: &ChildConfig) -> isize {
     let reporter = Reporter::new(config.report_fd);
     match setup(config, &reporter) {
-        Ok(()) => execute(config, exec, &reporter),
+        Ok(()) => execute(config, &reporter),
         Err((what, errno)) => {
             reporter.send(
                 Event::SetupFailed,
@@ -450,60 +421,13 @@ fn switch_user<'a>(config: &ChildConfig) -> Result<(), StepError<'a>> {
     )
 }
 
-/// Tries each candidate path like `execvp`; reports 126/127 the way Docker words them.
-fn execute(config: &ChildConfig, exec: &ExecArrays, reporter: &Reporter) -> isize {
-    let program = config.argv.first().map_or("", |p| text(p));
+/// Executes the workload; if that fails, reports why (126/127, worded as Docker does).
+fn execute(config: &ChildConfig, reporter: &Reporter) -> isize {
     reporter.event(Event::Exec);
-    let mut denied: Option<(&CStr, Errno)> = None;
-    for candidate in &config.candidates {
-        // SAFETY: candidate and the arrays are NUL-terminated and live in `config`/`exec`.
-        unsafe { libc::execve(candidate.as_ptr(), exec.argv.as_ptr(), exec.env.as_ptr()) };
-        match Errno::last() {
-            Errno::ENOENT | Errno::ENOTDIR => {}
-            errno => {
-                if denied.is_none() {
-                    denied = Some((candidate, errno));
-                }
-            }
-        }
-    }
-    match denied {
-        Some((path, errno)) => {
-            let reason = if errno == Errno::EACCES && is_directory(path) {
-                "is a directory"
-            } else if errno == Errno::EACCES {
-                "permission denied"
-            } else {
-                errno.desc()
-            };
-            reporter.send(
-                Event::ExecFailed,
-                vmc_runtime::outcome::EXIT_CANNOT_EXECUTE as u8,
-                format_args!("exec: {:?}: {reason}", text(path)),
-            );
-            vmc_runtime::outcome::EXIT_CANNOT_EXECUTE as isize
-        }
-        None => {
-            if config.searched_path {
-                reporter.send(
-                    Event::ExecFailed,
-                    vmc_runtime::outcome::EXIT_NOT_FOUND as u8,
-                    format_args!("exec: {program:?}: executable file not found in $PATH"),
-                );
-            } else {
-                reporter.send(
-                    Event::ExecFailed,
-                    vmc_runtime::outcome::EXIT_NOT_FOUND as u8,
-                    format_args!("exec: {program:?}: no such file or directory"),
-                );
-            }
-            vmc_runtime::outcome::EXIT_NOT_FOUND as isize
-        }
-    }
-}
-
-fn is_directory(path: &CStr) -> bool {
-    nix::sys::stat::stat(path).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    let failure = config.command.exec();
+    let code = failure.exit_code();
+    reporter.send(Event::ExecFailed, code, format_args!("{failure}"));
+    code.into()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The parent side of a container run: prepare, clone, place in the cgroup, supervise, tear down.
 
 use crate::cgroups::{CgroupMemory, Hierarchy, Limits, RunCgroup, DEFAULT_ROOT};
-use crate::child::{self, ChildConfig, ChildStdio, ExecArrays};
+use crate::child::{self, ChildConfig, ChildStdio};
 use crate::error::ContainerError;
 use crate::namespaces::{clone_flags, describe, single_id_map};
 use crate::plan::{cpath, OverlayDirs, RootfsPlan};
@@ -16,7 +16,8 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use vmc_runtime::env::{env_value, exec_candidates, workload_env, DEFAULT_PATH};
+use vmc_runtime::env::{env_value, workload_env, DEFAULT_PATH};
+use vmc_runtime::exec::{ExecCommand, NulByte};
 use vmc_runtime::signals::{SignalCatcher, INTERRUPTS_BEFORE_KILL};
 use vmc_runtime::terminal::RawMode;
 use vmc_runtime::user::home_of;
@@ -151,15 +152,14 @@ impl ContainerRuntime {
             &signals,
         )?;
         config.join_cgroup = join_cgroup;
-        let exec = ExecArrays::new(&config);
         let flags = clone_flags(spec.network, rootless);
         let mut stack = vec![0u8; CHILD_STACK];
         // SAFETY: the child only runs `child::run`, which does not allocate or take locks and
-        // ends in execve or returns an exit status; `config` and `exec` outlive the clone call
+        // ends in execve or returns an exit status; `config` outlives the clone call
         // in the parent and are copied with the address space into the child.
         let pid = unsafe {
             nix::sched::clone(
-                Box::new(|| child::run(&config, &exec)),
+                Box::new(|| child::run(&config)),
                 &mut stack,
                 flags,
                 Some(libc::SIGCHLD),
@@ -297,9 +297,11 @@ fn child_config(
     report_write: &OwnedFd,
     signals: &SignalCatcher,
 ) -> Result<ChildConfig, ContainerError> {
-    let program = spec.args.first().ok_or_else(|| {
-        ContainerError::Unsupported("no command to run: give one after the image name".into())
-    })?;
+    if spec.args.is_empty() {
+        return Err(ContainerError::Unsupported(
+            "no command to run: give one after the image name".into(),
+        ));
+    }
     let passwd = std::fs::read_to_string(spec.rootfs.join("etc/passwd")).unwrap_or_default();
     let env = workload_env(&spec.env, &spec.hostname, &home_of(spec.uid, &passwd));
     let path = env_value(&env, "PATH").unwrap_or(DEFAULT_PATH);
@@ -322,10 +324,12 @@ fn child_config(
         uid: spec.uid,
         gid: spec.gid,
         clear_groups: !rootless,
-        argv: cstrings("argument", &spec.args)?,
-        env: cstrings("environment entry", &env)?,
-        candidates: cstrings("command", &exec_candidates(program, path))?,
-        searched_path: !program.contains('/'),
+        command: ExecCommand::new(&spec.args, &env, path).map_err(|NulByte(value)| {
+            ContainerError::NulByte {
+                what: "command",
+                value,
+            }
+        })?,
         stdio,
         join_cgroup: Vec::new(),
         go_fd: go_read.as_raw_fd(),

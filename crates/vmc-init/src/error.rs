@@ -68,9 +68,6 @@ pub enum InitError {
         /// The error.
         errno: Errno,
     },
-    /// An argument or environment string contains a NUL byte.
-    #[error("the command line or environment contains a NUL byte: {0:?}")]
-    NulByte(String),
     /// Signals could not be blocked or waited for, or the workload could not be forked or reaped.
     #[error("{what}: {errno}")]
     Supervise {

@@ -7,7 +7,6 @@
 //! through the i8042 controller the VMM watches). Build it statically with
 //! scripts/build-vmc-init.sh.
 
-mod command;
 mod console;
 mod error;
 mod exit_device;

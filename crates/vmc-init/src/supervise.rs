@@ -1,6 +1,5 @@
 //! Running the workload as PID 1's child: credentials, exec, signal forwarding, reaping.
 
-use crate::command::execute;
 use crate::console::{self, WorkloadStdin};
 use crate::error::InitError;
 use crate::exit_device::ExitDevice;
@@ -10,12 +9,12 @@ use nix::sys::signal::{kill, signal, SigHandler, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, fork, setgid, setgroups, setsid, setuid, ForkResult, Gid, Pid, Uid};
-use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use vmc_init::protocol::{BootMilestone, WorkloadStatus, INIT_FAILED_CODE};
 use vmc_init::RunConfig;
 use vmc_init::TerminalSize;
-use vmc_runtime::env::{exec_candidates, DEFAULT_PATH};
+use vmc_runtime::env::DEFAULT_PATH;
+use vmc_runtime::exec::ExecCommand;
 use vmc_runtime::guest_control::{Decoder, GuestControl};
 use vmc_runtime::signals::FORWARDED;
 
@@ -63,15 +62,10 @@ fn exec_workload(config: &RunConfig, stdin: &WorkloadStdin, device: &ExitDevice)
         eprintln!("vmc-init: {err}");
         return INIT_FAILED_CODE.into();
     }
-    let program = &config.args[0];
-    let candidates = exec_candidates(program, config.path_var().unwrap_or(DEFAULT_PATH));
-    let (argv, envp, candidates) = match (
-        c_strings(&config.args),
-        c_strings(&config.env),
-        c_strings(&candidates),
-    ) {
-        (Ok(argv), Ok(envp), Ok(candidates)) => (argv, envp, candidates),
-        (Err(err), ..) | (_, Err(err), _) | (.., Err(err)) => {
+    let path = config.path_var().unwrap_or(DEFAULT_PATH);
+    let command = match ExecCommand::new(&config.args, &config.env, path) {
+        Ok(command) => command,
+        Err(err) => {
             eprintln!("vmc-init: {err}");
             return INIT_FAILED_CODE.into();
         }
@@ -81,9 +75,9 @@ fn exec_workload(config: &RunConfig, stdin: &WorkloadStdin, device: &ExitDevice)
         eprintln!("vmc-init: giving up the exit device ports: {errno}");
         return INIT_FAILED_CODE.into();
     }
-    let err = execute(program, &candidates, &argv, &envp);
-    eprintln!("{err}");
-    err.exit_code()
+    let failure = command.exec();
+    eprintln!("vmc: {failure}");
+    failure.exit_code().into()
 }
 
 /// In the child: restores the signal mask and SIGPIPE's default action (Rust ignores it, and
@@ -111,14 +105,6 @@ fn enter_workload_context(config: &RunConfig, stdin: &WorkloadStdin) -> Result<(
         path: config.workdir.clone(),
         errno,
     })
-}
-
-/// Converts strings for execve.
-fn c_strings(strings: &[String]) -> Result<Vec<CString>, InitError> {
-    strings
-        .iter()
-        .map(|s| CString::new(s.as_str()).map_err(|_| InitError::NulByte(s.clone())))
-        .collect()
 }
 
 /// Waits for the workload to exit, reaping orphans meanwhile and passing on to it the signals

@@ -6,6 +6,7 @@
 //! runtimes needs to know which mode it drives.
 
 pub mod env;
+pub mod exec;
 pub mod guest_control;
 pub mod memory;
 pub mod outcome;
