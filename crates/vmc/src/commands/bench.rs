@@ -1,7 +1,7 @@
 //! `vmc bench`: run one image as a microVM and as a container, alternately, and report how
 //! long each phase took and how much memory each mode held (see METHODOLOGY.md).
 
-use crate::commands::run::{build_spec, ModeArg, NetworkArg, RunArgs};
+use crate::commands::run::{build_spec, ModeArg, RunArgs};
 use crate::modes::{runtime_for, ModeOptions};
 use crate::state::{self, new_run_id, RunStore};
 use crate::units::parse_size;
@@ -229,25 +229,13 @@ impl Bencher<'_> {
     fn run_args(&self, mode: ModeArg, image: &str, command: &[String]) -> RunArgs {
         RunArgs {
             mode,
-            env: Vec::new(),
-            env_files: Vec::new(),
-            workdir: None,
-            user: None,
-            volumes: Vec::new(),
-            entrypoint: None,
-            name: None,
-            hostname: None,
             rm: true,
-            interactive: false,
-            tty: false,
             memory: self.args.memory,
             cpus: self.args.cpus,
-            pids_limit: None,
-            network: NetworkArg::None,
-            trace: None,
             mode_options: self.args.mode_options.clone(),
             image: image.to_string(),
             command: command.to_vec(),
+            ..RunArgs::default()
         }
     }
 }

@@ -13,11 +13,12 @@ use vmc_runtime::{
 };
 
 /// The run mode as the CLI spells it.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
 pub enum ModeArg {
     /// A KVM microVM: static guest RAM and vCPUs, its own kernel.
     Vm,
     /// A namespace container: the host kernel, cgroup limits.
+    #[default]
     Container,
 }
 
@@ -31,20 +32,22 @@ impl From<ModeArg> for Mode {
 }
 
 /// The network a run gets.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
 pub enum NetworkArg {
     /// A private network namespace with loopback only.
+    #[default]
     None,
     /// The host's network (container mode only).
     Host,
 }
 
-/// Options of `vmc run`.
-#[derive(Args, Debug)]
+/// Options of `vmc run`. `Default` gives what the command line gives when only an image is
+/// named (`vmc bench` builds its runs from it).
+#[derive(Args, Debug, Default)]
 #[command(trailing_var_arg = true)]
 pub struct RunArgs {
     /// Run as a microVM or as a container.
-    #[arg(long, value_enum, default_value = "container")]
+    #[arg(long, value_enum, default_value_t)]
     pub mode: ModeArg,
     /// Set an environment variable (KEY=VALUE, or KEY to copy it from vmc's environment).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
@@ -89,7 +92,7 @@ pub struct RunArgs {
     #[arg(long = "pids-limit", value_name = "N")]
     pub pids_limit: Option<i64>,
     /// Network: none (loopback only) or host.
-    #[arg(long, value_enum, default_value = "none")]
+    #[arg(long, value_enum, default_value_t)]
     pub network: NetworkArg,
     /// Print the run's annotated timeline on stderr when it ends.
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "text")]
@@ -294,6 +297,21 @@ fn parse_volume(text: &str) -> Result<BindMount> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_run_args_are_the_command_lines_defaults() {
+        #[derive(clap::Parser)]
+        struct Run {
+            #[command(flatten)]
+            args: RunArgs,
+        }
+        let parsed = <Run as clap::Parser>::parse_from(["run", "busybox"]).args;
+        let defaults = RunArgs {
+            image: "busybox".into(),
+            ..RunArgs::default()
+        };
+        assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
+    }
 
     #[test]
     fn env_entries_replace_earlier_values() {
