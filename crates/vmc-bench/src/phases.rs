@@ -71,7 +71,10 @@ pub struct PhaseDuration {
     #[serde(flatten)]
     pub phase: Phase,
     /// Its duration, in microseconds when serialised.
-    #[serde(rename = "duration_us", with = "micros")]
+    #[serde(
+        rename = "duration_us",
+        with = "vmc_runtime::timeline::duration_micros"
+    )]
     pub duration: Duration,
 }
 
@@ -158,20 +161,6 @@ fn offset_of(marks: &[Mark], milestone: Milestone) -> Option<Duration> {
         .iter()
         .find(|m| m.milestone == milestone)
         .map(|m| m.at)
-}
-
-/// Serialises a duration as whole microseconds (the unit of the timeline's JSON).
-pub(crate) mod micros {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_micros() as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_micros)
-    }
 }
 
 #[cfg(test)]

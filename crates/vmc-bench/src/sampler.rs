@@ -16,7 +16,7 @@ use vmc_runtime::{MemoryProbe, MemoryReading, RunObserver};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MemorySample {
     /// When the reading was taken, in microseconds since vmc started when serialised.
-    #[serde(rename = "at_us", with = "crate::phases::micros")]
+    #[serde(rename = "at_us", with = "vmc_runtime::timeline::duration_micros")]
     pub at: Duration,
     /// The four numbers the runtime's probe returned.
     #[serde(flatten)]

@@ -131,14 +131,18 @@ impl Timeline {
     }
 }
 
-mod duration_micros {
+/// Serde support for a `Duration` as whole microseconds, the unit of vmc's JSON
+/// (`#[serde(with = "vmc_runtime::timeline::duration_micros")]`).
+pub mod duration_micros {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
+    /// Writes `d` as whole microseconds.
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_micros() as u64)
     }
 
+    /// Reads whole microseconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_micros)
     }
