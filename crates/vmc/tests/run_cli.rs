@@ -263,6 +263,12 @@ fn bad_input_fails_with_one_clear_line() {
         "not supported in VM mode",
     );
     assert_one_line_error(&vmc(&["rm", "no-such-run"]), 1, "no such run");
+    // Command::output gives vmc a null stdin: no terminal.
+    assert_one_line_error(
+        &vmc(&["run", "-it", "busybox", "cat"]),
+        125,
+        "the input device is not a TTY: drop -t",
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ use crate::trace::{print_trace, TraceFormat};
 use crate::units::parse_size;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 use vmc_runtime::{
@@ -110,6 +111,7 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
     let mut timeline = Timeline::starting_at(started);
     let mode = Mode::from(args.mode);
     check_mode_flags(&args, mode)?;
+    check_terminal(&args)?;
     let store = vmc_image::Store::open_default()?;
     let image = store.resolve(&args.image)?;
     let rootfs = store.rootfs(&image)?;
@@ -158,6 +160,15 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
         print_trace(&timeline, mode, format)?;
     }
     Ok(outcome.exit_code() as u8)
+}
+
+/// Refuses `-it` when stdin is not a terminal, as Docker does: the input would go through a
+/// terminal, which never passes its end on, so the workload would wait for more forever.
+fn check_terminal(args: &RunArgs) -> Result<()> {
+    if args.tty && args.interactive && !std::io::stdin().is_terminal() {
+        bail!("the input device is not a TTY: drop -t to pipe input into the workload (-i alone), or run vmc from a terminal");
+    }
+    Ok(())
 }
 
 /// Rejects flags that the chosen mode cannot honour, instead of silently ignoring them.
