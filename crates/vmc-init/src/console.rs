@@ -60,25 +60,26 @@ pub fn separate_stderr(tty: bool) {
 
 /// Opens [`SECOND_LINE`] in raw mode as stderr.
 fn open_stderr_line() -> Result<(), Errno> {
-    dup2_stderr(open_second_line()?)
+    // Write-only: the line's input is the VMM's control messages, not for the workload.
+    dup2_stderr(open_second_line(OFlag::O_WRONLY)?)
 }
 
 /// Opens [`SECOND_LINE`] in raw mode, to read what the VMM sends (signals, terminal sizes);
 /// `None` (with a warning on stderr) if it cannot be used, and the workload then gets no
 /// signals from vmc.
 pub fn open_control_line() -> Option<OwnedFd> {
-    open_second_line()
+    open_second_line(OFlag::O_RDONLY)
         .inspect_err(|errno| {
             eprintln!("vmc-init: opening {SECOND_LINE}: {errno}; signals sent to vmc will not reach the workload");
         })
         .ok()
 }
 
-/// Opens [`SECOND_LINE`] in raw mode.
-fn open_second_line() -> Result<OwnedFd, Errno> {
+/// Opens [`SECOND_LINE`] for `access` (`O_RDONLY` or `O_WRONLY`) in raw mode.
+fn open_second_line(access: OFlag) -> Result<OwnedFd, Errno> {
     let line = open(
         SECOND_LINE,
-        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        access | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
     make_raw(&line)?;
