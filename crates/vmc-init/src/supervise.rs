@@ -19,8 +19,8 @@ use vmc_runtime::guest_control::{Decoder, GuestControl};
 use vmc_runtime::signals::FORWARDED;
 
 /// Starts the workload and supervises it until it exits: forwards the signals the init
-/// receives or reads on `control_line` (from vmc, through the VMM), reaps every orphan that ends up as the init's child, and returns the workload's
-/// status.
+/// receives or reads on `control_line` (from vmc, through the VMM), reaps every orphan that
+/// ends up as the init's child, and returns the workload's status.
 pub fn run_workload(
     config: &RunConfig,
     device: &ExitDevice,

@@ -6,7 +6,8 @@
 //!
 //! The steps run in order: `--expect` waits until the terminal's output (after the previous
 //! match) contains TEXT, `--send` types TEXT (`\n`, `\r`, `\\`, `\xHH` are escapes: `\x03` is
-//! Ctrl-C, `\x04` Ctrl-D), `--resize` changes the terminal's size (the command gets SIGWINCH). Everything the command writes to the terminal is copied to stdout.
+//! Ctrl-C, `\x04` Ctrl-D), `--resize` changes the terminal's size (the command gets SIGWINCH).
+//! Everything the command writes to the terminal is copied to stdout.
 //! When the command has exited, one line on stderr says whether it left the terminal's mode
 //! as it found it: `pty_session: terminal restored` or `pty_session: terminal left changed`.
 //! Exits with the command's exit code (128+N if killed by signal N); 99 if a step timed out

@@ -255,14 +255,14 @@ impl Vm {
         }
         kick::install()?;
         // Before any thread starts, so that all of them block the signals to forward.
-        let signals = match self.forward_signals {
-            true => Some(Arc::new(SignalCatcher::new().map_err(|errno| {
-                VmError::Host {
-                    what: "catch the signals to forward",
-                    source: errno.into(),
-                }
-            })?)),
-            false => None,
+        let signals = if self.forward_signals {
+            let catcher = SignalCatcher::new().map_err(|errno| VmError::Host {
+                what: "catch the signals to forward",
+                source: errno.into(),
+            })?;
+            Some(Arc::new(catcher))
+        } else {
+            None
         };
         let stop = Arc::new(AtomicBool::new(false));
         let (events, received) = mpsc::channel();
