@@ -6,6 +6,9 @@
 //! the milestone bytes, an `isa-debug-exit` at port 0x604 ends QEMU on the status write with
 //! exit code `(status << 1) | 1` (so the low 7 bits of the status come back).
 
+mod common;
+
+use common::run_config;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -180,27 +183,13 @@ fn boot(setup: &Setup, config: &RunConfig) -> Boot {
     }
 }
 
-fn config(args: &[&str]) -> RunConfig {
-    RunConfig {
-        args: args.iter().map(|a| a.to_string()).collect(),
-        env: vec!["PATH=/bin".into()],
-        workdir: "/".into(),
-        uid: 0,
-        gid: 0,
-        hostname: "vmc-test".into(),
-        tty: false,
-        interactive: false,
-        terminal_size: None,
-    }
-}
-
 #[test]
 fn the_workload_runs_as_its_user_in_its_world_and_its_exit_code_comes_back() {
     let Some(setup) = setup() else { return };
     let script = "echo id=$(id -u):$(id -g) cwd=$(pwd) host=$(hostname) foo=$FOO; \
                   cut -d' ' -f2,3 /proc/mounts | sort | tr '\\n' ,; echo; \
                   ifconfig lo | grep -o UP; ls -A /vmc; exit 3";
-    let mut run = config(&["sh", "-c", script]);
+    let mut run = run_config(&["sh", "-c", script]);
     run.env.push("FOO=bar".into());
     run.uid = 65534;
     run.gid = 65534;
@@ -229,7 +218,7 @@ fn the_workload_runs_as_its_user_in_its_world_and_its_exit_code_comes_back() {
 #[test]
 fn a_missing_command_exits_127_with_container_modes_message() {
     let Some(setup) = setup() else { return };
-    let boot = boot(&setup, &config(&["nosuchcmd", "arg"]));
+    let boot = boot(&setup, &run_config(&["nosuchcmd", "arg"]));
     assert_eq!(
         boot.stderr, "vmc: exec: \"nosuchcmd\": executable file not found in $PATH\n",
         "the message goes to stderr (COM2); console:\n{}",
@@ -243,7 +232,7 @@ fn a_missing_command_exits_127_with_container_modes_message() {
 fn signals_sent_to_init_reach_the_workload() {
     let Some(setup) = setup() else { return };
     let script = "trap 'echo got TERM; exit 7' TERM; kill -TERM 1; sleep 30 & wait";
-    let boot = boot(&setup, &config(&["sh", "-c", script]));
+    let boot = boot(&setup, &run_config(&["sh", "-c", script]));
     assert!(
         boot.console.contains("got TERM"),
         "console:\n{}",
@@ -255,7 +244,7 @@ fn signals_sent_to_init_reach_the_workload() {
 #[test]
 fn a_killed_workload_reports_its_signal() {
     let Some(setup) = setup() else { return };
-    let boot = boot(&setup, &config(&["sh", "-c", "kill -KILL $$"]));
+    let boot = boot(&setup, &run_config(&["sh", "-c", "kill -KILL $$"]));
     assert_eq!(boot.milestones, [1, 2], "console:\n{}", boot.console);
     // 0x100 | SIGKILL: QEMU's exit code keeps the low 7 bits.
     assert_eq!(boot.status_low_bits, Some(9));

@@ -1,5 +1,8 @@
 //! The cpio writer and the initramfs builders, checked against GNU cpio (`cpio -i`).
 
+mod common;
+
+use common::run_config;
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -254,18 +257,9 @@ fn a_dynamically_linked_init_is_refused() {
     assert!(err.contains("not an x86-64 ELF executable"), "{err}");
 }
 
+/// The settings of `echo hi`.
 fn sample_config() -> RunConfig {
-    RunConfig {
-        args: vec!["/bin/echo".into(), "hi".into()],
-        env: vec!["PATH=/bin".into()],
-        workdir: "/".into(),
-        uid: 0,
-        gid: 0,
-        hostname: "vmc-test".into(),
-        tty: false,
-        interactive: false,
-        terminal_size: None,
-    }
+    run_config(&["/bin/echo", "hi"])
 }
 
 #[test]

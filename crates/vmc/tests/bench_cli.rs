@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{container_skip_reason, text, vmc, workspace_root, VMC};
+use common::{container_skip_reason, make_default_images, text, vmc, workspace_root, VMC};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,26 +14,7 @@ use std::process::Command;
 /// A vmc home with the default images (busybox, vmc-workload) from the project's script.
 fn home_with_default_images() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
-    // The script builds the static workload with cargo: a target directory of its own (shared
-    // with the image CLI test) so it does not wait for the lock this test run holds.
-    let target = Path::new(VMC)
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("image-cli-nested");
-    let out = Command::new(workspace_root().join("scripts/make-default-images.sh"))
-        .env("VMC", VMC)
-        .env("VMC_HOME", home.path())
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "make-default-images.sh failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    make_default_images(home.path());
     home
 }
 

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{vmc, workspace_root, VMC};
+use common::{make_default_images, vmc};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -24,27 +24,9 @@ fn default_images_script_then_list_inspect_rmi_prune() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    // The script builds the static workload with cargo: give it its own target directory so
-    // it does not wait for the lock this test run holds.
-    let target = Path::new(VMC)
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("image-cli-nested");
+    // Twice: the second run finds the images there and changes nothing.
     for _ in 0..2 {
-        let out = Command::new(workspace_root().join("scripts/make-default-images.sh"))
-            .env("VMC", VMC)
-            .env("VMC_HOME", &home)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "script failed: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
+        make_default_images(&home);
     }
 
     let out = vmc(&home, &["images", "--json"]);

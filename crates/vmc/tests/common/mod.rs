@@ -1,5 +1,6 @@
 //! Helpers shared by the CLI end-to-end tests: running the `vmc` binary with a temporary
-//! VMC_HOME, and telling whether container runs can be tested on this host.
+//! VMC_HOME, making the default images there, and telling whether container runs can be
+//! tested on this host.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -44,4 +45,28 @@ pub fn container_skip_reason() -> Option<&'static str> {
         return Some("no cgroup filesystem at /sys/fs/cgroup");
     }
     None
+}
+
+/// Runs scripts/make-default-images.sh for `home` (the busybox and vmc-workload images).
+pub fn make_default_images(home: &Path) {
+    // The script builds the static workload with cargo: a target directory of its own (shared
+    // by the tests that call this) so it does not wait for the lock this test run holds.
+    let target = Path::new(VMC)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("image-cli-nested");
+    let out = Command::new(workspace_root().join("scripts/make-default-images.sh"))
+        .env("VMC", VMC)
+        .env("VMC_HOME", home)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make-default-images.sh failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }
