@@ -4,10 +4,11 @@
 //! closing the pipe: the workload reads end-of-file where vmc's stdin ended on the host.
 
 use crate::error::InitError;
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::unistd::{fork, pipe2, read, write, ForkResult};
-use std::os::fd::{AsFd, OwnedFd};
+use nix::unistd::{fork, pipe2, ForkResult};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use vmc_runtime::stdin_stream::Decoder;
 
 /// Starts the relay process (a child of the init, reaped like any orphan) and returns the
@@ -21,7 +22,7 @@ pub fn start() -> Result<OwnedFd, InitError> {
     match unsafe { fork() }.map_err(failed("forking the stdin relay"))? {
         ForkResult::Child => {
             drop(read_end);
-            let code = match relay(std::io::stdin().as_fd(), &write_end) {
+            let code = match relay(std::io::stdin(), File::from(write_end)) {
                 Ok(()) => 0,
                 Err(_) => 1,
             };
@@ -34,36 +35,24 @@ pub fn start() -> Result<OwnedFd, InitError> {
 
 /// Copies the decoded console input into `pipe` until the stream's end marker. Fails when the
 /// console cannot be read or the workload has closed its stdin.
-fn relay(console: impl AsFd, pipe: &OwnedFd) -> Result<(), Errno> {
+fn relay(mut console: impl Read, mut pipe: impl Write) -> io::Result<()> {
     let mut decoder = Decoder::default();
     let mut line = [0u8; 4096];
     let mut input = Vec::with_capacity(line.len());
     loop {
-        let count = match read(&console, &mut line) {
+        let count = match console.read(&mut line) {
             Ok(0) => return Ok(()),
             Ok(count) => count,
-            Err(Errno::EINTR) => continue,
-            Err(errno) => return Err(errno),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
         };
         input.clear();
         let ended = decoder.decode(&line[..count], &mut input);
-        write_all(pipe, &input)?;
+        pipe.write_all(&input)?;
         if ended {
             return Ok(());
         }
     }
-}
-
-/// Writes all of `bytes` to `fd`.
-fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Errno> {
-    while !bytes.is_empty() {
-        match write(fd, bytes) {
-            Ok(written) => bytes = &bytes[written..],
-            Err(Errno::EINTR) => {}
-            Err(errno) => return Err(errno),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -73,27 +62,21 @@ mod tests {
 
     #[test]
     fn relay_decodes_until_the_end_marker() {
-        let (console_read, console_write) = pipe2(OFlag::O_CLOEXEC).unwrap();
-        let (pipe_read, pipe_write) = pipe2(OFlag::O_CLOEXEC).unwrap();
         let mut line = Vec::new();
         encode(b"one\xfftwo\n", &mut line);
         line.extend_from_slice(&END_OF_INPUT);
         line.extend_from_slice(b"after the end");
-        write_all(&console_write, &line).unwrap();
-        relay(&console_read, &pipe_write).unwrap();
-        drop(pipe_write);
-        let mut received = vec![0u8; 64];
-        let count = read(&pipe_read, &mut received).unwrap();
-        assert_eq!(&received[..count], b"one\xfftwo\n");
+        let mut received = Vec::new();
+        relay(line.as_slice(), &mut received).unwrap();
+        assert_eq!(received, b"one\xfftwo\n");
     }
 
     #[test]
     fn relay_fails_when_the_workload_closed_its_stdin() {
-        let (console_read, console_write) = pipe2(OFlag::O_CLOEXEC).unwrap();
         let (pipe_read, pipe_write) = pipe2(OFlag::O_CLOEXEC).unwrap();
         drop(pipe_read);
-        write_all(&console_write, b"x").unwrap();
         // (Rust programs ignore SIGPIPE, the init and this test alike: the write fails instead.)
-        assert_eq!(relay(&console_read, &pipe_write), Err(Errno::EPIPE));
+        let err = relay(&b"x"[..], File::from(pipe_write)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
     }
 }
