@@ -43,7 +43,7 @@ awk -v guest_kib="$guest_kib" '
 wait "$run"
 EOF
 
-if "$vmc" doctor 2>/dev/null | grep -q '\[ok  \] KVM probe'; then
+if "$vmc" doctor --check vm >/dev/null 2>&1; then
   PATH="$(dirname "$(realpath "$vmc")"):$PATH" bash "$inner"
 else
   echo "vmm-rss: this host's KVM cannot boot Linux: measuring inside scripts/kvm-sandbox" >&2
