@@ -22,7 +22,8 @@ use vmc_runtime::signals::{SignalCatcher, INTERRUPTS_BEFORE_KILL};
 use vmc_runtime::terminal::RawMode;
 use vmc_runtime::user::home_of;
 use vmc_runtime::{
-    ExitOutcome, Milestone, Mode, NetworkMode, RunSpec, Runtime, RuntimeError, Timeline,
+    ExitOutcome, Milestone, Mode, NetworkMode, RunOption, RunSpec, Runtime, RuntimeError, Support,
+    Timeline,
 };
 use vmc_runtime::{MemoryProbe, MemoryReading, RunObserver};
 
@@ -261,6 +262,25 @@ impl ContainerRuntime {
 impl Runtime for ContainerRuntime {
     fn mode(&self) -> Mode {
         Mode::Container
+    }
+
+    fn support(&self, option: RunOption) -> Support {
+        match option {
+            RunOption::Kernel => Support::Refused(
+                "a container runs on the host's kernel (drop --kernel, or use --mode vm)",
+            ),
+            RunOption::Console => Support::Refused(
+                "a container has no kernel console of its own (drop --console, or use --mode vm)",
+            ),
+            RunOption::Volumes
+            | RunOption::PidsLimit
+            | RunOption::HostNetwork
+            | RunOption::Capabilities
+            | RunOption::Privileged
+            | RunOption::SeccompUnconfined
+            | RunOption::SeccompProfile
+            | RunOption::NoNewPrivileges => Support::Honoured,
+        }
     }
 
     fn run(

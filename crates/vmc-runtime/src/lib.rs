@@ -20,7 +20,7 @@ pub mod user;
 
 pub use memory::{MemoryProbe, MemoryReading, NoObserver, RunObserver};
 pub use outcome::ExitOutcome;
-pub use spec::{BindMount, Mode, NetworkMode, Resources, RunSpec};
+pub use spec::{BindMount, Mode, NetworkMode, Resources, RunSpec, SeccompPolicy, Security};
 pub use timeline::{Milestone, Timeline};
 
 use std::path::Path;
@@ -28,10 +28,50 @@ use std::path::Path;
 /// Errors a runtime reports before the workload could start (vmc exits 125 for these).
 pub type RuntimeError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// A run option that not every runtime honours. The CLI asks the chosen runtime about each
+/// option a command line uses ([`Runtime::support`]) and refuses the ones it cannot honour,
+/// instead of ignoring them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOption {
+    /// `-v HOST:TARGET`.
+    Volumes,
+    /// `--pids-limit`.
+    PidsLimit,
+    /// `--network host`.
+    HostNetwork,
+    /// `--kernel PATH`.
+    Kernel,
+    /// `--console`.
+    Console,
+    /// `--cap-add` / `--cap-drop`.
+    Capabilities,
+    /// `--privileged`.
+    Privileged,
+    /// `--security-opt seccomp=unconfined`.
+    SeccompUnconfined,
+    /// `--security-opt seccomp=FILE.json`.
+    SeccompProfile,
+    /// `--security-opt no-new-privileges`.
+    NoNewPrivileges,
+}
+
+/// Whether a runtime honours a [`RunOption`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// The option works in this mode.
+    Honoured,
+    /// The option cannot work in this mode: why, and what to do instead (one phrase, e.g.
+    /// "the guest has no shared filesystem (use --mode container)").
+    Refused(&'static str),
+}
+
 /// A way of running an image: as a namespace container or as a KVM microVM.
 pub trait Runtime {
     /// Which mode this runtime implements.
     fn mode(&self) -> Mode;
+
+    /// Whether this runtime honours `option`.
+    fn support(&self, option: RunOption) -> Support;
 
     /// Runs the workload described by `spec` to completion, recording milestones and trace
     /// steps in `timeline`. Blocks until the workload has exited and everything the run

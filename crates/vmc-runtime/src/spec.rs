@@ -56,6 +56,36 @@ pub struct BindMount {
     pub readonly: bool,
 }
 
+/// Which seccomp filter confines the workload (container) or the VMM (VM).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompPolicy {
+    /// vmc's default: Docker's default profile for a container, Firecracker-style per-thread
+    /// filters for the VMM.
+    #[default]
+    Default,
+    /// No filter (`--security-opt seccomp=unconfined`).
+    Unconfined,
+    /// A profile in Docker's JSON format (`--security-opt seccomp=FILE.json`, container).
+    Profile(PathBuf),
+}
+
+/// How far the workload is confined beyond its namespaces (`--cap-add`, `--cap-drop`,
+/// `--privileged`, `--security-opt`). The default is Docker's default confinement.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Security {
+    /// Every capability, no seccomp filter, no masked paths, all devices (`--privileged`).
+    pub privileged: bool,
+    /// Capabilities added to the default set, as given (`NET_ADMIN`, `CAP_NET_ADMIN`, `ALL`).
+    pub cap_add: Vec<String>,
+    /// Capabilities removed from the default set, as given (`ALL` removes every one).
+    pub cap_drop: Vec<String>,
+    /// The seccomp filter.
+    pub seccomp: SeccompPolicy,
+    /// Set no_new_privs: setuid files and file capabilities grant nothing.
+    pub no_new_privileges: bool,
+}
+
 /// Everything a runtime needs to run one workload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunSpec {
@@ -89,6 +119,9 @@ pub struct RunSpec {
     pub tty: bool,
     /// Keep the workload's stdin connected (`-i`).
     pub interactive: bool,
+    /// Capabilities, seccomp and privileges.
+    #[serde(default)]
+    pub security: Security,
 }
 
 impl RunSpec {

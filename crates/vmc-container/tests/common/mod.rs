@@ -132,6 +132,7 @@ pub fn spec(args: &[&str], fixture: &Fixture) -> RunSpec {
         mounts: Vec::new(),
         tty: false,
         interactive: false,
+        security: Default::default(),
     }
 }
 

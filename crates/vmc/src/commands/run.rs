@@ -10,7 +10,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 use vmc_runtime::{
-    BindMount, ExitOutcome, Mode, NetworkMode, NoObserver, Resources, RunSpec, Timeline,
+    BindMount, ExitOutcome, Mode, NetworkMode, NoObserver, Resources, RunOption, RunSpec, Runtime,
+    SeccompPolicy, Security, Support, Timeline,
 };
 
 /// The run mode as the CLI spells it.
@@ -95,6 +96,20 @@ pub struct RunArgs {
     /// Network: none (loopback only) or host.
     #[arg(long, value_enum, default_value_t)]
     pub network: NetworkArg,
+    /// Add a Linux capability to the default set (NET_ADMIN, CAP_SYS_TIME, ALL; container mode).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a Linux capability from the default set (ALL drops every one; container mode).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Give the workload every capability and device, no seccomp filter and no masked paths
+    /// (container mode): the explicit opt-out of confinement.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security options: seccomp=unconfined, seccomp=FILE.json (Docker's profile format,
+    /// container mode), no-new-privileges.
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// Print the run's annotated timeline on stderr when it ends.
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "text")]
     pub trace: Option<TraceFormat>,
@@ -110,7 +125,9 @@ pub struct RunArgs {
 pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
     let mut timeline = Timeline::starting_at(started);
     let mode = Mode::from(args.mode);
-    check_mode_flags(&args, mode)?;
+    let security = parse_security(&args)?;
+    let runtime = runtime_for(mode, &args.mode_options)?;
+    check_options(&args, &security, runtime.as_ref())?;
     check_terminal(&args)?;
     let store = vmc_image::Store::open_default()?;
     let image = store.resolve(&args.image)?;
@@ -130,8 +147,8 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
         Some(name) => name.clone(),
         None => id[..12].to_string(),
     };
-    let spec = build_spec(&args, &image, rootfs, &id, runs.run_dir(&id))?;
-    let runtime = runtime_for(mode, &args.mode_options)?;
+    let mut spec = build_spec(&args, &image, rootfs, &id, runs.run_dir(&id))?;
+    spec.security = security;
     let mut record = RunRecord::starting(&name, mode, &args.image, &spec);
     runs.save(&record)?;
     let result = runtime.run(&spec, &mut timeline, &NoObserver);
@@ -171,20 +188,97 @@ fn check_terminal(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Rejects flags that the chosen mode cannot honour, instead of silently ignoring them.
-fn check_mode_flags(args: &RunArgs, mode: Mode) -> Result<()> {
-    if mode == Mode::Vm {
-        if !args.volumes.is_empty() {
-            bail!("--volume is not supported in VM mode: the guest has no shared filesystem (use --mode container)");
+/// The run options this command line uses, with the flag that asked for each.
+fn used_options(args: &RunArgs, security: &Security) -> Vec<(RunOption, &'static str)> {
+    let mut used = Vec::new();
+    let mut add = |used_here: bool, option, flag| {
+        if used_here {
+            used.push((option, flag));
         }
-        if args.pids_limit.is_some() {
-            bail!("--pids-limit is not supported in VM mode: the guest kernel has no cgroup limit set (use --mode container)");
-        }
-        if matches!(args.network, NetworkArg::Host) {
-            bail!("--network host is not supported in VM mode: the guest has only loopback (use --mode container)");
+    };
+    add(!args.volumes.is_empty(), RunOption::Volumes, "--volume");
+    add(
+        args.pids_limit.is_some(),
+        RunOption::PidsLimit,
+        "--pids-limit",
+    );
+    add(
+        matches!(args.network, NetworkArg::Host),
+        RunOption::HostNetwork,
+        "--network host",
+    );
+    add(
+        args.mode_options.kernel.is_some(),
+        RunOption::Kernel,
+        "--kernel",
+    );
+    add(args.mode_options.console, RunOption::Console, "--console");
+    add(
+        !security.cap_add.is_empty() || !security.cap_drop.is_empty(),
+        RunOption::Capabilities,
+        "--cap-add/--cap-drop",
+    );
+    add(security.privileged, RunOption::Privileged, "--privileged");
+    add(
+        security.seccomp == SeccompPolicy::Unconfined,
+        RunOption::SeccompUnconfined,
+        "--security-opt seccomp=unconfined",
+    );
+    add(
+        matches!(security.seccomp, SeccompPolicy::Profile(_)),
+        RunOption::SeccompProfile,
+        "--security-opt seccomp=FILE",
+    );
+    add(
+        security.no_new_privileges,
+        RunOption::NoNewPrivileges,
+        "--security-opt no-new-privileges",
+    );
+    used
+}
+
+/// Refuses the flags the chosen runtime cannot honour, instead of silently ignoring them.
+fn check_options(args: &RunArgs, security: &Security, runtime: &dyn Runtime) -> Result<()> {
+    for (option, flag) in used_options(args, security) {
+        if let Support::Refused(why) = runtime.support(option) {
+            bail!(
+                "{flag} is not supported in {} mode: {why}",
+                runtime.mode().as_str()
+            );
         }
     }
     Ok(())
+}
+
+/// The confinement asked for by `--privileged`, `--cap-add`, `--cap-drop` and `--security-opt`.
+fn parse_security(args: &RunArgs) -> Result<Security> {
+    let mut security = Security {
+        privileged: args.privileged,
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        ..Security::default()
+    };
+    for option in &args.security_opt {
+        // Docker accepts both `key=value` and the older `key:value`.
+        let (key, value) = option
+            .split_once(['=', ':'])
+            .map_or((option.as_str(), None), |(k, v)| (k, Some(v)));
+        match (key, value) {
+            ("seccomp", Some("unconfined")) => security.seccomp = SeccompPolicy::Unconfined,
+            ("seccomp", Some(path)) if !path.is_empty() => {
+                let path = std::fs::canonicalize(path).with_context(|| {
+                    format!("--security-opt seccomp={path}: cannot open the profile")
+                })?;
+                security.seccomp = SeccompPolicy::Profile(path);
+            }
+            ("no-new-privileges", None | Some("true")) => security.no_new_privileges = true,
+            ("no-new-privileges", Some("false")) => security.no_new_privileges = false,
+            _ => bail!(
+                "invalid --security-opt {option:?}: vmc knows seccomp=unconfined, seccomp=FILE.json and no-new-privileges[=true|false]"
+            ),
+        }
+    }
+    Ok(security)
 }
 
 /// Combines the image's config with the command line, the way `docker run` does.
@@ -266,6 +360,7 @@ pub(crate) fn build_spec(
             .collect::<Result<_>>()?,
         tty: args.tty,
         interactive: args.interactive,
+        security: Security::default(),
     })
 }
 

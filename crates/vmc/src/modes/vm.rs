@@ -13,7 +13,7 @@ use vmc_runtime::terminal::{window_size, RawMode};
 use vmc_runtime::user::home_of;
 use vmc_runtime::{
     memory::process_rss_bytes, ExitOutcome, MemoryProbe, MemoryReading, Milestone, Mode,
-    RunObserver, RunSpec, Runtime, RuntimeError, Timeline,
+    RunObserver, RunOption, RunSpec, Runtime, RuntimeError, Support, Timeline,
 };
 use vmc_vm::probe::Verdict;
 use vmc_vm::{RamRegion, StdinMode, Vm, VmConfig};
@@ -103,6 +103,32 @@ impl VmRuntime {
 impl Runtime for VmRuntime {
     fn mode(&self) -> Mode {
         Mode::Vm
+    }
+
+    fn support(&self, option: RunOption) -> Support {
+        match option {
+            RunOption::Volumes => Support::Refused(
+                "the guest has no shared filesystem (use --mode container)",
+            ),
+            RunOption::PidsLimit => Support::Refused(
+                "the guest kernel has no cgroup limit set (use --mode container)",
+            ),
+            RunOption::HostNetwork => Support::Refused(
+                "the guest has only loopback (use --mode container)",
+            ),
+            RunOption::Capabilities | RunOption::Privileged => Support::Refused(
+                "capabilities confine a container's workload; in a VM the workload is root of its own kernel (use --mode container)",
+            ),
+            RunOption::SeccompProfile => Support::Refused(
+                "a Docker seccomp profile filters a container's workload; the VMM has its own filters (use --mode container, or seccomp=unconfined to turn the VMM's off)",
+            ),
+            RunOption::NoNewPrivileges => Support::Refused(
+                "vmc-init does not set no_new_privs in the guest (use --mode container)",
+            ),
+            RunOption::Kernel | RunOption::Console | RunOption::SeccompUnconfined => {
+                Support::Honoured
+            }
+        }
     }
 
     fn run(
