@@ -262,6 +262,21 @@ fn bad_input_fails_with_one_clear_line() {
         125,
         "not supported in VM mode",
     );
+    assert_one_line_error(
+        &vmc(&["run", "--kernel", "/boot/vmlinuz", "busybox", "true"]),
+        125,
+        "--kernel is not supported in container mode",
+    );
+    assert_one_line_error(
+        &vmc(&["run", "--console", "busybox", "true"]),
+        125,
+        "--console is not supported in container mode",
+    );
+    assert_one_line_error(
+        &vmc(&["run", "--security-opt", "apparmor=x", "busybox", "true"]),
+        125,
+        "invalid --security-opt \"apparmor=x\"",
+    );
     assert_one_line_error(&vmc(&["rm", "no-such-run"]), 1, "no such run");
     // Command::output gives vmc a null stdin: no terminal.
     assert_one_line_error(

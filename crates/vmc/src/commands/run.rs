@@ -241,10 +241,11 @@ fn used_options(args: &RunArgs, security: &Security) -> Vec<(RunOption, &'static
 fn check_options(args: &RunArgs, security: &Security, runtime: &dyn Runtime) -> Result<()> {
     for (option, flag) in used_options(args, security) {
         if let Support::Refused(why) = runtime.support(option) {
-            bail!(
-                "{flag} is not supported in {} mode: {why}",
-                runtime.mode().as_str()
-            );
+            let mode = match runtime.mode() {
+                Mode::Vm => "VM",
+                Mode::Container => "container",
+            };
+            bail!("{flag} is not supported in {mode} mode: {why}");
         }
     }
     Ok(())
