@@ -103,7 +103,8 @@ pub fn parse(mut bytes: &[u8]) -> Vec<Record> {
                 event,
                 monotonic_ns: u64::from_le_bytes(ns),
                 code: bytes[9],
-                text: String::from_utf8_lossy(&bytes[HEADER..HEADER + text_len]).into_owned(),
+                // The text may quote the image (its command, paths): escaped for the terminal.
+                text: vmc_runtime::text::escape_bytes(&bytes[HEADER..HEADER + text_len]),
             });
         }
         bytes = &bytes[HEADER + text_len..];

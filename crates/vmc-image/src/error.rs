@@ -1,12 +1,17 @@
 //! The errors of the image store.
+//!
+//! Their messages quote what images hold (layer entry names become paths, manifests and
+//! configs give reasons): every such part is escaped ([`vmc_runtime::text`]) so that a hostile
+//! layer cannot put escape sequences on the operator's terminal.
 
 use std::path::PathBuf;
+use vmc_runtime::text::{escape, escape_path};
 
 /// Everything that can go wrong while importing, resolving, removing or unpacking images.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// A filesystem operation failed.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}: {}", escape_path(path), escape(&source.to_string()))]
     Io {
         /// What vmc was doing ("reading", "creating", ...).
         action: &'static str,
@@ -17,10 +22,10 @@ pub enum ImageError {
         source: std::io::Error,
     },
     /// No image matches the reference.
-    #[error("no such image: {0} (see `vmc images`)")]
+    #[error("no such image: {} (see `vmc images`)", escape(.0))]
     NotFound(String),
     /// An ID prefix matches more than one image.
-    #[error("image ID prefix {prefix} is ambiguous: it matches {} (give more hex digits)", matches.join(", "))]
+    #[error("image ID prefix {} is ambiguous: it matches {} (give more hex digits)", escape(prefix), matches.join(", "))]
     Ambiguous {
         /// The prefix given.
         prefix: String,
@@ -28,7 +33,7 @@ pub enum ImageError {
         matches: Vec<String>,
     },
     /// A reference or `--tag` value is malformed.
-    #[error("invalid image reference {reference:?}: {reason}")]
+    #[error("invalid image reference {reference:?}: {}", escape(reason))]
     InvalidReference {
         /// The reference given.
         reference: String,
@@ -37,7 +42,9 @@ pub enum ImageError {
     },
     /// The image cannot be deleted while something uses it.
     #[error(
-        "image {image} is in use by {user}: wait for it to end (vmc ps), then remove the image"
+        "image {} is in use by {}: wait for it to end (vmc ps), then remove the image",
+        escape(image),
+        escape(user)
     )]
     InUse {
         /// The reference given.
@@ -46,7 +53,7 @@ pub enum ImageError {
         user: String,
     },
     /// The import source is not something vmc can import.
-    #[error("cannot import {}: {reason}", path.display())]
+    #[error("cannot import {}: {}", escape_path(path), escape(reason))]
     UnsupportedSource {
         /// The source path.
         path: PathBuf,
@@ -54,7 +61,12 @@ pub enum ImageError {
         reason: String,
     },
     /// Content does not hash to the digest that names it.
-    #[error("digest mismatch for {what}: expected {expected}, got {actual} (the source is corrupt or was modified)")]
+    #[error(
+        "digest mismatch for {}: expected {}, got {} (the source is corrupt or was modified)",
+        escape(what),
+        escape(expected),
+        escape(actual)
+    )]
     DigestMismatch {
         /// Which blob or layer.
         what: String,
@@ -64,7 +76,7 @@ pub enum ImageError {
         actual: String,
     },
     /// A JSON document (manifest, index, config) is malformed.
-    #[error("malformed {what}: {reason}")]
+    #[error("malformed {}: {}", escape(what), escape(reason))]
     Malformed {
         /// Which document.
         what: String,
@@ -72,7 +84,7 @@ pub enum ImageError {
         reason: String,
     },
     /// A layer contains an entry that would write outside the root filesystem or is otherwise unsafe.
-    #[error("refusing layer {layer}: entry {entry:?} {reason}")]
+    #[error("refusing layer {}: entry {entry:?} {}", escape(layer), escape(reason))]
     UnsafeEntry {
         /// The layer digest.
         layer: String,
@@ -82,7 +94,7 @@ pub enum ImageError {
         reason: String,
     },
     /// A layer tarball could not be read (truncated or corrupt).
-    #[error("layer {layer} is corrupt or truncated: {reason}")]
+    #[error("layer {} is corrupt or truncated: {}", escape(layer), escape(reason))]
     CorruptLayer {
         /// The layer digest.
         layer: String,

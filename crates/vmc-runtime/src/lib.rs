@@ -8,6 +8,7 @@
 pub mod env;
 pub mod exec;
 pub mod guest_control;
+pub mod limits;
 pub mod memory;
 pub mod outcome;
 pub mod paths;
@@ -15,6 +16,7 @@ pub mod signals;
 pub mod spec;
 pub mod stdin_stream;
 pub mod terminal;
+pub mod text;
 pub mod timeline;
 pub mod user;
 

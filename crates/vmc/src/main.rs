@@ -59,7 +59,11 @@ fn main() -> ExitCode {
     match cli.command.execute(started) {
         Ok(status) => ExitCode::from(status),
         Err(err) => {
-            eprintln!("vmc: {err:#}");
+            // Errors quote names and messages from images and guests: never raw to a terminal.
+            eprintln!(
+                "vmc: {}",
+                vmc_runtime::text::escape_lines(&format!("{err:#}"))
+            );
             ExitCode::from(EXIT_VMC_FAILED as u8)
         }
     }

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::ValueEnum;
 use std::time::Duration;
+use vmc_runtime::text::escape;
 use vmc_runtime::{Mode, Timeline};
 
 /// How `--trace` prints the timeline.
@@ -23,7 +24,7 @@ pub fn print_trace(timeline: &Timeline, mode: Mode, format: TraceFormat) -> Resu
                 "milestones": timeline.marks(),
                 "steps": timeline.steps(),
             });
-            eprintln!("{}", serde_json::to_string(&json)?);
+            eprintln!("{}", vmc_runtime::text::to_json(&json)?);
         }
         TraceFormat::Text => eprint!("{}", render_text(timeline, mode)),
     }
@@ -41,7 +42,7 @@ fn render_text(timeline: &Timeline, mode: Mode) -> String {
             timeline
                 .steps()
                 .iter()
-                .map(|s| (s.at, format!("   {}", s.what))),
+                .map(|s| (s.at, format!("   {}", escape(&s.what)))),
         )
         .collect();
     lines.sort_by_key(|(at, _)| *at);

@@ -4,14 +4,9 @@
 
 mod common;
 
-use common::{container_skip_reason, text, vmc, VMC};
+use common::{busybox_rootfs, container_skip_reason, text, vmc, VMC};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-const APPLETS: [&str; 13] = [
-    "dd", "sh", "echo", "cat", "true", "false", "sleep", "hostname", "id", "env", "pwd", "ls",
-    "touch",
-];
 
 /// A temporary vmc home with a minimal busybox image tagged `busybox`.
 struct Home {
@@ -22,19 +17,7 @@ impl Home {
     fn with_busybox() -> Home {
         let dir = tempfile::tempdir().unwrap();
         let rootfs = dir.path().join("rootfs-src");
-        for sub in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
-            std::fs::create_dir_all(rootfs.join(sub)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for applet in APPLETS {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-        }
-        std::fs::write(
-            rootfs.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-        )
-        .unwrap();
-        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        busybox_rootfs(&rootfs);
         let home = Home { dir };
         let out = home.vmc(&["import", rootfs.to_str().unwrap(), "--tag", "busybox"]);
         assert!(out.status.success(), "import failed: {}", text(&out.stderr));
@@ -260,7 +243,7 @@ fn bad_input_fails_with_one_clear_line() {
     assert_one_line_error(
         &vmc(&["run", "--mode", "vm", "-v", "/tmp:/x", "busybox"]),
         125,
-        "not supported in VM mode",
+        "not supported in vm mode",
     );
     assert_one_line_error(
         &vmc(&["run", "--kernel", "/boot/vmlinuz", "busybox", "true"]),
@@ -301,4 +284,31 @@ fn vm_mode_refuses_fast_where_kvm_cannot_run_linux() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("KVM") || stderr.contains("kvm"), "{stderr}");
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn meaningless_limits_are_refused_before_anything_runs() {
+    if !std::path::Path::new("/bin/busybox").exists() {
+        eprintln!("SKIPPED: /bin/busybox is missing (apt-get install busybox-static)");
+        return;
+    }
+    let home = Home::with_busybox();
+    assert_one_line_error(
+        &home.vmc(&["run", "-m", "1k", "busybox", "true"]),
+        125,
+        "Minimum memory limit allowed is 6MB",
+    );
+    assert_one_line_error(
+        &home.vmc(&["run", "--cpus", "nan", "busybox", "true"]),
+        125,
+        "--cpus NaN: give a finite number of CPUs",
+    );
+    assert_one_line_error(
+        &home.vmc(&["run", "--mode", "vm", "-m", "16m", "busybox", "true"]),
+        125,
+        "-m 16 MiB is too small for a VM",
+    );
+    let runs = home.dir.path().join("runs");
+    let left = std::fs::read_dir(&runs).map_or(0, |dir| dir.count());
+    assert_eq!(left, 0, "a refused run leaves no record");
 }

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use vmc_image::{Change, ImageSummary, ImportOptions, Store};
+use vmc_runtime::text::{escape, to_json_pretty};
 
 /// `vmc import SOURCE [--tag NAME[:TAG]] [--change INSTR]…`
 #[derive(Args)]
@@ -98,7 +99,7 @@ pub fn import(args: ImportArgs) -> Result<u8> {
         .first()
         .map(String::as_str)
         .unwrap_or("<none>");
-    println!("Imported {name} sha256:{}", summary.id);
+    println!("Imported {} sha256:{}", escape(name), summary.id);
     Ok(0)
 }
 
@@ -108,8 +109,7 @@ pub fn images(args: ImagesArgs) -> Result<u8> {
     let list = store.list()?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &list)?;
-        writeln!(out)?;
+        writeln!(out, "{}", to_json_pretty(&list)?)?;
         return Ok(0);
     }
     let id = |s: &ImageSummary| {
@@ -143,7 +143,11 @@ pub fn images(args: ImagesArgs) -> Result<u8> {
         let names: Vec<(String, String)> = if summary.names.is_empty() {
             vec![("<none>".into(), "<none>".into())]
         } else {
-            summary.names.iter().map(|n| split_name(n)).collect()
+            summary
+                .names
+                .iter()
+                .map(|n| split_name(&escape(n)))
+                .collect()
         };
         for (repository, tag) in names {
             rows.push([
@@ -156,7 +160,7 @@ pub fn images(args: ImagesArgs) -> Result<u8> {
         }
     }
     let widths: Vec<usize> = (0..5)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     for row in rows {
         let cells: Vec<String> = row
@@ -172,9 +176,7 @@ pub fn images(args: ImagesArgs) -> Result<u8> {
 /// `vmc inspect`: the image's details as JSON.
 pub fn inspect(args: InspectArgs) -> Result<u8> {
     let image = Store::open_default()?.resolve(&args.image)?;
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &image)?;
-    writeln!(out)?;
+    println!("{}", to_json_pretty(&image)?);
     Ok(0)
 }
 
@@ -187,14 +189,14 @@ pub fn rmi(args: RmiArgs) -> Result<u8> {
         match store.remove(reference, |id| running_user_of(&runs, id)) {
             Ok(report) => {
                 for name in &report.untagged {
-                    println!("Untagged: {name}");
+                    println!("Untagged: {}", escape(name));
                 }
                 if let Some(id) = &report.deleted {
                     println!("Deleted: sha256:{id}");
                 }
             }
             Err(err) => {
-                eprintln!("vmc: {err}");
+                eprintln!("vmc: {}", escape(&err.to_string()));
                 status = vmc_runtime::outcome::EXIT_VMC_FAILED as u8;
             }
         }
@@ -207,7 +209,7 @@ pub fn prune() -> Result<u8> {
     let runs = RunStore::open()?;
     let report = Store::open_default()?.prune(|id| running_user_of(&runs, id))?;
     for image in &report.images {
-        println!("Deleted untagged image: {image}");
+        println!("Deleted untagged image: {}", escape(image));
     }
     println!(
         "Removed {} blobs ({}), {} rootfs directories and {} VM initramfs archives",

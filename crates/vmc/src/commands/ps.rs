@@ -5,6 +5,7 @@ use crate::state::{RunRecord, RunStatus, RunStore};
 use crate::units::{ago, unix_now};
 use anyhow::{bail, Result};
 use clap::Args;
+use vmc_runtime::text::{escape, to_json_pretty};
 
 /// Options of `vmc ps`.
 #[derive(Args, Debug)]
@@ -39,7 +40,7 @@ pub fn ps(args: PsArgs) -> Result<u8> {
         .filter(|r| args.all || r.status() == RunStatus::Running)
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&records)?);
+        println!("{}", to_json_pretty(&records)?);
         return Ok(0);
     }
     if args.quiet {
@@ -57,26 +58,27 @@ pub fn ps(args: PsArgs) -> Result<u8> {
             "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<22}  {}",
             &record.id[..12],
             record.mode.as_str(),
-            truncate(&record.image, 16),
-            truncate(&format!("{:?}", record.command.join(" ")), 24),
+            truncate(&escape(&record.image), 16),
+            truncate(&format!("\"{}\"", escape(&record.command.join(" "))), 24),
             ago(unix_now() - record.created as i64),
             status_text(record.status()),
-            record.name
+            escape(&record.name)
         );
     }
     Ok(0)
 }
 
-/// Removes runs; running ones only with `--force` (their supervisor is killed first).
+/// Removes runs; running ones only with `--force` (their supervisor is killed first, through a
+/// pidfd and only while it is still the recorded process).
 pub fn rm(args: RmArgs) -> Result<u8> {
     let store = RunStore::open()?;
     let mut failed = false;
     for reference in &args.runs {
         if let Err(err) = remove_one(&store, reference, args.force) {
-            eprintln!("vmc: {err:#}");
+            eprintln!("vmc: {}", escape(&format!("{err:#}")));
             failed = true;
         } else {
-            println!("{reference}");
+            println!("{}", escape(reference));
         }
     }
     Ok(if failed { 1 } else { 0 })
@@ -88,8 +90,9 @@ fn remove_one(store: &RunStore, reference: &str, force: bool) -> Result<()> {
         if !force {
             bail!("run {reference} is still running: stop it first or use `vmc rm -f`");
         }
-        // SAFETY: plain kill(2) of the supervising vmc process recorded for this run.
-        unsafe { libc::kill(record.supervisor_pid, libc::SIGKILL) };
+        if let Some(supervisor) = record.supervisor() {
+            supervisor.kill()?;
+        }
     }
     let runtime = runtime_for(record.mode, &ModeOptions::default())?;
     runtime
@@ -102,7 +105,7 @@ fn status_text(status: RunStatus) -> String {
     match status {
         RunStatus::Running => "Running".into(),
         RunStatus::Exited(outcome) => format!("Exited ({})", outcome.exit_code()),
-        RunStatus::Dead => "Dead (vmc crashed)".into(),
+        RunStatus::Dead => "Dead".into(),
     }
 }
 

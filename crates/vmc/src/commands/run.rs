@@ -9,8 +9,9 @@ use clap::{Args, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
+use vmc_runtime::limits::docker_resources;
 use vmc_runtime::{
-    BindMount, ExitOutcome, Mode, NetworkMode, NoObserver, Resources, RunOption, RunSpec, Runtime,
+    BindMount, ExitOutcome, Mode, NetworkMode, NoObserver, RunOption, RunSpec, Runtime,
     SeccompPolicy, Security, Support, Timeline,
 };
 
@@ -84,14 +85,16 @@ pub struct RunArgs {
     /// Allocate a pseudo-terminal.
     #[arg(short = 't', long)]
     pub tty: bool,
-    /// Memory: the cgroup limit (container) or the guest RAM (VM; default 256m).
+    /// Memory: the cgroup limit (container; at least 6m, 0 for none) or the guest RAM (VM; at
+    /// least 32m, default 256m).
     #[arg(short = 'm', long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
-    /// CPUs: the CPU quota (container) or the number of vCPUs (VM; default 1).
-    #[arg(long, value_name = "N")]
+    /// CPUs: the CPU quota (container; 0 for none) or the number of vCPUs, rounded up (VM;
+    /// default 1).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub cpus: Option<f64>,
-    /// Maximum number of processes (container mode).
-    #[arg(long = "pids-limit", value_name = "N")]
+    /// Maximum number of processes (container mode; 0 or -1 for no limit).
+    #[arg(long = "pids-limit", value_name = "N", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     /// Network: none (loopback only) or host.
     #[arg(long, value_enum, default_value_t)]
@@ -161,11 +164,21 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
             return Err(anyhow::anyhow!(err));
         }
     };
+    // The workload ran: from here on its status is what vmc returns, even when the store
+    // cannot take the record's last write (a full disk must not turn exit 42 into 125).
     if args.rm {
-        runs.remove(&id)?;
+        if let Err(err) = runs.remove(&id) {
+            warn(&format!(
+                "cannot remove the run's record ({err:#}): remove it with `vmc rm {name}`"
+            ));
+        }
     } else {
         record.outcome = Some(outcome);
-        runs.save(&record)?;
+        if let Err(err) = runs.save(&record) {
+            warn(&format!(
+                "cannot record the run's exit ({err:#}): vmc ps will show it as dead"
+            ));
+        }
     }
     if outcome == ExitOutcome::OomKilled {
         eprintln!(
@@ -177,6 +190,11 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
         print_trace(&timeline, mode, format)?;
     }
     Ok(outcome.exit_code() as u8)
+}
+
+/// Prints a one-line warning that does not change vmc's exit status.
+fn warn(message: &str) {
+    eprintln!("vmc: warning: {}", vmc_runtime::text::escape(message));
 }
 
 /// Refuses `-it` when stdin is not a terminal, as Docker does: the input would go through a
@@ -345,11 +363,7 @@ pub(crate) fn build_spec(
             .hostname
             .clone()
             .unwrap_or_else(|| id[..12].to_string()),
-        resources: Resources {
-            memory_bytes: args.memory,
-            cpus: args.cpus,
-            pids_limit: args.pids_limit,
-        },
+        resources: docker_resources(args.memory, args.cpus, args.pids_limit)?,
         network: match args.network {
             NetworkArg::None => NetworkMode::None,
             NetworkArg::Host => NetworkMode::Host,

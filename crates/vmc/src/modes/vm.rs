@@ -10,11 +10,13 @@ use vmc_image::initramfs;
 use vmc_init::{RunConfig, TerminalSize};
 use vmc_runtime::env::workload_env;
 use vmc_runtime::terminal::{window_size, RawMode};
+use vmc_runtime::text::escape_lines;
 use vmc_runtime::user::home_of;
 use vmc_runtime::{
     memory::process_rss_bytes, ExitOutcome, MemoryProbe, MemoryReading, Milestone, Mode,
     RunObserver, RunOption, RunSpec, Runtime, RuntimeError, Support, Timeline,
 };
+use vmc_vm::config::MIN_MEMORY_BYTES;
 use vmc_vm::probe::Verdict;
 use vmc_vm::{RamRegion, StdinMode, Vm, VmConfig};
 
@@ -48,6 +50,8 @@ impl VmRuntime {
         timeline: &mut Timeline,
         observer: &dyn RunObserver,
     ) -> anyhow::Result<ExitOutcome> {
+        let memory_bytes = guest_memory(spec.resources.memory_bytes)?;
+        let vcpus = vcpu_count(spec.resources.cpus)?;
         check_kvm_can_run_linux(timeline)?;
         let kernel = match &self.options.kernel {
             Some(path) => path.clone(),
@@ -67,8 +71,8 @@ impl VmRuntime {
             run_archive.display()
         ));
         let config = VmConfig {
-            memory_bytes: spec.resources.memory_bytes.unwrap_or(DEFAULT_MEMORY_BYTES),
-            vcpus: vcpu_count(spec.resources.cpus)?,
+            memory_bytes,
+            vcpus,
             kernel,
             initrd: vec![image_archive, run_archive.clone()],
             cmdline: cmdline(self.options.console),
@@ -85,7 +89,8 @@ impl VmRuntime {
             reserved_bytes: vm.reserved_memory_bytes(),
         }));
         let exit = vm.run(timeline);
-        let recent_console = vm.recent_console_output();
+        // The guest's output: shown escaped, it is not the workload's stream.
+        let recent_console = escape_lines(&vm.recent_console_output()).into_owned();
         drop(vm);
         let _ = std::fs::remove_file(&run_archive);
         timeline.mark(Milestone::TornDown);
@@ -164,6 +169,23 @@ fn check_kvm_can_run_linux(timeline: &mut Timeline) -> anyhow::Result<()> {
             .err()
             .map_or_else(|| anyhow!("KVM is unavailable"), |err| anyhow!(err))),
     }
+}
+
+/// The guest RAM for `-m` (default [`DEFAULT_MEMORY_BYTES`]), refused before anything is
+/// set up when no Linux guest could boot in it.
+fn guest_memory(memory_bytes: Option<u64>) -> anyhow::Result<u64> {
+    let bytes = memory_bytes.unwrap_or(DEFAULT_MEMORY_BYTES);
+    if bytes < MIN_MEMORY_BYTES {
+        let size = match bytes % (1 << 20) {
+            0 => format!("{} MiB", bytes >> 20),
+            _ => format!("{bytes} bytes"),
+        };
+        bail!(
+            "-m {size} is too small for a VM: in VM mode -m is the guest's RAM, and a guest needs at least {min} MiB because its kernel is loaded at 16 MiB and needs room above it to boot and unpack the image (give -m {min}m or more)",
+            min = MIN_MEMORY_BYTES >> 20
+        );
+    }
+    Ok(bytes)
 }
 
 /// The number of vCPUs for `--cpus` (rounded up; default 1).
@@ -275,6 +297,18 @@ impl MemoryProbe for GuestMemoryProbe {
 mod tests {
     use super::*;
     use sha2::{Digest, Sha256};
+
+    #[test]
+    fn guest_memory_has_a_default_and_a_floor() {
+        assert_eq!(guest_memory(None).unwrap(), DEFAULT_MEMORY_BYTES);
+        assert_eq!(guest_memory(Some(32 << 20)).unwrap(), 32 << 20);
+        let err = guest_memory(Some(16 << 20)).unwrap_err().to_string();
+        assert!(
+            err.contains("at least 32 MiB") && err.contains("-m 32m"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1);
+    }
 
     #[test]
     fn vcpus_round_up_and_are_bounded() {

@@ -47,6 +47,30 @@ pub fn container_skip_reason() -> Option<&'static str> {
     None
 }
 
+/// The busybox applets [`busybox_rootfs`] links.
+pub const APPLETS: [&str; 13] = [
+    "dd", "sh", "echo", "cat", "true", "false", "sleep", "hostname", "id", "env", "pwd", "ls",
+    "touch",
+];
+
+/// Makes a minimal root filesystem at `root`: the host's static /bin/busybox with
+/// [`APPLETS`], and an /etc/passwd and /etc/group with root and nobody.
+pub fn busybox_rootfs(root: &Path) {
+    for sub in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in APPLETS {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+}
+
 /// Runs scripts/make-default-images.sh for `home` (the busybox and vmc-workload images).
 pub fn make_default_images(home: &Path) {
     // The script builds the static workload with cargo: a target directory of its own (shared

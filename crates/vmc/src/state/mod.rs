@@ -2,9 +2,14 @@
 //!
 //! Each record is written atomically (temp file + rename) when a run starts and again when it
 //! ends, so a crash of vmc leaves a record that says "running" with the pid of a dead vmc:
-//! `vmc ps` shows such runs as `dead` and `vmc rm` cleans up what they left.
+//! `vmc ps` shows such runs as `dead` and `vmc rm` cleans up what they left. The supervising
+//! vmc is named by its pid, start time and boot id ([`process`]), so a pid that the kernel has
+//! since given to another process is neither shown as running nor killed by `vmc rm -f`.
+
+pub mod process;
 
 use anyhow::{bail, Context, Result};
+use process::ProcessIdentity;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use vmc_runtime::{ExitOutcome, Mode, RunSpec};
@@ -29,6 +34,13 @@ pub struct RunRecord {
     pub created: u64,
     /// The pid of the vmc process supervising the run.
     pub supervisor_pid: i32,
+    /// The supervisor's start time (`/proc/PID/stat` field 22). Records written before vmc
+    /// kept it have none: their pid proves nothing, so they count as dead.
+    #[serde(default)]
+    pub supervisor_start_time: Option<u64>,
+    /// The host's boot id when the supervisor started.
+    #[serde(default)]
+    pub boot_id: Option<String>,
     /// How the workload ended, once it has.
     pub outcome: Option<ExitOutcome>,
 }
@@ -40,7 +52,8 @@ pub enum RunStatus {
     Running,
     /// The workload ended with this outcome.
     Exited(ExitOutcome),
-    /// The supervising vmc died before recording an outcome.
+    /// The supervising vmc ended, or cannot be told apart from another process, without
+    /// recording an outcome.
     Dead,
 }
 
@@ -48,6 +61,7 @@ impl RunRecord {
     /// Creates the record of the run `spec` of `image` (as given on the command line) that
     /// starts now, supervised by this process.
     pub fn starting(name: &str, mode: Mode, image: &str, spec: &RunSpec) -> Self {
+        let me = ProcessIdentity::current();
         RunRecord {
             id: spec.id.clone(),
             name: name.to_string(),
@@ -57,15 +71,26 @@ impl RunRecord {
             command: spec.args.clone(),
             created: crate::units::unix_now().max(0) as u64,
             supervisor_pid: std::process::id() as i32,
+            supervisor_start_time: me.as_ref().map(|me| me.start_time),
+            boot_id: me.map(|me| me.boot_id),
             outcome: None,
         }
+    }
+
+    /// The supervising vmc as recorded, if the record names it beyond its pid.
+    pub fn supervisor(&self) -> Option<ProcessIdentity> {
+        Some(ProcessIdentity {
+            pid: self.supervisor_pid,
+            start_time: self.supervisor_start_time?,
+            boot_id: self.boot_id.clone()?,
+        })
     }
 
     /// The run's status, checking whether its supervisor is still alive.
     pub fn status(&self) -> RunStatus {
         match self.outcome {
             Some(outcome) => RunStatus::Exited(outcome),
-            None if process_alive(self.supervisor_pid) => RunStatus::Running,
+            None if self.supervisor().is_some_and(|s| s.is_alive()) => RunStatus::Running,
             None => RunStatus::Dead,
         }
     }
@@ -96,8 +121,11 @@ impl RunStore {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let tmp = dir.join("state.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(record)?)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        if let Err(err) = std::fs::write(&tmp, serde_json::to_vec_pretty(record)?) {
+            // A full disk leaves a partial file: do not keep it taking space.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err).with_context(|| format!("cannot write {}", tmp.display()));
+        }
         std::fs::rename(&tmp, dir.join("state.json"))
             .with_context(|| format!("cannot write the state of run {}", record.id))?;
         Ok(())
@@ -165,11 +193,6 @@ fn read_record(path: &Path) -> Option<RunRecord> {
     serde_json::from_slice(&bytes).ok()
 }
 
-fn process_alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks whether the process exists; it sends nothing.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
-}
-
 /// A new random run id: 64 hex digits from the kernel's random source.
 pub fn new_run_id() -> Result<String> {
     let mut bytes = [0u8; 32];
@@ -182,9 +205,9 @@ pub fn new_run_id() -> Result<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn record_of_a_dead_supervisor_is_dead() {
-        let mut record = RunRecord {
+    fn record_of_this_process() -> RunRecord {
+        let me = ProcessIdentity::current().unwrap();
+        RunRecord {
             id: "ab".into(),
             name: "n".into(),
             mode: Mode::Container,
@@ -192,14 +215,35 @@ mod tests {
             image_id: "cd".into(),
             command: Vec::new(),
             created: 0,
-            supervisor_pid: std::process::id() as i32,
+            supervisor_pid: me.pid,
+            supervisor_start_time: Some(me.start_time),
+            boot_id: Some(me.boot_id),
             outcome: None,
-        };
+        }
+    }
+
+    #[test]
+    fn record_of_a_dead_supervisor_is_dead() {
+        let mut record = record_of_this_process();
         assert_eq!(record.status(), RunStatus::Running);
         record.supervisor_pid = i32::MAX;
         assert_eq!(record.status(), RunStatus::Dead);
         record.outcome = Some(ExitOutcome::Exited(3));
         assert_eq!(record.status(), RunStatus::Exited(ExitOutcome::Exited(3)));
+    }
+
+    #[test]
+    fn a_reused_pid_or_an_old_record_is_not_running() {
+        let mut record = record_of_this_process();
+        record.supervisor_start_time = record.supervisor_start_time.map(|t| t + 1);
+        assert_eq!(record.status(), RunStatus::Dead, "another start time");
+        let mut json = serde_json::to_value(record_of_this_process()).unwrap();
+        let fields = json.as_object_mut().unwrap();
+        fields.remove("supervisor_start_time");
+        fields.remove("boot_id");
+        let old: RunRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(old.supervisor(), None);
+        assert_eq!(old.status(), RunStatus::Dead, "a pid alone proves nothing");
     }
 
     #[test]

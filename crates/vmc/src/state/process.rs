@@ -1,0 +1,192 @@
+//! Which process a run record means, safe against pid reuse.
+//!
+//! A pid alone names whatever process holds that number now: after the supervising vmc dies
+//! the kernel may give its pid to an unrelated process. Like runc, a record therefore keeps
+//! the process's start time (field 22 of `/proc/PID/stat`, clock ticks since boot) and the
+//! host's boot id; a pid counts as the recorded process only while both still match. Signals
+//! go through a pidfd opened before the final check, so they cannot reach a process that took
+//! the pid after it.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// How long [`ProcessIdentity::kill`] waits for the killed process to be gone, in ms.
+const EXIT_WAIT_MS: i32 = 5000;
+
+/// One process, told apart from any later holder of its pid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessIdentity {
+    /// The process id.
+    pub pid: i32,
+    /// When it started, in clock ticks since boot (`/proc/PID/stat` field 22).
+    pub start_time: u64,
+    /// The boot it started in (`/proc/sys/kernel/random/boot_id`): start times count from boot.
+    pub boot_id: String,
+}
+
+impl ProcessIdentity {
+    /// The identity of the process `pid` now, if it exists and /proc tells.
+    pub fn of(pid: i32) -> Option<ProcessIdentity> {
+        Some(ProcessIdentity {
+            pid,
+            start_time: start_time(pid)?,
+            boot_id: boot_id()?,
+        })
+    }
+
+    /// The identity of this process.
+    pub fn current() -> Option<ProcessIdentity> {
+        Self::of(std::process::id() as i32)
+    }
+
+    /// Whether the process is still alive: its pid exists with the recorded start time, in
+    /// this boot, and has not exited (a zombie waiting for its parent is dead).
+    pub fn is_alive(&self) -> bool {
+        self.pid > 0 && Self::of(self.pid).as_ref() == Some(self)
+    }
+
+    /// SIGKILLs the process if it is still the one recorded, and waits (a few seconds at most)
+    /// until it is gone. Returns whether it was signalled; a process that no longer exists, or
+    /// whose pid now belongs to another process, is left alone.
+    pub fn kill(&self) -> Result<bool> {
+        if self.pid <= 0 {
+            return Ok(false);
+        }
+        let pidfd = match pidfd_open(self.pid) {
+            Ok(fd) => fd,
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
+            Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => {
+                bail!("cannot signal process {} safely: pidfd_open needs Linux 5.3 or newer; stop that vmc yourself, then run `vmc rm` again", self.pid)
+            }
+            Err(err) => {
+                return Err(err).with_context(|| format!("pidfd_open of process {}", self.pid))
+            }
+        };
+        // The pidfd now pins the process that held the pid when it was opened: if that is the
+        // recorded one, this check sees it; if it has died since, the signal fails with ESRCH.
+        if !self.is_alive() {
+            return Ok(false);
+        }
+        // SAFETY: pidfd_send_signal takes a valid pidfd, a signal number, no siginfo and no
+        // flags; it only reads its arguments.
+        let sent = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if sent != 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ESRCH) {
+                return Ok(false);
+            }
+            return Err(err).with_context(|| format!("cannot kill process {}", self.pid));
+        }
+        // A pidfd becomes readable when its process exits; a timeout or EINTR only shortens
+        // the wait.
+        let mut poll_fd = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll_fd is one valid, writable pollfd for the duration of the call.
+        unsafe { libc::poll(&mut poll_fd, 1, EXIT_WAIT_MS) };
+        Ok(true)
+    }
+}
+
+fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Field 22 of `/proc/PID/stat`, the start time in clock ticks since boot, of a process that
+/// has not exited.
+fn start_time(pid: i32) -> Option<u64> {
+    parse_start_time(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The start time in a `/proc/PID/stat` line, unless the process is a zombie or dead. The
+/// command name (field 2) is in parentheses and may itself hold spaces and parentheses, so
+/// fields are counted after its last `)`.
+fn parse_start_time(stat: &str) -> Option<u64> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    // after_name starts with field 3 (the state); field 22 is 19 fields further.
+    let mut fields = after_name.split_whitespace();
+    if matches!(fields.next()?, "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// The host's boot id.
+fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_string()).filter(|id| !id.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_is_field_22_even_with_a_hostile_name() {
+        let stat = "4242 (a) b (c) R 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 \
+                    1000 200 18446744073709551615";
+        assert_eq!(parse_start_time(stat), Some(987_654));
+        assert_eq!(parse_start_time("1 (x) S 0"), None);
+        let zombie = stat.replacen(" R ", " Z ", 1);
+        assert_eq!(parse_start_time(&zombie), None);
+        assert_eq!(parse_start_time("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_changed_start_time_is_not() {
+        let me = ProcessIdentity::current().expect("/proc is mounted");
+        assert!(me.is_alive());
+        let reused = ProcessIdentity {
+            start_time: me.start_time + 1,
+            ..me.clone()
+        };
+        assert!(!reused.is_alive());
+        let other_boot = ProcessIdentity {
+            boot_id: "another-boot".into(),
+            ..me.clone()
+        };
+        assert!(!other_boot.is_alive());
+        assert!(!ProcessIdentity { pid: 0, ..me }.is_alive());
+    }
+
+    #[test]
+    fn kill_leaves_a_process_with_another_start_time_alone() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let real = ProcessIdentity::of(pid).unwrap();
+        let impostor = ProcessIdentity {
+            start_time: real.start_time.wrapping_sub(1),
+            ..real.clone()
+        };
+        assert!(!impostor.kill().unwrap());
+        assert!(real.is_alive(), "the sleep survived");
+        assert!(real.kill().unwrap());
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        assert!(!real.is_alive());
+    }
+}
