@@ -243,7 +243,7 @@ fn bad_input_fails_with_one_clear_line() {
     assert_one_line_error(
         &vmc(&["run", "--mode", "vm", "-v", "/tmp:/x", "busybox"]),
         125,
-        "not supported in vm mode",
+        "not supported in VM mode",
     );
     assert_one_line_error(
         &vmc(&["run", "--kernel", "/boot/vmlinuz", "busybox", "true"]),
