@@ -11,6 +11,7 @@ pub mod guest_control;
 pub mod memory;
 pub mod outcome;
 pub mod paths;
+pub mod rootfs;
 pub mod signals;
 pub mod spec;
 pub mod stdin_stream;
