@@ -16,6 +16,15 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
+    /// The vmc home cannot be made private to its owner.
+    #[error("cannot make the vmc home {} private (mode 0700): {source} (own it, or point VMC_HOME elsewhere)", home.display())]
+    PrivateHome {
+        /// The vmc home.
+        home: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// No image matches the reference.
     #[error("no such image: {0} (see `vmc images`)")]
     NotFound(String),
