@@ -29,8 +29,9 @@ pub fn vmc_home() -> PathBuf {
 }
 
 /// Creates the vmc home `home` if missing and makes it private to its owner ([`HOME_MODE`]),
-/// mending the mode of a home made by an older vmc (0755). Its parents are created with the
-/// usual permissions.
+/// mending the mode of a store made by an older vmc (0755). Its parents are created with the
+/// usual permissions. A shared directory (world-writable or sticky, say `VMC_HOME=/tmp`) is
+/// refused rather than closed: vmc needs a directory of its own.
 pub fn ensure_private_home(home: &Path) -> io::Result<()> {
     if let Some(parent) = home.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent)?;
@@ -42,6 +43,11 @@ pub fn ensure_private_home(home: &Path) -> io::Result<()> {
     }
     // The umask may have taken bits off; extra bits are an older store's (or a user's chmod).
     let mode = fs::metadata(home)?.permissions().mode() & 0o7777;
+    if mode & (0o1000 | 0o002) != 0 {
+        return Err(io::Error::other(
+            "it is a directory shared with other users (world-writable or sticky)",
+        ));
+    }
     if mode != HOME_MODE {
         fs::set_permissions(home, fs::Permissions::from_mode(HOME_MODE))?;
     }
@@ -88,5 +94,16 @@ mod tests {
         assert_eq!(mode(&old), HOME_MODE);
         ensure_private_home(&old).unwrap();
         assert_eq!(mode(&old), HOME_MODE);
+    }
+
+    #[test]
+    fn a_shared_directory_is_refused_not_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        for shared in [0o1777, 0o777, 0o1755] {
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(shared)).unwrap();
+            let err = ensure_private_home(dir.path()).unwrap_err();
+            assert!(err.to_string().contains("shared with other users"), "{err}");
+            assert_eq!(mode(dir.path()), shared);
+        }
     }
 }

@@ -57,15 +57,14 @@ pub enum RootfsError {
         max_bytes: u64,
     },
     /// A filesystem call failed.
-    #[error("{action} {path:?} in the image: {source}")]
+    #[error("{action} {path:?} in the image: {error}")]
     Io {
         /// What was being done ("inspecting", "reading").
         action: &'static str,
         /// The host path involved.
         path: PathBuf,
-        /// The error.
-        #[source]
-        source: io::Error,
+        /// The error (in the message, not a source: the CLI prints each once).
+        error: io::Error,
     },
 }
 
@@ -162,10 +161,10 @@ pub fn resolve(root: &Path, path: &Path, above_root: AboveRoot) -> Result<Resolv
                         path: path.to_path_buf(),
                     });
                 }
-                let target = std::fs::read_link(&next).map_err(|source| RootfsError::Io {
+                let target = std::fs::read_link(&next).map_err(|error| RootfsError::Io {
                     action: "reading the symlink",
                     path: next.clone(),
-                    source,
+                    error,
                 })?;
                 if target.is_absolute() {
                     resolved.dir = root.to_path_buf();
@@ -181,11 +180,11 @@ pub fn resolve(root: &Path, path: &Path, above_root: AboveRoot) -> Result<Resolv
                 resolved.rest.push(name);
                 resolved.rest_via_symlink = via_symlink;
             }
-            Err(source) => {
+            Err(error) => {
                 return Err(RootfsError::Io {
                     action: "inspecting",
                     path: next,
-                    source,
+                    error,
                 })
             }
         }
@@ -241,10 +240,10 @@ pub fn read_image_file(
         _ => return Ok(None),
     }
     let host = resolved.host_path();
-    let io_error = |action, source| RootfsError::Io {
+    let io_error = |action, error| RootfsError::Io {
         action,
         path: host.clone(),
-        source,
+        error,
     };
     // Look before opening: opening a device or a FIFO already does something.
     match std::fs::symlink_metadata(&host) {

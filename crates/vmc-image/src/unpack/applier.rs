@@ -134,11 +134,11 @@ impl<'a> Applier<'a> {
                 RootfsError::Io {
                     action,
                     path,
-                    source,
+                    error,
                 } => ImageError::Io {
                     action,
                     path,
-                    source,
+                    source: error,
                 },
                 // Only reading a file can find it irregular or too large.
                 other => self.refuse(entry, other.to_string()),
@@ -345,7 +345,10 @@ impl<'a> Applier<'a> {
             let number = |field: io::Result<Option<u32>>| {
                 field.map(|n| n.unwrap_or(0)).map_err(|e| self.corrupt(e))
             };
-            (number(header.device_major())?, number(header.device_minor())?)
+            (
+                number(header.device_major())?,
+                number(header.device_minor())?,
+            )
         };
         remove_any(dest)?;
         stat::mknod(
