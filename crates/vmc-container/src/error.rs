@@ -72,6 +72,15 @@ pub enum ContainerError {
         /// The error.
         source: nix::Error,
     },
+    /// A path of the image (working directory, volume target) cannot be resolved inside it.
+    #[error(transparent)]
+    Rootfs(#[from] vmc_runtime::rootfs::RootfsError),
+    /// The user's home cannot be looked up in the image.
+    #[error(transparent)]
+    User(#[from] vmc_runtime::user::UserError),
+    /// A signal ended the run before the workload started.
+    #[error(transparent)]
+    Interrupted(#[from] vmc_runtime::signals::Interrupted),
     /// The container's setup process failed; the message comes from inside the container.
     #[error("container setup failed: {0}")]
     Setup(String),

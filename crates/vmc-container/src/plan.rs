@@ -11,6 +11,7 @@ use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use vmc_runtime::rootfs::{self, AboveRoot};
 use vmc_runtime::{BindMount, NetworkMode};
 
 /// Where a run's overlay root filesystem lives.
@@ -289,9 +290,14 @@ impl RootfsPlan<'_> {
         Ok(ops)
     }
 
+    /// The steps that bind one volume. The target is resolved inside the image's rootfs
+    /// (the overlay's lower layer: the upper one is empty when the container starts), so the
+    /// directories and the file the child creates lie on a symlink-free path inside the
+    /// container's root: an image's `data -> /etc` makes `-v SRC:/data/x` create `/etc/x`
+    /// of the container, never of the host.
     fn volume_ops(&self, volume: &BindMount) -> Result<Vec<Op>, ContainerError> {
-        let relative = volume.target.strip_prefix("/").unwrap_or(&volume.target);
-        if relative
+        if volume
+            .target
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir))
         {
@@ -300,7 +306,35 @@ impl RootfsPlan<'_> {
                 volume.target.display()
             )));
         }
-        let target_path = self.overlay.merged.join(relative);
+        let refuse = |why: String| {
+            ContainerError::Unsupported(format!("volume target {:?} {why}", volume.target))
+        };
+        let resolved = rootfs::resolve(&self.overlay.lower, &volume.target, AboveRoot::Clamp)?;
+        let inside = resolved.in_root();
+        if inside == Path::new("/") {
+            return Err(refuse(
+                "resolves to / in the image: give a target below /".into(),
+            ));
+        }
+        if let Some(tree) = through_proc(&inside) {
+            return Err(refuse(format!(
+                "resolves to {inside:?} in the image, inside {tree}, which vmc makes and which leads into the container's procfs: choose another target"
+            )));
+        }
+        if let Some(first) = resolved.rest.first() {
+            let existing = resolved.dir.join(first);
+            if let Ok(meta) = std::fs::symlink_metadata(&existing) {
+                if !meta.is_file() {
+                    return Err(refuse(format!(
+                        "resolves to {inside:?}, which is not a directory or a regular file in the image: choose another target"
+                    )));
+                }
+            }
+        }
+        let target_path = self
+            .overlay
+            .merged
+            .join(inside.strip_prefix("/").unwrap_or(&inside));
         let target = cpath(&target_path)?;
         let mut ops = Vec::new();
         if volume.host.is_dir() {
@@ -317,6 +351,19 @@ impl RootfsPlan<'_> {
         }
         Ok(ops)
     }
+}
+
+/// The links into procfs that vmc itself puts in a container's `/dev`.
+const DEV_LINKS_TO_PROC: [&str; 4] = ["/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr"];
+
+/// Which tree leading into the container's procfs `path` (inside the container, free of the
+/// image's symlinks) lies in: `/proc`, or a link vmc makes in `/dev` to `/proc/self/fd`.
+/// Through procfs's magic links (`/proc/self/root`, `/proc/self/cwd`, `/proc/self/fd/N`) a
+/// path can reach the host before `pivot_root`, so vmc never creates anything there.
+pub(crate) fn through_proc(path: &Path) -> Option<&'static str> {
+    std::iter::once("/proc")
+        .chain(DEV_LINKS_TO_PROC)
+        .find(|tree| path.starts_with(tree))
 }
 
 fn overlay_options(dirs: &OverlayDirs) -> Result<CString, ContainerError> {
@@ -477,6 +524,83 @@ mod tests {
             ..plan
         };
         assert!(plan.ops().is_err());
+    }
+
+    /// The MkdirAll/Touch targets of binding a host directory at `target` over `lower`.
+    fn volume_targets(lower: &Path, target: &str) -> Result<Vec<String>, String> {
+        let dirs = OverlayDirs::in_run_dir(Path::new("/run/r1"), lower);
+        let volumes = [BindMount {
+            host: PathBuf::from("/tmp"),
+            target: PathBuf::from(target),
+            readonly: false,
+        }];
+        let plan = RootfsPlan {
+            overlay: &dirs,
+            volumes: &volumes,
+            network: NetworkMode::None,
+            rootless: false,
+            console: None,
+        };
+        let ops = plan.ops().map_err(|e| e.to_string())?;
+        Ok(ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::MkdirAll(path) | Op::Touch(path) => Some(text(path).to_string()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    #[test]
+    fn volume_targets_resolve_through_the_images_symlinks_inside_its_root() {
+        let lower = tempfile::tempdir().unwrap();
+        let l = lower.path();
+        std::fs::create_dir_all(l.join("usr/lib")).unwrap();
+        std::os::unix::fs::symlink("/some/host/dir", l.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../../some/host/dir", l.join("usr/rel"))
+            .unwrap();
+        std::os::unix::fs::symlink("lib/../../../../etc", l.join("usr/up")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", l.join("lib")).unwrap();
+        let m = "/run/r1/merged";
+        for (target, expected) in [
+            ("/abs/sub/dir", format!("{m}/some/host/dir/sub/dir")),
+            ("/usr/rel/sub", format!("{m}/some/host/dir/sub")),
+            ("/usr/up/x", format!("{m}/etc/x")),
+            ("/lib/x", format!("{m}/usr/lib/x")),
+            ("/plain", format!("{m}/plain")),
+        ] {
+            assert_eq!(volume_targets(l, target).unwrap(), [expected], "{target}");
+        }
+    }
+
+    #[test]
+    fn volume_targets_into_proc_the_root_or_special_files_are_refused() {
+        let lower = tempfile::tempdir().unwrap();
+        let l = lower.path();
+        std::fs::create_dir_all(l.join("proc")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/root/tmp", l.join("escape")).unwrap();
+        std::os::unix::fs::symlink("/dev/fd/5", l.join("fd")).unwrap();
+        std::os::unix::fs::symlink("..", l.join("top")).unwrap();
+        std::os::unix::fs::symlink("loop", l.join("loop")).unwrap();
+        nix::unistd::mkfifo(
+            &l.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        for (target, needle) in [
+            ("/escape/x", "inside /proc"),
+            ("/proc", "inside /proc"),
+            ("/fd/x", "inside /dev/fd"),
+            ("/top", "resolves to / in the image"),
+            ("/loop/x", "symlink loop"),
+            ("/fifo", "not a directory or a regular file"),
+        ] {
+            let err = volume_targets(l, target).unwrap_err();
+            assert!(err.contains(needle), "{target}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+        assert_eq!(through_proc(Path::new("/processes")), None);
+        assert_eq!(through_proc(Path::new("/dev/shm/x")), None);
     }
 
     #[test]

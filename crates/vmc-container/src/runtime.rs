@@ -4,7 +4,7 @@ use crate::cgroups::{CgroupMemory, Hierarchy, Limits, RunCgroup, DEFAULT_ROOT};
 use crate::child::{self, ChildConfig, ChildStdio};
 use crate::error::ContainerError;
 use crate::namespaces::{clone_flags, describe, single_id_map};
-use crate::plan::{cpath, OverlayDirs, RootfsPlan};
+use crate::plan::{cpath, through_proc, OverlayDirs, RootfsPlan};
 use crate::report::{self, Event, Record};
 use crate::tty::Pty;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vmc_runtime::env::{env_value, workload_env, DEFAULT_PATH};
 use vmc_runtime::exec::{ExecCommand, NulByte};
-use vmc_runtime::signals::{SignalCatcher, INTERRUPTS_BEFORE_KILL};
+use vmc_runtime::rootfs::{self, AboveRoot};
+use vmc_runtime::signals::{Interrupted, SignalCatcher, ENDING_SETUP, INTERRUPTS_BEFORE_KILL};
 use vmc_runtime::terminal::RawMode;
-use vmc_runtime::user::home_of;
+use vmc_runtime::user::home_for;
 use vmc_runtime::{
     ExitOutcome, Milestone, Mode, NetworkMode, RunOption, RunSpec, Runtime, RuntimeError, Support,
     Timeline,
@@ -95,6 +96,10 @@ impl ContainerRuntime {
         if !spec.rootfs.is_dir() {
             return Err(ContainerError::MissingRootfs(spec.rootfs.clone()));
         }
+        // From here on the forwarded signals are read from a signalfd: before the
+        // workload runs they end the run through the error path, which removes what it made.
+        let signals = SignalCatcher::new()
+            .map_err(|e| ContainerError::sys("catching the signals to forward", e))?;
         // SAFETY: geteuid cannot fail.
         let rootless = unsafe { libc::geteuid() } != 0;
         let hierarchy = Hierarchy::detect(&self.cgroup_root)?;
@@ -126,23 +131,13 @@ impl ContainerRuntime {
                 path: "/dev/null".into(),
                 source,
             })?;
-        run.cgroup = create_cgroup(&hierarchy, spec, rootless, timeline)?;
-        let join_cgroup = match &run.cgroup {
-            Some(cgroup) => cgroup
-                .self_join_files()
-                .iter()
-                .map(|file| cpath(file))
-                .collect::<Result<Vec<_>, _>>()?,
-            None => Vec::new(),
-        };
-        let signals = SignalCatcher::new()
-            .map_err(|e| ContainerError::sys("catching the signals to forward", e))?;
         let stdio = ChildStdio {
             stdin: dev_null.as_ref().map(|f| f.as_raw_fd()),
             stdout: self.output.as_ref().map(|o| o.stdout.as_raw_fd()),
             stderr: self.output.as_ref().map(|o| o.stderr.as_raw_fd()),
             tty: pty.as_ref().map(|p| p.slave.as_raw_fd()),
         };
+        // Everything read from the image is checked before the cgroup exists.
         let mut config = child_config(
             spec,
             ops,
@@ -152,7 +147,14 @@ impl ContainerRuntime {
             &report_write,
             &signals,
         )?;
-        config.join_cgroup = join_cgroup;
+        run.cgroup = create_cgroup(&hierarchy, spec, rootless, timeline)?;
+        if let Some(cgroup) = &run.cgroup {
+            config.join_cgroup = cgroup
+                .self_join_files()
+                .iter()
+                .map(|file| cpath(file))
+                .collect::<Result<Vec<_>, _>>()?;
+        }
         let flags = clone_flags(spec.network, rootless);
         let mut stack = vec![0u8; CHILD_STACK];
         // SAFETY: the child only runs `child::run`, which does not allocate or take locks and
@@ -198,7 +200,7 @@ impl ContainerRuntime {
             timeline.step(format!("pid {pid} moved into {}", cgroup.describe()));
         }
         let mut reports = ReportReader::new(report_read);
-        reports.wait_until_ready()?;
+        reports.wait_until_ready(&signals)?;
         timeline.mark(Milestone::RuntimeReady);
         if let Some(cgroup) = &run.cgroup {
             observer.memory_probe_ready(Arc::new(CgroupProbe {
@@ -207,7 +209,7 @@ impl ContainerRuntime {
         }
         write_all(&go_write, b"g")?;
         drop(go_write);
-        let records = reports.read_to_end()?;
+        let records = reports.read_to_end(&signals)?;
         let exec_failure = record_child_steps(&records, spec, &overlay, timeline)?;
         if let Some(message) = &exec_failure {
             self.print_error(message);
@@ -289,7 +291,12 @@ impl Runtime for ContainerRuntime {
         timeline: &mut Timeline,
         observer: &dyn RunObserver,
     ) -> Result<ExitOutcome, RuntimeError> {
-        Ok(self.run_container(spec, timeline, observer)?)
+        match self.run_container(spec, timeline, observer) {
+            Ok(outcome) => Ok(outcome),
+            // The CLI tells an interrupted setup from a failed one by this type.
+            Err(ContainerError::Interrupted(interrupted)) => Err(Box::new(interrupted)),
+            Err(err) => Err(err.into()),
+        }
     }
 
     fn cleanup(&self, id: &str, _run_dir: &Path) -> Result<(), RuntimeError> {
@@ -322,8 +329,11 @@ fn child_config(
             "no command to run: give one after the image name".into(),
         ));
     }
-    let passwd = std::fs::read_to_string(spec.rootfs.join("etc/passwd")).unwrap_or_default();
-    let env = workload_env(&spec.env, &spec.hostname, &home_of(spec.uid, &passwd));
+    let env = workload_env(
+        &spec.env,
+        &spec.hostname,
+        &home_for(&spec.env, &spec.rootfs, spec.uid)?,
+    );
     let path = env_value(&env, "PATH").unwrap_or(DEFAULT_PATH);
     let cstrings = |what: &'static str, values: &[String]| {
         values
@@ -340,7 +350,7 @@ fn child_config(
         ops,
         hostname: cstrings("hostname", std::slice::from_ref(&spec.hostname))?.remove(0),
         loopback: spec.network == NetworkMode::None,
-        workdir: cpath(Path::new(&spec.workdir))?,
+        workdir: cpath(&workdir_in_root(spec)?)?,
         uid: spec.uid,
         gid: spec.gid,
         clear_groups: !rootless,
@@ -357,6 +367,23 @@ fn child_config(
         report_fd: report_write.as_raw_fd(),
         signal_mask: signals.previous_mask(),
     })
+}
+
+/// The working directory resolved inside the image's rootfs: a path without symlinks, which
+/// the child creates (when missing) and enters after `pivot_root`. There the image's symlinks
+/// can only lead to the container's own root; what is left are procfs's magic links
+/// (`/proc/self/fd/N` is whatever the child holds open), so a directory in /proc or behind
+/// vmc's /dev links to it is refused.
+fn workdir_in_root(spec: &RunSpec) -> Result<PathBuf, ContainerError> {
+    let resolved = rootfs::resolve(&spec.rootfs, Path::new(&spec.workdir), AboveRoot::Clamp)?;
+    let workdir = resolved.in_root();
+    match through_proc(&workdir) {
+        Some(tree) => Err(ContainerError::Unsupported(format!(
+            "the working directory {:?} resolves to {workdir:?} in the image, inside {tree}, which leads into the container's procfs: choose another with -w",
+            spec.workdir
+        ))),
+        None => Ok(workdir),
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), ContainerError> {
@@ -425,7 +452,8 @@ fn create_cgroup(
     }
 }
 
-/// Reads the child's report pipe.
+/// Reads the child's report pipe, ending the run on SIGINT, SIGTERM, SIGHUP or SIGQUIT
+/// (the child may hang in its setup: a FIFO or a hung filesystem under a volume).
 struct ReportReader {
     pipe: std::fs::File,
     bytes: Vec<u8>,
@@ -440,8 +468,7 @@ impl ReportReader {
     }
 
     /// Reads until the child reports that its setup is done (it then waits for "go").
-    fn wait_until_ready(&mut self) -> Result<(), ContainerError> {
-        let mut chunk = [0u8; 4096];
+    fn wait_until_ready(&mut self, signals: &SignalCatcher) -> Result<(), ContainerError> {
         loop {
             let records = report::parse(&self.bytes);
             if let Some(failure) = records.iter().find(|r| r.event == Event::SetupFailed) {
@@ -450,25 +477,58 @@ impl ReportReader {
             if records.iter().any(|r| r.event == Event::Ready) {
                 return Ok(());
             }
-            match self.pipe.read(&mut chunk) {
-                Ok(0) => {
-                    return Err(ContainerError::Setup(
-                        "the container process died before its setup was done".into(),
-                    ))
-                }
-                Ok(n) => self.bytes.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(progress_error(e)),
+            if !self.read_more(signals)? {
+                return Err(ContainerError::Setup(
+                    "the container process died before its setup was done".into(),
+                ));
             }
         }
     }
 
     /// Reads until the pipe closes (at exec, or when the child exits) and decodes everything.
-    fn read_to_end(mut self) -> Result<Vec<Record>, ContainerError> {
-        self.pipe
-            .read_to_end(&mut self.bytes)
-            .map_err(progress_error)?;
+    fn read_to_end(mut self, signals: &SignalCatcher) -> Result<Vec<Record>, ContainerError> {
+        while self.read_more(signals)? {}
         Ok(report::parse(&self.bytes))
+    }
+
+    /// Waits for the next bytes from the child; false at end-of-file. The pipe goes first: a
+    /// signal that comes with the pipe's end (the workload was just executed) is left pending
+    /// for the supervisor to forward.
+    fn read_more(&mut self, signals: &SignalCatcher) -> Result<bool, ContainerError> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let mut fds = [
+                PollFd::new(self.pipe.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.fd().as_fd(), PollFlags::POLLIN),
+            ];
+            match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(ContainerError::sys("waiting for the container's setup", e)),
+                Ok(_) => {}
+            }
+            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+            let (pipe_ready, signalled) = (ready(&fds[0]), ready(&fds[1]));
+            if pipe_ready {
+                match self.pipe.read(&mut chunk) {
+                    Ok(0) => return Ok(false),
+                    Ok(n) => {
+                        self.bytes.extend_from_slice(&chunk[..n]);
+                        return Ok(true);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(progress_error(e)),
+                }
+            }
+            if signalled {
+                while let Some(signal) = signals.next() {
+                    if ENDING_SETUP.contains(&signal) {
+                        // Later ones too: unblocking them at the end would kill vmc mid-cleanup.
+                        while signals.next().is_some() {}
+                        return Err(Interrupted(signal).into());
+                    }
+                }
+            }
+        }
     }
 }
 

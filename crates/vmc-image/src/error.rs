@@ -21,6 +21,14 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
+    /// The vmc home cannot be made private to its owner.
+    #[error("cannot make the vmc home {} private (mode 0700): {error} (own it, or point VMC_HOME elsewhere)", home.display())]
+    PrivateHome {
+        /// The vmc home.
+        home: PathBuf,
+        /// The underlying error (in the message, not a source: the CLI prints each once).
+        error: std::io::Error,
+    },
     /// No image matches the reference.
     #[error("no such image: {} (see `vmc images`)", escape(.0))]
     NotFound(String),

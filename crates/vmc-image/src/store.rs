@@ -51,8 +51,13 @@ pub struct PruneReport {
 }
 
 impl Store {
-    /// Opens (creating if missing) the store under the vmc home `home`.
+    /// Opens (creating if missing) the store under the vmc home `home`, which is made
+    /// private to its owner first ([`vmc_runtime::paths::ensure_private_home`]).
     pub fn open(home: &Path) -> Result<Store> {
+        vmc_runtime::paths::ensure_private_home(home).map_err(|error| ImageError::PrivateHome {
+            home: home.to_path_buf(),
+            error,
+        })?;
         let layout = Layout::open(&home.join("images"), &home.join("tmp"))?;
         fs::create_dir_all(home.join("rootfs")).io_ctx("creating", &home.join("rootfs"))?;
         let store = Store {

@@ -209,6 +209,15 @@ fn stream_ending_right_after_the_last_data_is_accepted() {
 }
 
 #[test]
+fn fifos_without_device_numbers_are_unpacked() {
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = apply(tmp.path(), &[layer(&[Dir("etc"), Fifo("etc/fifo")])]).unwrap();
+    let fifo = fs::symlink_metadata(root.join("etc/fifo")).unwrap();
+    assert!(fifo.file_type().is_fifo());
+}
+
+#[test]
 fn ownership_and_device_nodes_as_root() {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     if !nix::unistd::geteuid().is_root() {

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod memory;
 pub mod outcome;
 pub mod paths;
+pub mod rootfs;
 pub mod signals;
 pub mod spec;
 pub mod stdin_stream;

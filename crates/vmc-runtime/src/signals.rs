@@ -23,6 +23,28 @@ pub const FORWARDED: [Signal; 7] = [
 /// a SIGINT handler ignores it, like in `docker run` without `--init`).
 pub const INTERRUPTS_BEFORE_KILL: u32 = 3;
 
+/// The forwarded signals that end a run whose workload has not started yet (the others are
+/// dropped until then: there is no workload to pass them to).
+pub const ENDING_SETUP: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// A run ended by one of [`ENDING_SETUP`] before its workload started. vmc removes what the
+/// run made and exits 128 + the signal's number, as a shell reports a command it killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted by {} before the workload started: the run was removed", .0.as_str())]
+pub struct Interrupted(pub Signal);
+
+impl Interrupted {
+    /// vmc's exit status: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
+    pub fn exit_code(&self) -> i32 {
+        128 + self.0 as i32
+    }
+}
+
 /// Blocks [`FORWARDED`] in the calling thread for good: for helper threads (a memory
 /// sampler, say) started before a [`SignalCatcher`], which must leave those signals to it
 /// rather than die of them.
@@ -83,6 +105,22 @@ impl Drop for SignalCatcher {
             SigmaskHow::SIG_SETMASK,
             Some(&self.previous_mask),
             None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interrupted_runs_exit_like_killed_commands() {
+        let interrupted = Interrupted(Signal::SIGINT);
+        assert_eq!(interrupted.exit_code(), 130);
+        assert_eq!(Interrupted(Signal::SIGTERM).exit_code(), 143);
+        assert_eq!(
+            interrupted.to_string(),
+            "interrupted by SIGINT before the workload started: the run was removed"
         );
     }
 }

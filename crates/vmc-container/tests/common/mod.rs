@@ -1,5 +1,7 @@
 //! Shared helpers of the end-to-end tests: a busybox rootfs and a runner capturing output.
 
+#![allow(dead_code)] // each test binary uses its own subset
+
 use std::io::{Read, Seek};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};

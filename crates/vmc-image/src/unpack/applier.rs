@@ -11,9 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
-
-/// Most symlinks followed while resolving one path (like the kernel's limit).
-const MAX_SYMLINK_FOLLOWS: u32 = 40;
+use vmc_runtime::rootfs::{self, AboveRoot, RootfsError};
 
 /// Applies the entries of one layer.
 pub(super) struct Applier<'a> {
@@ -114,78 +112,60 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    /// Resolves the directory `parts` inside the root; creates missing directories when
-    /// `create`, else returns `None` for a missing one.
+    /// Resolves the directory `parts` inside the root ([`rootfs::resolve`], refusing `..`
+    /// above it); creates missing directories when `create`, else returns `None` for a
+    /// missing one.
     fn resolve_dir(
         &mut self,
         entry: &Path,
         parts: &[OsString],
         create: bool,
     ) -> Result<Option<PathBuf>> {
-        // Work queue of (component, reached through a symlink).
-        let mut queue: Vec<(OsString, bool)> =
-            parts.iter().rev().map(|p| (p.clone(), false)).collect();
-        let mut resolved = self.root.clone();
-        let mut depth = 0usize;
-        let mut follows = 0;
-        while let Some((part, via_link)) = queue.pop() {
-            if part == ".." {
-                if depth == 0 {
-                    return Err(self.refuse(
-                        entry,
-                        "resolves through a symlink to a path outside the rootfs",
-                    ));
+        let path: PathBuf = parts.iter().collect();
+        let resolved =
+            rootfs::resolve(&self.root, &path, AboveRoot::Refuse).map_err(|e| match e {
+                RootfsError::SymlinkLoop { .. } => {
+                    self.refuse(entry, "resolves through a symlink loop")
                 }
-                resolved.pop();
-                depth -= 1;
-                continue;
-            }
-            let next = resolved.join(&part);
-            match fs::symlink_metadata(&next) {
-                Ok(meta) if meta.is_dir() => {}
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    follows += 1;
-                    if follows > MAX_SYMLINK_FOLLOWS {
-                        return Err(self.refuse(entry, "resolves through a symlink loop"));
-                    }
-                    let target = fs::read_link(&next).io_ctx("reading symlink", &next)?;
-                    if target.is_absolute() {
-                        resolved = self.root.clone();
-                        depth = 0;
-                    }
-                    for component in target.components().rev() {
-                        match component {
-                            Component::Normal(p) => queue.push((p.to_os_string(), true)),
-                            Component::ParentDir => queue.push(("..".into(), true)),
-                            _ => {}
-                        }
-                    }
-                    continue;
-                }
-                Ok(_) if !create => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
-                Ok(_) | Err(_) if via_link => {
-                    return Err(self.refuse(
-                        entry,
-                        "resolves through a symlink to a directory missing from the rootfs (it may point outside)",
-                    ))
-                }
-                Ok(_) => {
-                    // A lower layer's file where this layer needs a directory: replace it.
-                    remove_any(&next)?;
-                    fs::create_dir(&next).io_ctx("creating directory", &next)?;
-                    self.added.insert(next.clone());
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&next).io_ctx("creating directory", &next)?;
-                    self.added.insert(next.clone());
-                }
-                Err(e) => return Err(e).io_ctx("inspecting", &next),
-            }
-            resolved = next;
-            depth += 1;
+                RootfsError::LeavesRoot { .. } => self.refuse(
+                    entry,
+                    "resolves through a symlink to a path outside the rootfs",
+                ),
+                RootfsError::Io {
+                    action,
+                    path,
+                    error,
+                } => ImageError::Io {
+                    action,
+                    path,
+                    source: error,
+                },
+                // Only reading a file can find it irregular or too large.
+                other => self.refuse(entry, other.to_string()),
+            })?;
+        if resolved.rest.is_empty() {
+            return Ok(Some(resolved.dir));
         }
-        Ok(Some(resolved))
+        if !create {
+            return Ok(None);
+        }
+        if resolved.rest_via_symlink {
+            return Err(self.refuse(
+                entry,
+                "resolves through a symlink to a directory missing from the rootfs (it may point outside)",
+            ));
+        }
+        let mut dir = resolved.dir;
+        for (index, name) in resolved.rest.iter().enumerate() {
+            dir.push(name);
+            if index == 0 {
+                // A lower layer's file where this layer needs a directory: replace it.
+                remove_any(&dir)?;
+            }
+            fs::create_dir(&dir).io_ctx("creating directory", &dir)?;
+            self.added.insert(dir.clone());
+        }
+        Ok(Some(dir))
     }
 
     /// Handles `.wh.NAME` (delete NAME of lower layers) and `.wh..wh..opq` (hide the lower
@@ -358,14 +338,18 @@ impl<'a> Applier<'a> {
             tar::EntryType::Char => SFlag::S_IFCHR,
             _ => SFlag::S_IFBLK,
         };
-        let major = header
-            .device_major()
-            .map_err(|e| self.corrupt(e))?
-            .unwrap_or(0);
-        let minor = header
-            .device_minor()
-            .map_err(|e| self.corrupt(e))?
-            .unwrap_or(0);
+        // Only device entries carry numbers: GNU tar leaves a FIFO's fields empty (all NUL).
+        let (major, minor) = if kind == SFlag::S_IFIFO {
+            (0, 0)
+        } else {
+            let number = |field: io::Result<Option<u32>>| {
+                field.map(|n| n.unwrap_or(0)).map_err(|e| self.corrupt(e))
+            };
+            (
+                number(header.device_major())?,
+                number(header.device_minor())?,
+            )
+        };
         remove_any(dest)?;
         stat::mknod(
             dest,

@@ -40,6 +40,8 @@ pub enum Entry<'a> {
     Owned(&'a str, u64, u64),
     /// A character device (major, minor).
     CharDev(&'a str, u32, u32),
+    /// A FIFO, its device fields left all NUL as GNU tar writes them.
+    Fifo(&'a str),
 }
 
 /// Builds an uncompressed tar from entries, writing names verbatim (even `..` or `/abs`).
@@ -55,6 +57,7 @@ pub fn layer(entries: &[Entry]) -> Vec<u8> {
                 Entry::HardLink(n, t) => (n, tar::EntryType::Link, b"", Some(t), 0o644),
                 Entry::Owned(n, ..) => (n, tar::EntryType::Regular, b"owned", None, 0o640),
                 Entry::CharDev(n, ..) => (n, tar::EntryType::Char, b"", None, 0o666),
+                Entry::Fifo(n) => (n, tar::EntryType::Fifo, b"", None, 0o644),
             };
         let mut header = tar::Header::new_gnu();
         let raw = &mut header.as_old_mut().name;

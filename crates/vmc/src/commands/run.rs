@@ -10,6 +10,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 use vmc_runtime::limits::docker_resources;
+use vmc_runtime::env::env_value;
+use vmc_runtime::signals::Interrupted;
 use vmc_runtime::{
     BindMount, ExitOutcome, Mode, NetworkMode, NoObserver, RunOption, RunSpec, Runtime,
     SeccompPolicy, Security, Support, Timeline,
@@ -161,6 +163,10 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
             // Nothing ran: leave no record behind (a Docker user would see no container).
             let _ = runtime.cleanup(&id, &spec.run_dir);
             runs.remove(&id)?;
+            if let Some(interrupted) = err.downcast_ref::<Interrupted>() {
+                eprintln!("vmc: {interrupted}");
+                return Ok(interrupted.exit_code() as u8);
+            }
             return Err(anyhow::anyhow!(err));
         }
     };
@@ -339,8 +345,12 @@ pub(crate) fn build_spec(
     for entry in &args.env {
         set_env(&mut env, entry);
     }
-    let user = args.user.as_deref().unwrap_or(&config.user);
-    let (uid, gid) = vmc_runtime::user::resolve(user, &rootfs)?;
+    // The image's /etc/passwd is read once, here: the uid's home goes into the environment
+    // (as Docker sets HOME) so the runtimes need not read it again.
+    let user = vmc_runtime::user::resolve(args.user.as_deref().unwrap_or(&config.user), &rootfs)?;
+    if env_value(&env, "HOME").is_none() {
+        env.push(format!("HOME={}", user.home));
+    }
     let workdir = args
         .workdir
         .clone()
@@ -357,8 +367,8 @@ pub(crate) fn build_spec(
         args: argv,
         env,
         workdir,
-        uid,
-        gid,
+        uid: user.uid,
+        gid: user.gid,
         hostname: args
             .hostname
             .clone()

@@ -11,7 +11,7 @@ use vmc_init::{RunConfig, TerminalSize};
 use vmc_runtime::env::workload_env;
 use vmc_runtime::terminal::{window_size, RawMode};
 use vmc_runtime::text::escape_lines;
-use vmc_runtime::user::home_of;
+use vmc_runtime::user::home_for;
 use vmc_runtime::{
     memory::process_rss_bytes, ExitOutcome, MemoryProbe, MemoryReading, Milestone, Mode,
     RunObserver, RunOption, RunSpec, Runtime, RuntimeError, Support, Timeline,
@@ -64,7 +64,7 @@ impl VmRuntime {
         std::fs::create_dir_all(&spec.run_dir)
             .with_context(|| format!("cannot create {}", spec.run_dir.display()))?;
         let run_archive = spec.run_dir.join("run.cpio");
-        initramfs::build_run_archive(&run_config(spec), &run_archive)?;
+        initramfs::build_run_archive(&run_config(spec)?, &run_archive)?;
         timeline.step(format!(
             "initramfs: {} (cached) + per-run settings {}",
             image_archive.display(),
@@ -215,11 +215,13 @@ fn cmdline(console: bool) -> String {
     }
 }
 
-fn run_config(spec: &RunSpec) -> RunConfig {
-    let passwd = std::fs::read_to_string(spec.rootfs.join("etc/passwd")).unwrap_or_default();
-    RunConfig {
+/// The guest's per-run settings. HOME comes from the spec's environment (`vmc run` puts it
+/// there) or else from the image's /etc/passwd, read inside the image.
+fn run_config(spec: &RunSpec) -> anyhow::Result<RunConfig> {
+    let home = home_for(&spec.env, &spec.rootfs, spec.uid)?;
+    Ok(RunConfig {
         args: spec.args.clone(),
-        env: workload_env(&spec.env, &spec.hostname, &home_of(spec.uid, &passwd)),
+        env: workload_env(&spec.env, &spec.hostname, &home),
         workdir: spec.workdir.clone(),
         uid: spec.uid,
         gid: spec.gid,
@@ -231,7 +233,7 @@ fn run_config(spec: &RunSpec) -> RunConfig {
             .then(window_size)
             .flatten()
             .map(|(rows, cols)| TerminalSize { rows, cols }),
-    }
+    })
 }
 
 /// Writes the embedded init to `$VMC_HOME/init/vmc-init-<sha256[..16]>` once and returns its
