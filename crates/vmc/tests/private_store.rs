@@ -144,3 +144,13 @@ fn other_users_reach_nothing_in_the_store() {
         text(&exec.stderr)
     );
 }
+
+#[test]
+fn a_store_first_opened_by_ps_is_private_too() {
+    let outer = tempfile::tempdir().unwrap();
+    let home = outer.path().join("home");
+    let out = vmc(&home, &["ps", "-a"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mode = std::fs::metadata(&home).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700, "vmc ps created the home with mode {mode:o}");
+}

@@ -102,8 +102,16 @@ pub struct RunStore {
 }
 
 impl RunStore {
-    /// Opens (and creates) the run directory `$VMC_HOME/runs`.
+    /// Opens (and creates) the run directory `$VMC_HOME/runs`, in a home private to its owner
+    /// (as the image store makes it: `vmc ps` may be the first command run).
     pub fn open() -> Result<Self> {
+        let home = vmc_runtime::paths::vmc_home();
+        vmc_runtime::paths::ensure_private_home(&home).with_context(|| {
+            format!(
+                "cannot make the vmc home {} private to its owner: give VMC_HOME a directory of its own",
+                home.display()
+            )
+        })?;
         let dir = vmc_runtime::paths::runs_dir();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the run directory {}", dir.display()))?;
