@@ -1,9 +1,10 @@
 //! `vmc-workload`: a tiny static program that vmc's tests and benchmarks run inside images.
 //!
 //! Subcommands: `print TEXT…`, `sleep SECONDS`, `exit CODE`, `alloc MIB [--hold SECONDS]`,
-//! `memory-cycle --mib N --hold SECONDS`, `burn SECONDS`, `env`, `pwd`, `id`.
+//! `memory-cycle --mib N --hold SECONDS`, `burn SECONDS`, `env`, `pwd`, `id`, `confinement`.
 //! Each phase of a memory scenario prints one line, so a harness can time it.
 
+mod confinement;
 mod memory;
 
 use std::io::Write;
@@ -19,7 +20,8 @@ const USAGE: &str = "usage: vmc-workload COMMAND [ARGS]
   burn SECONDS                  spin one CPU
   env                           print the environment
   pwd                           print the working directory
-  id                            print uid, gid and groups";
+  id                            print uid, gid and groups
+  confinement                   probe capabilities, seccomp, masked paths... (key=value lines)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,6 +66,7 @@ fn run(args: &[String]) -> Result<u8, String> {
             .display()
             .to_string()),
         ("id", []) => say(&identity()),
+        ("confinement", []) => confinement::probe(),
         ("help" | "--help" | "-h", _) => say(USAGE),
         _ => {
             return Err(format!(

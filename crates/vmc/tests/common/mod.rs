@@ -71,20 +71,28 @@ pub fn busybox_rootfs(root: &Path) {
     std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
 }
 
+/// The target directory in which make-default-images.sh builds the static workload: one of its
+/// own (shared by the tests that call it) so it does not wait for the lock this test run holds.
+fn nested_target() -> PathBuf {
+    Path::new(VMC)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("image-cli-nested")
+}
+
+/// The static vmc-workload binary that [`make_default_images`] built and put in its image.
+pub fn workload_binary() -> PathBuf {
+    nested_target().join("x86_64-unknown-linux-gnu/release/vmc-workload")
+}
+
 /// Runs scripts/make-default-images.sh for `home` (the busybox and vmc-workload images).
 pub fn make_default_images(home: &Path) {
-    // The script builds the static workload with cargo: a target directory of its own (shared
-    // by the tests that call this) so it does not wait for the lock this test run holds.
-    let target = Path::new(VMC)
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("image-cli-nested");
     let out = Command::new(workspace_root().join("scripts/make-default-images.sh"))
         .env("VMC", VMC)
         .env("VMC_HOME", home)
-        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_TARGET_DIR", nested_target())
         .output()
         .unwrap();
     assert!(
