@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
-use vmc_runtime::limits::docker_resources;
 use vmc_runtime::env::env_value;
+use vmc_runtime::limits::docker_resources;
 use vmc_runtime::signals::Interrupted;
 use vmc_runtime::{
     BindMount, ExitOutcome, Mode, NetworkMode, NoObserver, RunOption, RunSpec, Runtime,
