@@ -37,6 +37,8 @@ pub struct ChildStdio {
 pub struct ChildConfig {
     /// Filesystem setup steps, ending with pivot_root.
     pub ops: Vec<Op>,
+    /// Mounts made once the cgroup namespace exists: the cgroup filesystem at /sys/fs/cgroup.
+    pub cgroup_ops: Vec<Op>,
     /// Host name to set (with a private UTS namespace).
     pub hostname: CString,
     /// Bring up loopback (private network namespace).
@@ -158,6 +160,9 @@ fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepErr
         StepWhat::Text("unsharing the cgroup namespace"),
     )?;
     reporter.event(Event::Released);
+    for op in &config.cgroup_ops {
+        apply(op, reporter).map_err(|errno| (StepWhat::Op(op), errno))?;
+    }
     setup_stdio(&config.stdio)?;
     switch_user(config)?;
     // The parent-death signal is cleared when credentials change: set it again.
@@ -221,6 +226,18 @@ fn apply(op: &Op, reporter: &Reporter) -> nix::Result<()> {
             data.as_deref(),
         ),
         Op::RemountReadOnly(target) => remount_read_only(target),
+        Op::Mask { path, null } => {
+            if !mask(path, null)? {
+                reporter.send(Event::PathMissing, 0, format_args!("{}", text(path)));
+            }
+            Ok(())
+        }
+        Op::ReadOnly(path) => {
+            if !bind_read_only(path)? {
+                reporter.send(Event::PathMissing, 0, format_args!("{}", text(path)));
+            }
+            Ok(())
+        }
         Op::Mkdir(path) => ignore_exists(nix::unistd::mkdir(
             path.as_c_str(),
             nix::sys::stat::Mode::from_bits_truncate(0o755),
@@ -295,6 +312,61 @@ fn remount_read_only(target: &CStr) -> nix::Result<()> {
         MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | kept,
         None,
     )
+}
+
+/// Whether `path` is a directory; `None` when it does not exist.
+fn is_dir(path: &CStr) -> nix::Result<Option<bool>> {
+    match nix::sys::stat::lstat(path) {
+        Ok(stat) => Ok(Some(
+            nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode)
+                .contains(nix::sys::stat::SFlag::S_IFDIR),
+        )),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(errno) => Err(errno),
+    }
+}
+
+/// Hides `path` under an empty read-only tmpfs (a directory) or `null` (a file), as runc
+/// does. Returns false when the path does not exist.
+fn mask(path: &CStr, null: &CStr) -> nix::Result<bool> {
+    let Some(dir) = is_dir(path)? else {
+        return Ok(false);
+    };
+    if dir {
+        nix::mount::mount::<CStr, CStr, CStr, CStr>(
+            Some(c"tmpfs"),
+            path,
+            Some(c"tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None,
+        )?;
+    } else {
+        nix::mount::mount::<CStr, CStr, CStr, CStr>(
+            Some(null),
+            path,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
+    }
+    Ok(true)
+}
+
+/// Binds `path` on itself and remounts the bind read-only. Returns false when it does not
+/// exist.
+fn bind_read_only(path: &CStr) -> nix::Result<bool> {
+    if is_dir(path)?.is_none() {
+        return Ok(false);
+    }
+    nix::mount::mount::<CStr, CStr, CStr, CStr>(
+        Some(path),
+        path,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
+    remount_read_only(path)?;
+    Ok(true)
 }
 
 /// `mkdir -p` with mode 0755, using a stack copy of the path.

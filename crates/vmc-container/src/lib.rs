@@ -2,17 +2,20 @@
 //!
 //! [`ContainerRuntime`] implements [`vmc_runtime::Runtime`]:
 //!
-//! 1. one `clone` makes the PID, mount, UTS, IPC and network namespaces (plus a user namespace
-//!    with a one-id map when vmc is not root);
-//! 2. the child joins the run's cgroup `vmc/<id>`, created by vmc beforehand (cgroup v1: it
-//!    writes 0 to `tasks` itself, which avoids an RCU grace period; v2: vmc writes its pid to
-//!    `cgroup.procs` while the child goes on), makes its mount
+//! 1. vmc creates the run's cgroup `vmc/<id>` (v2; v1: in every hierarchy, plus `unified/` on
+//!    hybrid hosts) with its limits and Docker's device rules, then one `clone3` makes the PID,
+//!    mount, UTS, IPC and network namespaces (plus a user namespace with a one-id map when vmc
+//!    is not root), with the child born in the run's cgroup2 directory (`CLONE_INTO_CGROUP`);
+//! 2. the child joins the run's v1 cgroups (it writes 0 to `tasks` itself, which avoids an RCU
+//!    grace period), makes its mount
 //!    tree private, mounts a tmpfs over the run's directory (visible only to the container)
 //!    holding the overlay's upper and work directories, mounts the overlay (lower = the
 //!    image's read-only rootfs), builds /proc, a tmpfs /dev, devpts, /dev/shm and a read-only
-//!    /sys, binds volumes, `pivot_root`s and detaches the old root, sets the host name, brings
+//!    /sys, binds volumes, masks Docker's masked paths and makes its read-only ones read-only,
+//!    `pivot_root`s and detaches the old root, sets the host name, brings
 //!    loopback up and makes the working directory;
-//! 3. the child waits for vmc's "go" (sent once it is in the cgroup), unshares a cgroup namespace,
+//! 3. the child waits for vmc's "go", unshares a cgroup namespace, mounts the cgroup
+//!    filesystem read-only at /sys/fs/cgroup (its root is now the run's cgroup),
 //!    switches user and executes the workload, which becomes PID 1 of the container (no init
 //!    in between, as with `docker run` without `--init`: a PID 1 without a handler ignores
 //!    SIGTERM/SIGINT, so vmc kills the workload after three interrupts);
@@ -25,10 +28,12 @@
 pub mod cgroups;
 mod child;
 pub mod error;
+pub mod masks;
 pub mod namespaces;
 pub mod plan;
 mod report;
 mod runtime;
+mod spawn;
 mod tty;
 
 pub use cgroups::CgroupMemory;

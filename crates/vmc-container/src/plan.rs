@@ -5,6 +5,7 @@
 //! and makes the layout testable without namespaces.
 
 use crate::error::ContainerError;
+use crate::masks::READ_ONLY_PATHS;
 use crate::report::Event;
 use nix::mount::MsFlags;
 use std::ffi::{CStr, CString};
@@ -77,6 +78,17 @@ pub enum Op {
     },
     /// Remounts the bind mount at `target` read-only, keeping its other (locked) flags.
     RemountReadOnly(CString),
+    /// Hides `path`: an empty read-only tmpfs over a directory, `null` bound over a file.
+    /// A missing path is skipped (and reported).
+    Mask {
+        /// What to hide.
+        path: CString,
+        /// The container's /dev/null.
+        null: CString,
+    },
+    /// Binds `path` on itself and remounts it read-only; a missing path is skipped (and
+    /// reported).
+    ReadOnly(CString),
     /// `mkdir` of a directory whose parent exists (an existing directory is fine).
     Mkdir(CString),
     /// `mkdir -p`.
@@ -123,6 +135,8 @@ impl fmt::Display for Op {
                 text(target)
             ),
             Op::RemountReadOnly(target) => write!(f, "remounting {} read-only", text(target)),
+            Op::Mask { path, .. } => write!(f, "masking {}", text(path)),
+            Op::ReadOnly(path) => write!(f, "making {} read-only", text(path)),
             Op::Mkdir(path) | Op::MkdirAll(path) => {
                 write!(f, "creating directory {}", text(path))
             }
@@ -166,6 +180,10 @@ pub struct RootfsPlan<'a> {
     pub rootless: bool,
     /// The host path of the pty slave to show as /dev/console, with `--tty`.
     pub console: Option<&'a Path>,
+    /// `--privileged`: nothing masked or read-only, /sys writable.
+    pub privileged: bool,
+    /// The paths to mask (Docker's, [`crate::masks::masked_paths`]) unless privileged.
+    pub masked: &'a [String],
 }
 
 /// The character devices of a container's /dev: name, major, minor.
@@ -263,18 +281,23 @@ impl RootfsPlan<'_> {
             ops.push(bind(cpath(console)?, inside("dev/console")?, false));
         }
         ops.push(Op::Mkdir(inside("sys")?));
-        let read_only_sys =
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        // Writable only with --privileged, as in Docker.
+        let mut sys_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        if !self.privileged {
+            sys_flags |= MsFlags::MS_RDONLY;
+        }
         if self.rootless && self.network == NetworkMode::Host {
             // sysfs may only be mounted by the owner of the network namespace: bind the host's.
             ops.push(bind(cstr("/sys"), inside("sys")?, true));
-            ops.push(Op::RemountReadOnly(inside("sys")?));
+            if !self.privileged {
+                ops.push(Op::RemountReadOnly(inside("sys")?));
+            }
         } else {
             ops.push(Op::Mount {
                 source: cstr("sysfs"),
                 target: inside("sys")?,
                 fstype: Some(cstr("sysfs")),
-                flags: read_only_sys,
+                flags: sys_flags,
                 data: None,
             });
         }
@@ -284,6 +307,20 @@ impl RootfsPlan<'_> {
                 ops.extend(self.volume_ops(volume)?);
             }
             ops.push(Op::Report(Event::Volumes));
+        }
+        if !self.privileged {
+            // Last, as runc does: a volume cannot uncover a masked path.
+            let null = inside("dev/null")?;
+            for path in self.masked {
+                ops.push(Op::Mask {
+                    path: inside(path.trim_start_matches('/'))?,
+                    null: null.clone(),
+                });
+            }
+            for path in READ_ONLY_PATHS {
+                ops.push(Op::ReadOnly(inside(path.trim_start_matches('/'))?));
+            }
+            ops.push(Op::Report(Event::Masked));
         }
         ops.push(Op::PivotRoot(cpath(merged)?));
         ops.push(Op::Report(Event::PivotRoot));
@@ -432,6 +469,8 @@ mod tests {
             network: NetworkMode::None,
             rootless: false,
             console: None,
+            privileged: false,
+            masked: &[],
         };
         let ops = plan.ops().unwrap();
         assert_eq!(ops[0], Op::MakePrivate);
@@ -480,6 +519,8 @@ mod tests {
             network: NetworkMode::Host,
             rootless: true,
             console: Some(Path::new("/dev/pts/7")),
+            privileged: false,
+            masked: &[],
         };
         let ops = plan.ops().unwrap();
         assert!(!ops.iter().any(|op| matches!(op, Op::CharDevice { .. })));
@@ -505,6 +546,8 @@ mod tests {
             network: NetworkMode::None,
             rootless: false,
             console: None,
+            privileged: false,
+            masked: &[],
         };
         let ops = plan.ops().unwrap();
         let target = cstr("/run/r1/merged/data");
@@ -540,6 +583,8 @@ mod tests {
             network: NetworkMode::None,
             rootless: false,
             console: None,
+            privileged: false,
+            masked: &[],
         };
         let ops = plan.ops().map_err(|e| e.to_string())?;
         Ok(ops
@@ -603,10 +648,118 @@ mod tests {
         assert_eq!(through_proc(Path::new("/dev/shm/x")), None);
     }
 
+    fn docker_masks() -> Vec<String> {
+        crate::masks::MASKED_PATHS
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn docker_paths_are_masked_and_read_only_after_volumes() {
+        let dirs = overlay();
+        let masked = docker_masks();
+        let volumes = [BindMount {
+            host: PathBuf::from("/tmp"),
+            target: PathBuf::from("/data"),
+            readonly: false,
+        }];
+        let plan = RootfsPlan {
+            overlay: &dirs,
+            volumes: &volumes,
+            network: NetworkMode::None,
+            rootless: false,
+            console: None,
+            privileged: false,
+            masked: &masked,
+        };
+        let ops = plan.ops().unwrap();
+        let m = "/run/r1/merged";
+        let null = cstr(&format!("{m}/dev/null"));
+        let first_mask = ops
+            .iter()
+            .position(|op| matches!(op, Op::Mask { .. }))
+            .unwrap();
+        let volumes_done = ops
+            .iter()
+            .position(|op| op == &Op::Report(Event::Volumes))
+            .unwrap();
+        assert!(first_mask > volumes_done);
+        let expected: Vec<Op> = masked
+            .iter()
+            .map(|p| Op::Mask {
+                path: cstr(&format!("{m}{p}")),
+                null: null.clone(),
+            })
+            .chain(
+                ["bus", "fs", "irq", "sys", "sysrq-trigger"]
+                    .iter()
+                    .map(|p| Op::ReadOnly(cstr(&format!("{m}/proc/{p}")))),
+            )
+            .chain([
+                Op::Report(Event::Masked),
+                Op::PivotRoot(cstr(m)),
+                Op::Report(Event::PivotRoot),
+            ])
+            .collect();
+        assert_eq!(&ops[first_mask..], expected.as_slice());
+        assert!(expected.contains(&Op::Mask {
+            path: cstr(&format!("{m}/proc/keys")),
+            null: null.clone()
+        }));
+        assert!(expected.contains(&Op::Mask {
+            path: cstr(&format!("{m}/sys/firmware")),
+            null
+        }));
+        let sysfs = ops
+            .iter()
+            .find_map(|op| match op {
+                Op::Mount { fstype, flags, .. } if fstype.as_deref() == Some(c"sysfs") => {
+                    Some(*flags)
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert!(sysfs.contains(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC));
+    }
+
+    #[test]
+    fn privileged_masks_nothing_and_mounts_sys_writable() {
+        let dirs = overlay();
+        let masked = docker_masks();
+        let plan = RootfsPlan {
+            overlay: &dirs,
+            volumes: &[],
+            network: NetworkMode::None,
+            rootless: false,
+            console: None,
+            privileged: true,
+            masked: &masked,
+        };
+        let ops = plan.ops().unwrap();
+        assert!(!ops.iter().any(|op| matches!(
+            op,
+            Op::Mask { .. } | Op::ReadOnly(_) | Op::RemountReadOnly(_)
+        )));
+        assert!(!ops.contains(&Op::Report(Event::Masked)));
+        assert!(ops.iter().any(|op| matches!(op,
+            Op::Mount { fstype, flags, .. }
+                if fstype.as_deref() == Some(c"sysfs") && !flags.contains(MsFlags::MS_RDONLY))));
+    }
+
     #[test]
     fn ops_describe_themselves() {
         let op = bind(cstr("/a"), cstr("/b"), false);
         assert_eq!(op.to_string(), "mounting /a (bind) on /b");
         assert_eq!(Op::PivotRoot(cstr("/m")).to_string(), "pivot_root into /m");
+        let mask = Op::Mask {
+            path: cstr("/m/proc/kcore"),
+            null: cstr("/m/dev/null"),
+        };
+        assert_eq!(mask.to_string(), "masking /m/proc/kcore");
+        assert_eq!(
+            Op::ReadOnly(cstr("/m/proc/sys")).to_string(),
+            "making /m/proc/sys read-only"
+        );
     }
 }

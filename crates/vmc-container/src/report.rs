@@ -22,6 +22,12 @@ pub enum Event {
     SpecialFs,
     /// The host directories of `--volume` are bound.
     Volumes,
+    /// A path to mask or make read-only does not exist on this kernel (the text names it).
+    PathMissing,
+    /// Docker's masked and read-only paths are in place.
+    Masked,
+    /// The cgroup filesystem is mounted at /sys/fs/cgroup (after the cgroup namespace).
+    CgroupFs,
     /// pivot_root is done and the old root detached.
     PivotRoot,
     /// Host name set, loopback up, working directory made: the child waits for vmc.
@@ -35,12 +41,15 @@ pub enum Event {
 }
 
 impl Event {
-    const ALL: [(Event, u8); 10] = [
+    const ALL: [(Event, u8); 13] = [
         (Event::JoinedCgroup, b'J'),
         (Event::Released, b'S'),
         (Event::Overlay, b'O'),
         (Event::SpecialFs, b'F'),
         (Event::Volumes, b'V'),
+        (Event::PathMissing, b'k'),
+        (Event::Masked, b'K'),
+        (Event::CgroupFs, b'C'),
         (Event::PivotRoot, b'P'),
         (Event::Ready, b'R'),
         (Event::Exec, b'X'),

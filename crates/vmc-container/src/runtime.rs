@@ -1,11 +1,16 @@
 //! The parent side of a container run: prepare, clone, place in the cgroup, supervise, tear down.
 
-use crate::cgroups::{CgroupMemory, Hierarchy, Limits, RunCgroup, DEFAULT_ROOT};
+use crate::cgroups::devices::DEFAULT_RULES;
+use crate::cgroups::{
+    mount as cgroup_fs, write_control, CgroupMemory, Hierarchy, Limits, RunCgroup, DEFAULT_ROOT,
+};
 use crate::child::{self, ChildConfig, ChildStdio};
 use crate::error::ContainerError;
+use crate::masks::{self, READ_ONLY_PATHS};
 use crate::namespaces::{clone_flags, describe, single_id_map};
 use crate::plan::{cpath, through_proc, OverlayDirs, RootfsPlan};
 use crate::report::{self, Event, Record};
+use crate::spawn;
 use crate::tty::Pty;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
@@ -27,9 +32,6 @@ use vmc_runtime::{
     Timeline,
 };
 use vmc_runtime::{MemoryProbe, MemoryReading, RunObserver};
-
-/// Stack size of the cloned child before it executes the workload.
-const CHILD_STACK: usize = 256 * 1024;
 
 /// Where a run's stdout and stderr go instead of vmc's own (for callers that capture output).
 #[derive(Debug)]
@@ -113,12 +115,16 @@ impl ContainerRuntime {
         let overlay = OverlayDirs::in_run_dir(&spec.run_dir, &spec.rootfs);
         let mut run = RunGuard::default();
         let pty = spec.tty.then(Pty::open).transpose()?;
+        let privileged = spec.security.privileged;
+        let masked = masks::masked_paths(Path::new("/sys"));
         let plan = RootfsPlan {
             overlay: &overlay,
             volumes: &spec.mounts,
             network: spec.network,
             rootless,
             console: pty.as_ref().map(|p| p.slave_path.as_path()),
+            privileged,
+            masked: &masked,
         };
         let ops = plan.ops()?;
         let (go_read, go_write) = pipe()?;
@@ -149,24 +155,34 @@ impl ContainerRuntime {
         )?;
         run.cgroup = create_cgroup(&hierarchy, spec, rootless, timeline)?;
         if let Some(cgroup) = &run.cgroup {
+            restrict_devices(cgroup.as_ref(), privileged, rootless, timeline)?;
             config.join_cgroup = cgroup
                 .self_join_files()
                 .iter()
                 .map(|file| cpath(file))
                 .collect::<Result<Vec<_>, _>>()?;
+            config.cgroup_ops = cgroup_fs::ops(&hierarchy, privileged)?;
         }
+        let clone_into = run
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.v2_dir())
+            .map(|dir| {
+                std::fs::File::open(dir).map_err(|source| ContainerError::Cgroup {
+                    action: "cannot open".into(),
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            })
+            .transpose()?;
         let flags = clone_flags(spec.network, rootless);
-        let mut stack = vec![0u8; CHILD_STACK];
         // SAFETY: the child only runs `child::run`, which does not allocate or take locks and
-        // ends in execve or returns an exit status; `config` outlives the clone call
-        // in the parent and are copied with the address space into the child.
-        let pid = unsafe {
-            nix::sched::clone(
-                Box::new(|| child::run(&config)),
-                &mut stack,
-                flags,
-                Some(libc::SIGCHLD),
-            )
+        // ends in execve or returns an exit status; `config` is copied with the address space
+        // into the child.
+        let spawned = unsafe {
+            spawn::spawn(flags, clone_into.as_ref().map(|f| f.as_fd()), || {
+                child::run(&config)
+            })
         }
         .map_err(|source| match (rootless, source) {
             (
@@ -181,12 +197,20 @@ impl ContainerRuntime {
             }
             (_, source) => ContainerError::sys(format!("clone({})", describe(flags)), source),
         })?;
+        let pid = spawned.pid;
         run.child = Some(pid);
         timeline.step(format!(
-            "clone({}) → container init is host pid {pid}",
-            describe(flags)
+            "clone3({}{}) → container init is host pid {pid}",
+            describe(flags),
+            match (&run.cgroup, spawned.in_cgroup) {
+                (Some(cgroup), true) => format!(
+                    ", CLONE_INTO_CGROUP {}",
+                    cgroup.v2_dir().unwrap_or(Path::new("")).display()
+                ),
+                _ => String::new(),
+            }
         ));
-        drop((go_read, report_write, dev_null));
+        drop((go_read, report_write, dev_null, clone_into));
         if rootless {
             map_ids(pid, spec.uid, spec.gid)?;
             write_all(&go_write, b"m")?;
@@ -195,9 +219,13 @@ impl ContainerRuntime {
                 spec.uid, spec.gid
             ));
         }
-        if let (Some(cgroup), true) = (&run.cgroup, config.join_cgroup.is_empty()) {
-            cgroup.add_process(pid.as_raw())?;
-            timeline.step(format!("pid {pid} moved into {}", cgroup.describe()));
+        if let (Some(dir), false) = (
+            run.cgroup.as_ref().and_then(|c| c.v2_dir()),
+            spawned.in_cgroup,
+        ) {
+            // A kernel before 5.7: move it the slow way while it builds its filesystem.
+            write_control(dir, "cgroup.procs", &pid.to_string())?;
+            timeline.step(format!("pid {pid} moved into {}", dir.display()));
         }
         let mut reports = ReportReader::new(report_read);
         reports.wait_until_ready(&signals)?;
@@ -210,7 +238,16 @@ impl ContainerRuntime {
         write_all(&go_write, b"g")?;
         drop(go_write);
         let records = reports.read_to_end(&signals)?;
-        let exec_failure = record_child_steps(&records, spec, &overlay, timeline)?;
+        let described = Described {
+            joined: config.join_cgroup.len(),
+            overlay: &overlay,
+            masked: &masked,
+            cgroup_fs: run
+                .cgroup
+                .as_ref()
+                .map(|_| cgroup_fs::describe(&hierarchy, privileged)),
+        };
+        let exec_failure = record_child_steps(&records, spec, &described, timeline)?;
         if let Some(message) = &exec_failure {
             self.print_error(message);
         }
@@ -348,6 +385,7 @@ fn child_config(
     };
     Ok(ChildConfig {
         ops,
+        cgroup_ops: Vec::new(),
         hostname: cstrings("hostname", std::slice::from_ref(&spec.hostname))?.remove(0),
         loopback: spec.network == NetworkMode::None,
         workdir: cpath(&workdir_in_root(spec)?)?,
@@ -452,6 +490,52 @@ fn create_cgroup(
     }
 }
 
+/// Applies Docker's device rules to the run's cgroup, unless the run is privileged or
+/// rootless (a user namespace cannot make device nodes, and vmc binds only the host's
+/// harmless ones).
+fn restrict_devices(
+    cgroup: &dyn RunCgroup,
+    privileged: bool,
+    rootless: bool,
+    timeline: &mut Timeline,
+) -> Result<(), ContainerError> {
+    let how = if privileged {
+        "every device allowed (--privileged)".to_string()
+    } else if rootless {
+        "not restricted (rootless: the user namespace cannot create device nodes)".to_string()
+    } else {
+        cgroup.restrict_devices(&DEFAULT_RULES)?
+    };
+    timeline.step(format!("devices: {how}"));
+    Ok(())
+}
+
+/// What the trace says about the child's steps, prepared by the parent.
+struct Described<'a> {
+    joined: usize,
+    overlay: &'a OverlayDirs,
+    masked: &'a [String],
+    cgroup_fs: Option<String>,
+}
+
+/// The trace line for Docker's masked and read-only paths.
+fn confined_paths(masked: &[String], missing: &[&str]) -> String {
+    let present = |path: &&str| !missing.contains(path);
+    let masked: Vec<&str> = masked.iter().map(String::as_str).filter(present).collect();
+    let read_only: Vec<&str> = READ_ONLY_PATHS.into_iter().filter(present).collect();
+    let mut line = format!(
+        "masked {} ({}); read-only {} ({})",
+        masked.len(),
+        masked.join(" "),
+        read_only.len(),
+        read_only.join(" ")
+    );
+    if !missing.is_empty() {
+        line += &format!("; absent on this kernel: {}", missing.join(" "));
+    }
+    line
+}
+
 /// Reads the child's report pipe, ending the run on SIGINT, SIGTERM, SIGHUP or SIGQUIT
 /// (the child may hang in its setup: a FIFO or a hung filesystem under a volume).
 struct ReportReader {
@@ -541,13 +625,20 @@ fn progress_error(e: std::io::Error) -> ContainerError {
 fn record_child_steps(
     records: &[Record],
     spec: &RunSpec,
-    overlay: &OverlayDirs,
+    described: &Described,
     timeline: &mut Timeline,
 ) -> Result<Option<String>, ContainerError> {
     if let Some(failure) = records.iter().find(|r| r.event == Event::SetupFailed) {
         return Err(ContainerError::Setup(failure.text.clone()));
     }
+    let overlay = described.overlay;
     let exec_failure = records.iter().find(|r| r.event == Event::ExecFailed);
+    let merged = overlay.merged.display().to_string();
+    let missing: Vec<&str> = records
+        .iter()
+        .filter(|r| r.event == Event::PathMissing)
+        .map(|r| r.text.strip_prefix(merged.as_str()).unwrap_or(&r.text))
+        .collect();
     for record in records {
         let at = record.instant();
         let what = match record.event {
@@ -555,9 +646,10 @@ fn record_child_steps(
                 timeline.mark_at(Milestone::InitStarted, at);
                 "container init released by vmc; cgroup namespace unshared".to_string()
             }
-            Event::JoinedCgroup => {
-                "container init joined its cgroup itself (wrote 0 to tasks)".to_string()
-            }
+            Event::JoinedCgroup => format!(
+                "container init joined its cgroup in {} v1 hierarchies itself (wrote 0 to tasks)",
+                described.joined
+            ),
             Event::Overlay => format!(
                 "overlay mounted (lower={}, upper={} on a tmpfs private to the container)",
                 overlay.lower.display(),
@@ -567,6 +659,12 @@ fn record_child_steps(
                 "/proc, /dev (tmpfs, devices, devpts, shm) and read-only /sys mounted".into()
             }
             Event::Volumes => format!("{} volume(s) bound", spec.mounts.len()),
+            Event::PathMissing => continue,
+            Event::Masked => confined_paths(described.masked, &missing),
+            Event::CgroupFs => described
+                .cgroup_fs
+                .clone()
+                .unwrap_or_else(|| "cgroup filesystem mounted".into()),
             Event::PivotRoot => format!(
                 "pivot_root into {}; old root detached",
                 overlay.merged.display()

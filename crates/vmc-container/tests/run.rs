@@ -52,7 +52,7 @@ fn true_exits_zero_and_marks_every_milestone_in_order() {
         .map(|s| s.what.as_str())
         .collect();
     for expected in [
-        "clone(CLONE_NEWPID|CLONE_NEWNS",
+        "clone3(CLONE_NEWPID|CLONE_NEWNS",
         "cgroup vmc/",
         "overlay mounted",
         "pivot_root into",
@@ -377,7 +377,8 @@ fn cleanup_removes_what_a_crashed_vmc_left() {
         .spawn()
         .unwrap();
     cgroup.add_process(orphan.id() as i32).unwrap();
-    assert_eq!(common::cgroup_dirs(&id).len(), 1);
+    // One directory per hierarchy (v1), or the one of v2.
+    assert!(!common::cgroup_dirs(&id).is_empty());
 
     let runtime = vmc_container::ContainerRuntime::new();
     runtime.cleanup(&id, dir.path()).unwrap();

@@ -1,15 +1,22 @@
-//! Per-run cgroups: `vmc/<run id>` with memory, CPU and pids limits, on cgroup v2 (unified)
-//! or v1 (one hierarchy per controller, including the "hybrid" layout where v2 is mounted at
-//! `unified/` without controllers).
+//! Per-run cgroups: `vmc/<run id>` with memory, CPU and pids limits and Docker's device
+//! rules, on cgroup v2 (unified) or v1 (one hierarchy per controller, including the "hybrid"
+//! layout where v2 is mounted at `unified/` without controllers).
 //!
 //! [`Hierarchy::detect`] looks at a cgroup root (normally `/sys/fs/cgroup`; unit tests use a
-//! fake directory) and [`Hierarchy::create`] makes the run's cgroup behind the [`RunCgroup`]
-//! trait, implemented by [`v1::V1Cgroup`] and [`v2::V2Cgroup`].
+//! fake directory and mount table) and [`Hierarchy::create`] makes the run's cgroup behind the
+//! [`RunCgroup`] trait, implemented by [`v1::V1Cgroup`] and [`v2::V2Cgroup`]. On v1 the run
+//! has a cgroup in every hierarchy the host mounts, so that the cgroup namespace the
+//! container unshares has the run's own cgroup as its root everywhere; [`mount`] shows those
+//! hierarchies inside the container.
 
+pub mod bpf_devices;
+pub mod devices;
+pub mod mount;
 pub mod v1;
 pub mod v2;
 
 use crate::error::ContainerError;
+use devices::DeviceRule;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -54,21 +61,41 @@ pub fn cpu_quota_us(cpus: f64) -> u64 {
 
 /// One run's cgroup, in whichever cgroup version the host uses.
 pub trait RunCgroup {
-    /// The cgroup's path for messages, e.g. `/sys/fs/cgroup/memory/vmc/<id>`.
-    fn describe(&self) -> String;
     /// Moves process `pid` into the cgroup (in every hierarchy it spans).
     fn add_process(&self, pid: i32) -> Result<(), ContainerError>;
-    /// Files a single-threaded process writes "0" into to move itself into the cgroup, or
-    /// none when the cgroup version needs [`RunCgroup::add_process`] instead. On cgroup v1 a
-    /// thread moving itself through `tasks` skips the global threadgroup lock, whose write
-    /// side waits for an RCU grace period (milliseconds, the largest cost of a start).
+    /// Files a single-threaded process writes "0" into to move itself into the cgroup's v1
+    /// hierarchies. On cgroup v1 a thread moving itself through `tasks` skips the global
+    /// threadgroup lock, whose write side waits for an RCU grace period (milliseconds, the
+    /// largest cost of a start).
     fn self_join_files(&self) -> Vec<PathBuf>;
+    /// The cgroup v2 directory of the run (pure v2, or `unified/` on a hybrid host), which
+    /// the first process is cloned into (`CLONE_INTO_CGROUP`, again without the lock).
+    fn v2_dir(&self) -> Option<&Path>;
+    /// Denies every device but `rules` (v1: the devices controller; v2: a BPF program).
+    /// Returns how, for the trace.
+    fn restrict_devices(&self, rules: &[DeviceRule]) -> Result<String, ContainerError>;
     /// How many times the kernel's OOM killer killed a process of this cgroup.
     fn oom_kills(&self) -> u64;
     /// A reader for the cgroup's current and peak memory use.
     fn memory(&self) -> CgroupMemory;
     /// Kills every process left in the cgroup, waits until it is empty and removes it.
     fn remove(&self) -> Result<(), ContainerError>;
+}
+
+/// One cgroup v1 hierarchy mounted under the cgroup root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1Hierarchy {
+    /// Its mount point, e.g. `/sys/fs/cgroup/cpu,cpuacct`.
+    pub dir: PathBuf,
+    /// Its controllers (and name) as mount options, e.g. `cpu,cpuacct` or `name=systemd`.
+    pub options: String,
+}
+
+impl V1Hierarchy {
+    /// Whether the hierarchy carries `controller`.
+    pub fn has(&self, controller: &str) -> bool {
+        self.options.split(',').any(|o| o == controller)
+    }
 }
 
 /// The cgroup layout of a host.
@@ -79,43 +106,102 @@ pub enum Hierarchy {
         /// The cgroup2 mount.
         root: PathBuf,
     },
-    /// cgroup v1: one mount per controller (absent controllers are `None`).
+    /// cgroup v1: one mount per hierarchy.
     V1 {
-        /// The directory holding the per-controller mounts.
+        /// The directory holding the mounts.
         root: PathBuf,
-        /// The memory controller's mount.
-        memory: Option<PathBuf>,
-        /// The cpu controller's mount.
-        cpu: Option<PathBuf>,
-        /// The pids controller's mount.
-        pids: Option<PathBuf>,
+        /// Every v1 hierarchy mounted directly under `root`.
+        hierarchies: Vec<V1Hierarchy>,
+        /// The controller-less cgroup2 mount of a hybrid host (`root/unified`).
+        unified: Option<PathBuf>,
+        /// Symbolic links under `root` naming a hierarchy (`cpu -> cpu,cpuacct`).
+        links: Vec<(String, String)>,
     },
 }
 
+/// Mount options that are not a controller or a hierarchy name.
+const GENERIC_OPTIONS: [&str; 8] = [
+    "rw",
+    "ro",
+    "noprefix",
+    "xattr",
+    "clone_children",
+    "cpuset_v2_mode",
+    "favordynmods",
+    "nofavordynmods",
+];
+
 impl Hierarchy {
-    /// Finds out which cgroup version is mounted at `root`.
+    /// Finds out which cgroup version is mounted at `root` (v1 hierarchies from this
+    /// process's mount table).
     pub fn detect(root: &Path) -> Result<Hierarchy, ContainerError> {
         if root.join("cgroup.controllers").exists() {
             return Ok(Hierarchy::V2 {
                 root: root.to_path_buf(),
             });
         }
-        let controller = |dir: &str, probe: &str| {
-            let path = root.join(dir);
-            path.join(probe).exists().then_some(path)
-        };
-        let memory = controller("memory", "memory.limit_in_bytes");
-        let cpu = controller("cpu", "cpu.cfs_quota_us");
-        // The root of the pids hierarchy has no pids.* files.
-        let pids = controller("pids", "cgroup.procs");
-        if memory.is_none() && cpu.is_none() && pids.is_none() {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        Self::v1_from_mountinfo(root, &mountinfo)
+    }
+
+    /// The v1 layout under `root` as mount table `mountinfo` (`/proc/self/mountinfo`'s
+    /// format) describes it.
+    pub fn v1_from_mountinfo(root: &Path, mountinfo: &str) -> Result<Hierarchy, ContainerError> {
+        let mut hierarchies: Vec<V1Hierarchy> = Vec::new();
+        let mut unified = None;
+        for line in mountinfo.lines() {
+            let Some((mount, fs)) = line.split_once(" - ") else {
+                continue;
+            };
+            let (Some(point), mut fs) = (mount.split(' ').nth(4), fs.split(' ')) else {
+                continue;
+            };
+            let dir = PathBuf::from(point);
+            // Escaped names (\040 for a space) are not cgroup hierarchies vmc made or knows.
+            if point.contains('\\') || dir.parent() != Some(root) {
+                continue;
+            }
+            match (fs.next(), fs.nth(1)) {
+                (Some("cgroup"), Some(options)) => {
+                    let options = options
+                        .split(',')
+                        .filter(|o| {
+                            o.starts_with("name=")
+                                || !(o.contains('=') || GENERIC_OPTIONS.contains(o))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    // A later mount on the same point hides the earlier one.
+                    hierarchies.retain(|h| h.dir != dir);
+                    hierarchies.push(V1Hierarchy { dir, options });
+                }
+                (Some("cgroup2"), _) => unified = Some(dir),
+                _ => {}
+            }
+        }
+        if hierarchies.is_empty() {
             return Err(ContainerError::NoCgroups(root.to_path_buf()));
         }
+        let links = std::fs::read_dir(root)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|entry| {
+                        let target = std::fs::read_link(entry.path()).ok()?;
+                        let target = target.to_str()?.to_string();
+                        hierarchies
+                            .iter()
+                            .any(|h| h.dir.file_name() == Some(target.as_ref()))
+                            .then(|| Some((entry.file_name().to_str()?.to_string(), target)))?
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Hierarchy::V1 {
             root: root.to_path_buf(),
-            memory,
-            cpu,
-            pids,
+            hierarchies,
+            unified,
+            links,
         })
     }
 
@@ -141,15 +227,14 @@ impl Hierarchy {
             }
             Hierarchy::V1 {
                 root,
-                memory,
-                cpu,
-                pids,
+                hierarchies,
+                unified,
+                ..
             } => {
                 let mounts = v1::Mounts {
                     root,
-                    memory: memory.as_deref(),
-                    cpu: cpu.as_deref(),
-                    pids: pids.as_deref(),
+                    hierarchies,
+                    unified: unified.as_deref(),
                 };
                 let (cgroup, settings) = v1::V1Cgroup::create(&mounts, id, limits)?;
                 Ok((Box::new(cgroup), settings))
@@ -184,15 +269,17 @@ impl Hierarchy {
     pub fn memory_of(&self, id: &str) -> Result<CgroupMemory, ContainerError> {
         match self {
             Hierarchy::V2 { root } => Ok(v2::memory_reader(&root.join(PARENT).join(id))),
-            Hierarchy::V1 { root, memory, .. } => {
-                let memory =
-                    memory
-                        .as_deref()
-                        .ok_or_else(|| ContainerError::MissingController {
-                            controller: "memory",
-                            root: root.clone(),
-                        })?;
-                Ok(v1::memory_reader(&memory.join(PARENT).join(id)))
+            Hierarchy::V1 {
+                root, hierarchies, ..
+            } => {
+                let memory = hierarchies
+                    .iter()
+                    .find(|h| h.has("memory"))
+                    .ok_or_else(|| ContainerError::MissingController {
+                        controller: "memory",
+                        root: root.clone(),
+                    })?;
+                Ok(v1::memory_reader(&memory.dir.join(PARENT).join(id)))
             }
         }
     }
@@ -336,24 +423,100 @@ mod tests {
         );
     }
 
+    /// A mount table line for `point` (the host's format: optional fields, then " - ").
+    pub(crate) fn mount_line(point: &Path, fstype: &str, options: &str) -> String {
+        format!(
+            "40 31 0:37 / {} rw,nosuid,nodev,noexec,relatime shared:9 - {fstype} {fstype} {options}\n",
+            point.display()
+        )
+    }
+
+    /// A fake hybrid host like this one: hierarchies as directories, their mount table, a
+    /// co-mounted cpu,cpuacct with its two links.
+    pub(crate) fn fake_hybrid_host(root: &Path) -> String {
+        let mut mountinfo = mount_line(Path::new("/sys/fs/cgroup"), "tmpfs", "rw,mode=755");
+        for (dir, options) in [
+            ("cpu,cpuacct", "rw,cpu,cpuacct"),
+            ("cpuset", "rw,cpuset,clone_children"),
+            ("memory", "rw,memory"),
+            ("devices", "rw,devices"),
+            ("pids", "rw,pids"),
+            (
+                "systemd",
+                "rw,xattr,release_agent=/lib/systemd/agent,name=systemd",
+            ),
+        ] {
+            std::fs::create_dir_all(root.join(dir).join(PARENT)).unwrap();
+            mountinfo += &mount_line(&root.join(dir), "cgroup", options);
+        }
+        std::fs::create_dir_all(root.join("unified")).unwrap();
+        mountinfo += &mount_line(&root.join("unified"), "cgroup2", "rw,nsdelegate");
+        // Not directly under the root: ignored.
+        mountinfo += &mount_line(&root.join("memory/vmc"), "cgroup", "rw,memory");
+        for link in ["cpu", "cpuacct"] {
+            std::os::unix::fs::symlink("cpu,cpuacct", root.join(link)).unwrap();
+        }
+        mountinfo
+    }
+
     #[test]
-    fn detects_v1_controllers_and_hybrid_layout() {
+    fn detects_every_v1_hierarchy_from_the_mount_table() {
         let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join("memory")).unwrap();
-        std::fs::write(root.path().join("memory/memory.limit_in_bytes"), "").unwrap();
-        // Hybrid: an empty cgroup2 mount at unified/ does not make the host v2.
-        std::fs::create_dir_all(root.path().join("unified")).unwrap();
-        let hierarchy = Hierarchy::detect(root.path()).unwrap();
+        let mountinfo = fake_hybrid_host(root.path());
+        let hierarchy = Hierarchy::v1_from_mountinfo(root.path(), &mountinfo).unwrap();
+        let Hierarchy::V1 {
+            hierarchies,
+            unified,
+            mut links,
+            ..
+        } = hierarchy.clone()
+        else {
+            panic!("not v1: {hierarchy:?}");
+        };
+        let found: Vec<(String, &str)> = hierarchies
+            .iter()
+            .map(|h| {
+                (
+                    h.dir.file_name().unwrap().to_string_lossy().into_owned(),
+                    h.options.as_str(),
+                )
+            })
+            .collect();
         assert_eq!(
-            hierarchy,
-            Hierarchy::V1 {
-                root: root.path().to_path_buf(),
-                memory: Some(root.path().join("memory")),
-                cpu: None,
-                pids: None,
-            }
+            found,
+            [
+                ("cpu,cpuacct".to_string(), "cpu,cpuacct"),
+                ("cpuset".to_string(), "cpuset"),
+                ("memory".to_string(), "memory"),
+                ("devices".to_string(), "devices"),
+                ("pids".to_string(), "pids"),
+                ("systemd".to_string(), "name=systemd"),
+            ]
+        );
+        assert!(hierarchies[0].has("cpu") && hierarchies[0].has("cpuacct"));
+        assert!(!hierarchies[0].has("cpuset"));
+        assert_eq!(unified, Some(root.path().join("unified")));
+        links.sort();
+        assert_eq!(
+            links,
+            [
+                ("cpu".to_string(), "cpu,cpuacct".to_string()),
+                ("cpuacct".to_string(), "cpu,cpuacct".to_string())
+            ]
         );
         assert_eq!(hierarchy.version(), "v1");
+        // A v1 host without the hybrid cgroup2 mount.
+        let pure: String = mountinfo
+            .lines()
+            .filter(|l| !l.contains("cgroup2"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let Hierarchy::V1 { unified, .. } =
+            Hierarchy::v1_from_mountinfo(root.path(), &pure).unwrap()
+        else {
+            panic!("not v1");
+        };
+        assert_eq!(unified, None);
     }
 
     #[test]
@@ -361,6 +524,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let err = Hierarchy::detect(root.path()).unwrap_err();
         assert!(err.to_string().contains("no cgroup filesystem"), "{err}");
+        // A cgroup2 mount alone, but not at the root, is no v1 host either.
+        let only_unified = mount_line(&root.path().join("unified"), "cgroup2", "rw");
+        assert!(Hierarchy::v1_from_mountinfo(root.path(), &only_unified).is_err());
     }
 
     #[test]
@@ -384,14 +550,14 @@ mod tests {
     #[test]
     fn leftovers_are_removed_from_every_v1_hierarchy() {
         let root = tempfile::tempdir().unwrap();
-        for controller in ["memory", "pids", "freezer"] {
-            std::fs::create_dir_all(root.path().join(controller).join("vmc/abc")).unwrap();
+        let mountinfo = fake_hybrid_host(root.path());
+        for dir in ["memory", "pids", "systemd", "unified"] {
+            std::fs::create_dir_all(root.path().join(dir).join("vmc/abc")).unwrap();
         }
-        std::fs::write(root.path().join("memory/memory.limit_in_bytes"), "").unwrap();
-        let hierarchy = Hierarchy::detect(root.path()).unwrap();
+        let hierarchy = Hierarchy::v1_from_mountinfo(root.path(), &mountinfo).unwrap();
         assert!(hierarchy.remove_leftover("abc").unwrap());
-        for controller in ["memory", "pids", "freezer"] {
-            assert!(!root.path().join(controller).join("vmc/abc").exists());
+        for dir in ["memory", "pids", "systemd", "unified"] {
+            assert!(!root.path().join(dir).join("vmc/abc").exists());
         }
         assert!(!hierarchy.remove_leftover("abc").unwrap());
     }

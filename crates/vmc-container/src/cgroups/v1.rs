@@ -1,69 +1,113 @@
-//! cgroup v1: the run's cgroup is one directory `vmc/<id>` in each controller's hierarchy.
+//! cgroup v1: the run's cgroup is one directory `vmc/<id>` in every hierarchy of the host
+//! (and in the controller-less cgroup2 tree of a hybrid host).
 
+use super::devices::DeviceRule;
 use super::{
     cpu_quota_us, keyed_value, kill_and_remove, make_dir, read_u64, write_control, CgroupMemory,
-    Limits, RunCgroup, CPU_PERIOD_US, PARENT,
+    Limits, RunCgroup, V1Hierarchy, CPU_PERIOD_US, PARENT,
 };
 use crate::error::ContainerError;
 use std::path::{Path, PathBuf};
 
-/// The controller mounts a v1 host offers.
+/// The hierarchies a v1 host offers.
 #[derive(Debug, Clone, Copy)]
 pub struct Mounts<'a> {
     /// The directory holding the mounts (for messages).
     pub root: &'a Path,
-    /// The memory hierarchy.
-    pub memory: Option<&'a Path>,
-    /// The cpu hierarchy.
-    pub cpu: Option<&'a Path>,
-    /// The pids hierarchy.
-    pub pids: Option<&'a Path>,
+    /// Every v1 hierarchy.
+    pub hierarchies: &'a [V1Hierarchy],
+    /// The cgroup2 mount of a hybrid host.
+    pub unified: Option<&'a Path>,
 }
 
-/// A run's cgroup on a v1 host: always in the memory hierarchy (for accounting and OOM
-/// detection), in the cpu and pids hierarchies only when those limits are set.
+impl Mounts<'_> {
+    /// The hierarchy carrying `controller`, or the error naming it.
+    fn require(&self, controller: &'static str) -> Result<&V1Hierarchy, ContainerError> {
+        self.hierarchies
+            .iter()
+            .find(|h| h.has(controller))
+            .ok_or_else(|| ContainerError::MissingController {
+                controller,
+                root: self.root.to_path_buf(),
+            })
+    }
+}
+
+/// A run's cgroup on a v1 host: `vmc/<id>` in every hierarchy, so that its cgroup namespace
+/// shows the run's own cgroup everywhere.
 #[derive(Debug)]
 pub struct V1Cgroup {
+    /// The directory holding the hierarchies (for messages).
+    root: PathBuf,
+    /// In the memory hierarchy (accounting, OOM detection; it is removed first).
     memory: PathBuf,
+    /// In every other hierarchy.
     others: Vec<PathBuf>,
+    /// In the devices hierarchy, when the host has one.
+    devices: Option<PathBuf>,
+    /// In the cgroup2 tree of a hybrid host.
+    unified: Option<PathBuf>,
 }
 
 impl V1Cgroup {
-    /// Creates `vmc/<id>` in the hierarchies `limits` needs and writes the limits.
+    /// Creates `vmc/<id>` in every hierarchy and writes the limits.
     pub fn create(
         mounts: &Mounts,
         id: &str,
         limits: &Limits,
     ) -> Result<(V1Cgroup, Vec<String>), ContainerError> {
-        let require = |mount: Option<&Path>, controller: &'static str| {
-            mount.map(|m| m.join(PARENT).join(id)).ok_or_else(|| {
-                ContainerError::MissingController {
-                    controller,
-                    root: mounts.root.to_path_buf(),
-                }
-            })
-        };
-        let memory = require(mounts.memory, "memory")?;
+        let run = |h: &V1Hierarchy| h.dir.join(PARENT).join(id);
+        let memory = run(mounts.require("memory")?);
         let cpu = limits
             .cpus
-            .map(|_| require(mounts.cpu, "cpu"))
+            .map(|_| mounts.require("cpu").map(run))
             .transpose()?;
         let pids = limits
             .pids_limit
-            .map(|_| require(mounts.pids, "pids"))
+            .map(|_| mounts.require("pids").map(run))
             .transpose()?;
+        let cpuset = mounts.hierarchies.iter().find(|h| h.has("cpuset")).map(run);
         let cgroup = V1Cgroup {
+            root: mounts.root.to_path_buf(),
+            others: mounts
+                .hierarchies
+                .iter()
+                .map(run)
+                .filter(|dir| *dir != memory)
+                .collect(),
             memory,
-            others: cpu.iter().chain(pids.iter()).cloned().collect(),
+            devices: mounts
+                .hierarchies
+                .iter()
+                .find(|h| h.has("devices"))
+                .map(run),
+            unified: mounts.unified.map(|u| u.join(PARENT).join(id)),
         };
         let mut settings = Vec::new();
-        let result = cgroup.write_limits(limits, &cpu, &pids, &mut settings);
+        let result = cgroup
+            .make_dirs(cpuset.as_deref())
+            .and_then(|()| cgroup.write_limits(limits, &cpu, &pids, &mut settings));
         if let Err(err) = result {
             // Do not leave half-made cgroups behind.
             let _ = cgroup.remove();
             return Err(err);
         }
         Ok((cgroup, settings))
+    }
+
+    fn make_dirs(&self, cpuset: Option<&Path>) -> Result<(), ContainerError> {
+        for dir in self.dirs().chain(self.unified.iter()) {
+            make_dir(dir)?;
+        }
+        if let Some(dir) = cpuset {
+            // A cpuset cgroup takes no task until it has CPUs and memory nodes: copy the
+            // parent's (first into vmc/, which the kernel made empty too).
+            if let Some(parent) = dir.parent() {
+                inherit_cpuset(parent)?;
+            }
+            inherit_cpuset(dir)?;
+        }
+        Ok(())
     }
 
     fn write_limits(
@@ -73,7 +117,6 @@ impl V1Cgroup {
         pids: &Option<PathBuf>,
         settings: &mut Vec<String>,
     ) -> Result<(), ContainerError> {
-        make_dir(&self.memory)?;
         if let Some(bytes) = limits.memory_bytes {
             let value = bytes.to_string();
             settings.push(write_control(
@@ -91,7 +134,6 @@ impl V1Cgroup {
             }
         }
         if let (Some(dir), Some(cpus)) = (cpu, limits.cpus) {
-            make_dir(dir)?;
             settings.push(write_control(
                 dir,
                 "cpu.cfs_period_us",
@@ -104,27 +146,34 @@ impl V1Cgroup {
             )?);
         }
         if let (Some(dir), Some(max)) = (pids, limits.pids_limit) {
-            make_dir(dir)?;
             settings.push(write_control(dir, "pids.max", &max.to_string())?);
         }
         Ok(())
     }
 
+    /// The run's directory in every v1 hierarchy, memory first.
     fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
         std::iter::once(&self.memory).chain(self.others.iter())
     }
 }
 
-impl RunCgroup for V1Cgroup {
-    fn describe(&self) -> String {
-        self.dirs()
-            .map(|dir| dir.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+/// Copies `cpuset.cpus` and `cpuset.mems` from the parent of `dir` where they are empty.
+fn inherit_cpuset(dir: &Path) -> Result<(), ContainerError> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let value = |d: &Path| std::fs::read_to_string(d.join(file)).unwrap_or_default();
+        if value(dir).trim().is_empty() {
+            write_control(dir, file, value(parent).trim())?;
+        }
     }
+    Ok(())
+}
 
+impl RunCgroup for V1Cgroup {
     fn add_process(&self, pid: i32) -> Result<(), ContainerError> {
-        for dir in self.dirs() {
+        for dir in self.dirs().chain(self.unified.iter()) {
             write_control(dir, "cgroup.procs", &pid.to_string())?;
         }
         Ok(())
@@ -132,6 +181,28 @@ impl RunCgroup for V1Cgroup {
 
     fn self_join_files(&self) -> Vec<PathBuf> {
         self.dirs().map(|dir| dir.join("tasks")).collect()
+    }
+
+    fn v2_dir(&self) -> Option<&Path> {
+        self.unified.as_deref()
+    }
+
+    fn restrict_devices(&self, rules: &[DeviceRule]) -> Result<String, ContainerError> {
+        let dir = self
+            .devices
+            .as_ref()
+            .ok_or_else(|| ContainerError::MissingController {
+                controller: "devices",
+                root: self.root.clone(),
+            })?;
+        write_control(dir, "devices.deny", "a")?;
+        for rule in rules {
+            write_control(dir, "devices.allow", &rule.to_string())?;
+        }
+        Ok(format!(
+            "everything denied, then {} rules allowed (v1 devices.allow)",
+            rules.len()
+        ))
     }
 
     fn oom_kills(&self) -> u64 {
@@ -149,7 +220,7 @@ impl RunCgroup for V1Cgroup {
     fn remove(&self) -> Result<(), ContainerError> {
         // Kill through the memory hierarchy (it holds every process), then remove the others.
         let mut result = kill_and_remove(&self.memory, None);
-        for dir in &self.others {
+        for dir in self.others.iter().chain(self.unified.iter()) {
             let removed = kill_and_remove(dir, None);
             result = result.and(removed);
         }
@@ -167,102 +238,123 @@ pub(crate) fn memory_reader(dir: &Path) -> CgroupMemory {
 
 #[cfg(test)]
 mod tests {
+    use super::super::devices::DEFAULT_RULES;
     use super::*;
 
-    /// A fake v1 host: controller dirs with `vmc/` pre-made, as mkdir on cgroupfs would.
-    fn fake_root(with_memsw: bool) -> tempfile::TempDir {
+    /// A fake v1 host: hierarchy dirs with `vmc/` pre-made, as mkdir on cgroupfs would, and
+    /// a cpuset root with CPUs and memory nodes.
+    fn fake_root(with_memsw: bool, names: &[&str]) -> (tempfile::TempDir, Vec<V1Hierarchy>) {
         let root = tempfile::tempdir().unwrap();
-        for controller in ["memory", "cpu", "pids"] {
-            std::fs::create_dir_all(root.path().join(controller).join(PARENT)).unwrap();
-        }
+        let hierarchies = names
+            .iter()
+            .map(|name| {
+                let dir = root.path().join(name);
+                std::fs::create_dir_all(dir.join(PARENT)).unwrap();
+                V1Hierarchy {
+                    options: name.to_string(),
+                    dir,
+                }
+            })
+            .collect();
         if with_memsw {
             // On a real host the kernel creates this file in every new memory cgroup.
             let dir = root.path().join("memory/vmc/run1");
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("memory.memsw.limit_in_bytes"), "").unwrap();
         }
-        root
+        if names.contains(&"cpuset") {
+            std::fs::write(root.path().join("cpuset/cpuset.cpus"), "0-3\n").unwrap();
+            std::fs::write(root.path().join("cpuset/cpuset.mems"), "0\n").unwrap();
+        }
+        (root, hierarchies)
     }
 
-    fn mounts(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
-        (root.join("memory"), root.join("cpu"), root.join("pids"))
+    const ALL: [&str; 6] = [
+        "memory",
+        "cpu,cpuacct",
+        "pids",
+        "cpuset",
+        "devices",
+        "freezer",
+    ];
+
+    fn read(p: &Path) -> String {
+        std::fs::read_to_string(p).unwrap()
     }
 
     #[test]
-    fn writes_all_limits() {
-        let root = fake_root(true);
-        let (memory, cpu, pids) = mounts(root.path());
+    fn joins_every_hierarchy_and_writes_all_limits() {
+        let (root, hierarchies) = fake_root(true, &ALL);
+        std::fs::create_dir_all(root.path().join("unified/vmc")).unwrap();
+        let unified = root.path().join("unified");
+        let m = Mounts {
+            root: root.path(),
+            hierarchies: &hierarchies,
+            unified: Some(&unified),
+        };
         let limits = Limits {
             memory_bytes: Some(32 << 20),
             cpus: Some(1.5),
             pids_limit: Some(64),
         };
-        let m = Mounts {
-            root: root.path(),
-            memory: Some(&memory),
-            cpu: Some(&cpu),
-            pids: Some(&pids),
-        };
         let (cgroup, settings) = V1Cgroup::create(&m, "run1", &limits).unwrap();
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
-        let run = |c: &Path| c.join("vmc/run1");
+        let run = |c: &str| root.path().join(c).join("vmc/run1");
         assert_eq!(
-            read(&run(&memory).join("memory.limit_in_bytes")),
+            read(&run("memory").join("memory.limit_in_bytes")),
             "33554432"
         );
         assert_eq!(
-            read(&run(&memory).join("memory.memsw.limit_in_bytes")),
+            read(&run("memory").join("memory.memsw.limit_in_bytes")),
             "33554432"
         );
-        assert_eq!(read(&run(&cpu).join("cpu.cfs_quota_us")), "150000");
-        assert_eq!(read(&run(&cpu).join("cpu.cfs_period_us")), "100000");
-        assert_eq!(read(&run(&pids).join("pids.max")), "64");
+        assert_eq!(read(&run("cpu,cpuacct").join("cpu.cfs_quota_us")), "150000");
+        assert_eq!(
+            read(&run("cpu,cpuacct").join("cpu.cfs_period_us")),
+            "100000"
+        );
+        assert_eq!(read(&run("pids").join("pids.max")), "64");
         assert!(settings.contains(&"pids.max=64".to_string()));
-        assert_eq!(
-            cgroup.self_join_files(),
-            [
-                run(&memory).join("tasks"),
-                run(&cpu).join("tasks"),
-                run(&pids).join("tasks")
-            ]
-        );
+        // cpuset: CPUs and memory nodes copied down through vmc/.
+        assert_eq!(read(&root.path().join("cpuset/vmc/cpuset.cpus")), "0-3");
+        assert_eq!(read(&run("cpuset").join("cpuset.cpus")), "0-3");
+        assert_eq!(read(&run("cpuset").join("cpuset.mems")), "0");
+        let joined: Vec<PathBuf> = ALL.iter().map(|c| run(c).join("tasks")).collect();
+        assert_eq!(cgroup.self_join_files(), joined);
+        assert_eq!(cgroup.v2_dir(), Some(run("unified").as_path()));
         cgroup.add_process(4242).unwrap();
-        for c in [&memory, &cpu, &pids] {
+        for c in ALL.iter().chain(&["unified"]) {
             assert_eq!(read(&run(c).join("cgroup.procs")), "4242");
         }
     }
 
     #[test]
-    fn only_memory_hierarchy_without_cpu_and_pids_limits() {
-        let root = fake_root(false);
-        let (memory, cpu, pids) = mounts(root.path());
+    fn without_limits_the_run_still_has_a_cgroup_in_every_hierarchy() {
+        let (root, hierarchies) = fake_root(false, &["memory", "pids", "freezer"]);
         let m = Mounts {
             root: root.path(),
-            memory: Some(&memory),
-            cpu: Some(&cpu),
-            pids: Some(&pids),
+            hierarchies: &hierarchies,
+            unified: None,
         };
         let (cgroup, settings) = V1Cgroup::create(&m, "run2", &Limits::default()).unwrap();
         assert!(settings.is_empty());
-        assert!(memory.join("vmc/run2").is_dir());
-        assert!(!cpu.join("vmc/run2").exists());
-        assert!(!pids.join("vmc/run2").exists());
-        assert!(!memory.join("vmc/run2/memory.memsw.limit_in_bytes").exists());
-        assert_eq!(
-            cgroup.describe(),
-            memory.join("vmc/run2").display().to_string()
-        );
+        for c in ["memory", "pids", "freezer"] {
+            assert!(root.path().join(c).join("vmc/run2").is_dir());
+        }
+        assert!(!root
+            .path()
+            .join("memory/vmc/run2/memory.memsw.limit_in_bytes")
+            .exists());
+        assert_eq!(cgroup.v2_dir(), None);
+        assert_eq!(cgroup.self_join_files().len(), 3);
     }
 
     #[test]
     fn missing_controller_is_named() {
-        let root = fake_root(false);
-        let (memory, _, _) = mounts(root.path());
+        let (root, hierarchies) = fake_root(false, &["memory"]);
         let m = Mounts {
             root: root.path(),
-            memory: Some(&memory),
-            cpu: None,
-            pids: None,
+            hierarchies: &hierarchies,
+            unified: None,
         };
         let limits = Limits {
             pids_limit: Some(10),
@@ -270,21 +362,40 @@ mod tests {
         };
         let err = V1Cgroup::create(&m, "run3", &limits).unwrap_err();
         assert!(err.to_string().contains("\"pids\""), "{err}");
-        assert!(!memory.join("vmc/run3").exists());
+        assert!(!root.path().join("memory/vmc/run3").exists());
+        // Devices rules need the devices hierarchy.
+        let (cgroup, _) = V1Cgroup::create(&m, "run3", &Limits::default()).unwrap();
+        let err = cgroup.restrict_devices(&DEFAULT_RULES).unwrap_err();
+        assert!(err.to_string().contains("\"devices\""), "{err}");
+    }
+
+    #[test]
+    fn devices_are_denied_then_allowed_one_rule_per_write() {
+        let (root, hierarchies) = fake_root(false, &["memory", "devices"]);
+        let m = Mounts {
+            root: root.path(),
+            hierarchies: &hierarchies,
+            unified: None,
+        };
+        let (cgroup, _) = V1Cgroup::create(&m, "run5", &Limits::default()).unwrap();
+        let how = cgroup.restrict_devices(&DEFAULT_RULES).unwrap();
+        assert!(how.contains("12 rules allowed (v1 "), "{how}");
+        let dir = root.path().join("devices/vmc/run5");
+        assert_eq!(read(&dir.join("devices.deny")), "a");
+        // A fake file keeps the last write; the kernel appends each rule.
+        assert_eq!(read(&dir.join("devices.allow")), "c 10:200 rwm");
     }
 
     #[test]
     fn oom_kills_and_memory_are_read() {
-        let root = fake_root(false);
-        let (memory, _, _) = mounts(root.path());
+        let (root, hierarchies) = fake_root(false, &["memory"]);
         let m = Mounts {
             root: root.path(),
-            memory: Some(&memory),
-            cpu: None,
-            pids: None,
+            hierarchies: &hierarchies,
+            unified: None,
         };
         let (cgroup, _) = V1Cgroup::create(&m, "run4", &Limits::default()).unwrap();
-        let dir = memory.join("vmc/run4");
+        let dir = root.path().join("memory/vmc/run4");
         std::fs::write(dir.join("memory.failcnt"), "5\n").unwrap();
         assert_eq!(cgroup.oom_kills(), 5);
         std::fs::write(

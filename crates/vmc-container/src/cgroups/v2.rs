@@ -1,8 +1,9 @@
 //! cgroup v2: the run's cgroup is `<root>/vmc/<id>` in the single unified tree.
 
+use super::devices::DeviceRule;
 use super::{
-    cpu_quota_us, keyed_value, kill_and_remove, make_dir, write_control, CgroupMemory, Limits,
-    RunCgroup, CPU_PERIOD_US, PARENT,
+    bpf_devices, cpu_quota_us, keyed_value, kill_and_remove, make_dir, write_control, CgroupMemory,
+    Limits, RunCgroup, CPU_PERIOD_US, PARENT,
 };
 use crate::error::ContainerError;
 use std::path::{Path, PathBuf};
@@ -93,17 +94,25 @@ fn enable_controllers(dir: &Path, needed: &[&str]) -> Result<(), ContainerError>
 }
 
 impl RunCgroup for V2Cgroup {
-    fn describe(&self) -> String {
-        self.dir.display().to_string()
-    }
-
     fn add_process(&self, pid: i32) -> Result<(), ContainerError> {
         write_control(&self.dir, "cgroup.procs", &pid.to_string()).map(drop)
     }
 
     fn self_join_files(&self) -> Vec<PathBuf> {
-        // v2 has no per-thread move outside threaded subtrees: vmc adds the process.
+        // v2 has no per-thread move outside threaded subtrees: the process is cloned in.
         Vec::new()
+    }
+
+    fn v2_dir(&self) -> Option<&Path> {
+        Some(&self.dir)
+    }
+
+    fn restrict_devices(&self, rules: &[DeviceRule]) -> Result<String, ContainerError> {
+        let length = bpf_devices::restrict(&self.dir, rules)?;
+        Ok(format!(
+            "everything denied, then {} rules allowed (v2 BPF device program, {length} instructions)",
+            rules.len()
+        ))
     }
 
     fn oom_kills(&self) -> u64 {
@@ -173,7 +182,15 @@ mod tests {
         );
         cgroup.add_process(77).unwrap();
         assert_eq!(read(dir.join("cgroup.procs")), "77");
-        assert_eq!(cgroup.describe(), dir.display().to_string());
+        assert_eq!(cgroup.v2_dir(), Some(dir.as_path()));
+        assert!(cgroup.self_join_files().is_empty());
+        // A plain directory is no cgroup: the program cannot be attached (or, unprivileged,
+        // not even loaded), and the error says which step failed.
+        let err = cgroup
+            .restrict_devices(&super::super::devices::DEFAULT_RULES)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("device-control BPF program"), "{err}");
     }
 
     #[test]
