@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # VM mode end to end: the shared exit-status table, flags, --memory/--cpus as the guest sees
-# them, run isolation, the initramfs cache, parity with container mode on the same commands
+# them, run isolation, the initramfs cache, the VMM's seccomp filters on every thread (and
+# none with seccomp=unconfined), parity with container mode on the same commands
 # (tests/parity-cases.txt), and stdin, signals and terminal sessions (-i, -t) checked alike in both modes
 # (a pseudo-terminal driven by crates/vmc-runtime/examples/pty_session.rs). Runs VM mode directly where this host's KVM can boot
 # Linux, else batched into ONE scripts/kvm-sandbox session (an emulated KVM host).
@@ -77,6 +78,22 @@ case_ cache-second-run vm busybox true
 case_ cache-after sh -c 'ls -i "$VMC_HOME"/initramfs/*.cpio'
 case_ kept-record vmc run --mode vm --name kept busybox sh -c 'exit 6'
 case_ ps sh -c 'vmc ps -a | grep kept'
+# seccomp_threads [OPTION...]: while a `-i` run (stdin held open) sleeps in the guest, prints
+# "name mode" for every thread of the vmc process (mode 2: a seccomp filter, 0: none).
+seccomp_threads() {
+  out=$(mktemp)
+  sleep 8 | vmc run --mode vm --rm -i "$@" busybox sh -c 'echo started; sleep 3' > "$out" 2>&1 &
+  pid=$! tries=0
+  until grep -q started "$out" || [ $tries -ge 600 ]; do sleep 0.2; tries=$((tries + 1)); done
+  for task in /proc/$pid/task/*; do
+    echo "$(cat "$task/comm") $(sed -n 's/^Seccomp:[[:space:]]*//p' "$task/status")"
+  done | sort
+  wait $pid; status=$?
+  grep -v started "$out" >&2; rm -f "$out"
+  return $status
+}
+case_ seccomp-threads seccomp_threads
+case_ seccomp-unconfined seccomp_threads --security-opt seccomp=unconfined
 CASES
   echo "export mode=vm pty=/sandbox/files/pty_session"
   interactive_cases
@@ -125,6 +142,8 @@ expect cpus 0 "2"
 expect write-run 0 "changed"
 expect write-isolated 0 "no marker"
 expect kept-record 6 ""
+expect seccomp-threads 0 $'vmc 2\nvmc-vcpu0 2\nvmc-vm-launcher 2\nvmc-vm-signals 2\nvmc-vm-stdin 2'
+expect seccomp-unconfined 0 $'vmc 0\nvmc-vcpu0 0\nvmc-vm-signals 0\nvmc-vm-stdin 0'
 
 # The VM timeline: every milestone, in order, at non-decreasing times.
 trace=$(vm_case trace stdout)

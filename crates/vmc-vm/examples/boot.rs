@@ -1,16 +1,17 @@
 //! Development tool: boots a kernel with the VMM and prints the run's timeline.
 //!
 //! `cargo run -p vmc-vm --example boot -- KERNEL [--initrd FILE]... [--memory MIB]
-//!  [--cpus N] [--cmdline TEXT] [--quiet]`
+//!  [--cpus N] [--cmdline TEXT] [--quiet] [--unconfined]`
 //!
-//! The console is shown unless `--quiet`. Used inside scripts/kvm-sandbox style L1 hosts to
+//! The console is shown unless `--quiet`; `--unconfined` runs the VMM without its seccomp
+//! filters. Used inside scripts/kvm-sandbox style L1 hosts to
 //! check the boot path against a real Linux guest. (Console input needs vmc-init, which
 //! tells the VMM when to start forwarding it: use `vmc run -i`.)
 
 use std::path::PathBuf;
 use std::time::Instant;
 use vmc_runtime::Timeline;
-use vmc_vm::{Vm, VmConfig};
+use vmc_vm::{Vm, VmConfig, VmmSeccomp};
 
 fn main() {
     let origin = Instant::now();
@@ -25,6 +26,7 @@ fn main() {
         stdin: None,
         forward_signals: false,
         terminal: false,
+        seccomp: VmmSeccomp::Confined,
     };
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -42,6 +44,7 @@ fn main() {
             "--cpus" => config.vcpus = value().parse().unwrap_or_else(|_| usage("--cpus N")),
             "--cmdline" => config.cmdline = value(),
             "--quiet" => config.console = false,
+            "--unconfined" => config.seccomp = VmmSeccomp::Unconfined,
             kernel if !kernel.starts_with("--") => config.kernel = kernel.into(),
             other => usage(&format!("unknown option {other}")),
         }

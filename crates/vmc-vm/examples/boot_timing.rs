@@ -2,18 +2,21 @@
 //! first instruction and first exit, measured with the `mp_count` test guest (64-bit entry,
 //! one `outl` to the exit device, i8042 reset) on this host's KVM.
 //!
-//! Run: `cargo run --release -p vmc-vm --example boot_timing [-- RUNS [MEMORY_MIB [VCPUS]]]`
+//! Run: `cargo run --release -p vmc-vm --example boot_timing [-- RUNS [MEMORY_MIB [VCPUS]]
+//! [--unconfined]]` (`--unconfined`: without the VMM's seccomp filters).
 //! Needs /dev/kvm and the system `as` and `ld`.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vmc_runtime::{Milestone, Timeline};
-use vmc_vm::{Vm, VmConfig};
+use vmc_vm::{Vm, VmConfig, VmmSeccomp};
 
 fn main() {
+    let unconfined = std::env::args().any(|a| a == "--unconfined");
     let mut args = std::env::args()
         .skip(1)
+        .filter(|a| a != "--unconfined")
         .map(|a| a.parse::<u64>().expect("numeric argument"));
     let runs = args.next().unwrap_or(20) as usize;
     let memory_mib = args.next().unwrap_or(256);
@@ -34,6 +37,11 @@ fn main() {
         stdin: None,
         forward_signals: false,
         terminal: false,
+        seccomp: if unconfined {
+            VmmSeccomp::Unconfined
+        } else {
+            VmmSeccomp::Confined
+        },
     };
 
     let mut create = Vec::new();
@@ -84,7 +92,10 @@ fn main() {
             );
         }
     }
-    println!("{runs} runs, {memory_mib} MiB, {vcpus} vCPU(s); min / median / max");
+    println!(
+        "{runs} runs, {memory_mib} MiB, {vcpus} vCPU(s), seccomp {:?}; min / median / max",
+        config.seccomp
+    );
     report("VMM setup (Vm::create -> runtime ready)", &mut create);
     report(
         "ready -> guest's first instruction (vCPU 0 KVM_RUN)",

@@ -33,6 +33,19 @@ pub struct VmConfig {
     /// The guest console is the workload's terminal (`-t`): with `forward_signals`, a change of
     /// vmc's window size (SIGWINCH) resizes the console.
     pub terminal: bool,
+    /// Whether the VMM's threads run under their seccomp filters ([`crate::seccomp`]).
+    pub seccomp: VmmSeccomp,
+}
+
+/// Whether the VMM confines its threads with seccomp filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VmmSeccomp {
+    /// A filter per thread kind (main, vCPU, I/O), installed before the guest runs; the
+    /// calling thread keeps the main filter for the rest of its life.
+    #[default]
+    Confined,
+    /// No filters (`--security-opt seccomp=unconfined`, for debugging).
+    Unconfined,
 }
 
 /// How vmc's stdin reaches the guest console (COM1). Either way the forwarding starts when
@@ -109,6 +122,7 @@ mod tests {
             stdin: None,
             forward_signals: false,
             terminal: false,
+            seccomp: VmmSeccomp::Confined,
         }
     }
 

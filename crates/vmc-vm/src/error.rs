@@ -123,6 +123,17 @@ pub enum VmError {
         /// Why.
         source: io::Error,
     },
+    /// The VMM's seccomp filters could not be built (or their SIGSYS handler installed).
+    #[error("cannot build the VMM's seccomp filters: {0} (--security-opt seccomp=unconfined runs the VM without them)")]
+    SeccompCompile(String),
+    /// A VMM thread could not take its seccomp filter (e.g. a kernel without seccomp).
+    #[error("cannot confine the VMM's {thread} thread with its seccomp filter: {source} (--security-opt seccomp=unconfined runs the VM without the VMM's filters)")]
+    SeccompApply {
+        /// The kind of thread: "main", "vCPU", "I/O", "launcher".
+        thread: &'static str,
+        /// Why.
+        source: seccompiler::Error,
+    },
     /// `run` was called twice.
     #[error("this VM has already run: create a new one")]
     AlreadyRan,

@@ -7,6 +7,12 @@
 //! [`Vm::run`] runs it until the guest resets. [`probe::probe`] tells whether this host's KVM
 //! can run Linux guests at all.
 //!
+//! Unless [`VmConfig::seccomp`] says otherwise, `Vm::run` confines the VMM as Firecracker
+//! does: a seccomp filter per kind of thread (the calling thread, the vCPU threads, the stdin
+//! and signal threads), each installed before the guest runs. The calling thread keeps its
+//! filter for the rest of its life (a filter cannot be lifted): it still allows everything
+//! vmc does besides running a guest, but no new processes, programs or sockets.
+//!
 //! Timing points recorded in the run's [`Timeline`](vmc_runtime::Timeline):
 //! - `RuntimeReady`: `Vm::create` finished (VM, RAM, kernel, devices, vCPU registers).
 //! - `KernelEntry`: the instant vCPU 0 first calls KVM_RUN with RIP at the kernel's 64-bit
@@ -24,11 +30,13 @@ pub mod kernel;
 mod kick;
 pub mod memory;
 pub mod probe;
+mod seccomp;
 mod signals;
+mod threads;
 mod vcpu;
 mod vm;
 
-pub use config::{StdinMode, VmConfig};
+pub use config::{StdinMode, VmConfig, VmmSeccomp};
 pub use error::VmError;
 pub use memory::RamRegion;
 pub use vm::{open_kvm, ExitReason, Vm, VmExit};

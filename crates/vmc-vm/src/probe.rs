@@ -11,7 +11,7 @@
 use crate::arch::x86_64::layout::{GDT_ADDR, IDT_ADDR, KVM_TSS_ADDR};
 use crate::arch::x86_64::{gdt, paging};
 use crate::error::VmError;
-use crate::{kick, memory, vcpu, vm};
+use crate::{kick, memory, threads, vcpu, vm};
 use kvm_bindings::{kvm_pit_config, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -231,16 +231,16 @@ fn run_probe_guest(kvm: &kvm_ioctls::Kvm) -> Result<Verdict, VmError> {
     let stop = Arc::new(AtomicBool::new(false));
     let (steps, received) = mpsc::channel();
     let thread_stop = Arc::clone(&stop);
-    let thread = std::thread::Builder::new()
-        .name("vmc-kvm-probe".into())
-        .spawn(move || {
+    // From the VMM's thread launcher once it runs: a thread that ran a VM cannot run guests.
+    let thread = threads::spawn(
+        "start the probe vCPU thread",
+        "vmc-kvm-probe".into(),
+        None,
+        move || {
             kick::unblock_in_this_thread();
             run_vcpu(fd, &thread_stop, &steps)
-        })
-        .map_err(|source| VmError::Host {
-            what: "start the probe vCPU thread",
-            source,
-        })?;
+        },
+    )?;
     let deadline = Instant::now() + TIMEOUT;
     let mut reached = 0u8;
     loop {
@@ -259,6 +259,8 @@ fn run_probe_guest(kvm: &kvm_ioctls::Kvm) -> Result<Verdict, VmError> {
     }
     let end = thread
         .join()
+        .ok()
+        .flatten()
         .unwrap_or(ProbeEnd::Other("the probe vCPU thread panicked".into()));
     let step_name = match reached {
         0 => "before its first instruction reported",

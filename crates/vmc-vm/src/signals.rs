@@ -3,8 +3,11 @@
 //! ([`vmc_runtime::guest_control`]).
 
 use crate::devices::serial::{deliver, wait_readable, SerialConsole};
+use crate::error::VmError;
+use crate::seccomp::{Filters, ThreadKind};
+use crate::threads;
 use nix::sys::signal::Signal;
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -14,22 +17,27 @@ use vmc_runtime::terminal::window_size;
 use vmm_sys_util::eventfd::EventFd;
 
 /// Forwards the signals `catcher` catches to the guest through `com2`, from the moment
-/// `ready` is signalled (signals caught before wait in the signalfd) until `stop` is. With
-/// `terminal` (a `-t` run), SIGWINCH passes on the new size of vmc's terminal.
+/// `ready` is signalled (signals caught before wait in the signalfd) until `stop` is, on a
+/// thread confined by the I/O filter of `filters` if given. With `terminal` (a `-t` run),
+/// SIGWINCH passes on the new size of vmc's terminal.
 pub fn spawn_signal_forwarder<W: Write + Send + 'static>(
     catcher: Arc<SignalCatcher>,
     com2: Arc<Mutex<SerialConsole<W>>>,
     terminal: bool,
     ready: Arc<EventFd>,
     stop: Arc<EventFd>,
-) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("vmc-vm-signals".into())
-        .spawn(move || {
+    filters: Option<&'static Filters>,
+) -> Result<JoinHandle<Option<()>>, VmError> {
+    threads::spawn(
+        "start the signal thread",
+        "vmc-vm-signals".into(),
+        filters.map(|filters| (filters, ThreadKind::Io)),
+        move || {
             if wait_readable(ready.as_raw_fd(), &stop) {
                 forward_signals(&catcher, &com2, terminal, &stop);
             }
-        })
+        },
+    )
 }
 
 /// The body of [`spawn_signal_forwarder`] once the guest is ready.
@@ -106,6 +114,7 @@ mod tests {
             false,
             ready,
             Arc::clone(&stop),
+            None,
         )
         .unwrap();
         let send = |signal: Signal| {

@@ -2,7 +2,7 @@
 
 use crate::arch::x86_64::layout::KVM_TSS_ADDR;
 use crate::boot;
-use crate::config::{host_ram_bytes, StdinMode, VmConfig};
+use crate::config::{host_ram_bytes, StdinMode, VmConfig, VmmSeccomp};
 use crate::devices::exit_device::{ExitDeviceEvent, SIGNALED_FLAG};
 use crate::devices::serial::{
     self, ConsoleOutput, SerialConsole, COM1_IRQ, COM1_PORT, COM2_IRQ, COM2_PORT,
@@ -11,7 +11,9 @@ use crate::devices::PortBus;
 use crate::error::VmError;
 use crate::kick;
 use crate::memory::{self, GuestRam, RamRegion};
+use crate::seccomp::{self, Filters, ThreadKind};
 use crate::signals;
+use crate::threads;
 use crate::vcpu::{self, VcpuEvent, VcpuRunner, VcpuStop};
 use kvm_bindings::{kvm_pit_config, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
@@ -87,6 +89,7 @@ pub struct Vm {
     stdin: Option<StdinMode>,
     forward_signals: bool,
     terminal: bool,
+    seccomp: VmmSeccomp,
     vcpu_count: u8,
     memory_bytes: u64,
     ram: GuestRam,
@@ -214,6 +217,7 @@ impl Vm {
             stdin: config.stdin,
             forward_signals: config.forward_signals,
             terminal: config.terminal,
+            seccomp: config.seccomp,
             vcpu_count: config.vcpus,
             memory_bytes: config.memory_bytes,
             ram,
@@ -248,7 +252,8 @@ impl Vm {
 
     /// Runs the guest until it resets, or fails. One thread per vCPU; marks
     /// [`Milestone::KernelEntry`] when vCPU 0 first enters the guest, and the exit device's
-    /// milestones at the instants the guest's port writes trapped.
+    /// milestones at the instants the guest's port writes trapped. Confined (the default), the
+    /// calling thread takes the VMM's main seccomp filter for good before any vCPU starts.
     pub fn run(&mut self, timeline: &mut Timeline) -> Result<VmExit, VmError> {
         if self.vcpus.is_empty() {
             return Err(VmError::AlreadyRan);
@@ -264,6 +269,7 @@ impl Vm {
         } else {
             None
         };
+        let filters = self.confine(timeline)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (events, received) = mpsc::channel();
         let mut threads = Vec::with_capacity(self.vcpus.len());
@@ -276,22 +282,22 @@ impl Vm {
                 events: events.clone(),
                 memory_bytes: self.memory_bytes,
             };
-            let spawned = std::thread::Builder::new()
-                .name(format!("vmc-vcpu{index}"))
-                .spawn(move || runner.run());
+            let spawned = threads::spawn(
+                "start a vCPU thread",
+                format!("vmc-vcpu{index}"),
+                filters.map(|filters| (filters, ThreadKind::Vcpu)),
+                move || runner.run(),
+            );
             match spawned {
                 Ok(thread) => threads.push(thread),
-                Err(source) => {
+                Err(err) => {
                     stop_vcpu_threads(&stop, threads);
-                    return Err(VmError::Host {
-                        what: "start a vCPU thread",
-                        source,
-                    });
+                    return Err(err);
                 }
             }
         }
         drop(events);
-        let host_input = match self.start_host_input(signals) {
+        let host_input = match self.start_host_input(signals, filters) {
             Ok(host_input) => host_input,
             Err(err) => {
                 stop_vcpu_threads(&stop, threads);
@@ -355,10 +361,29 @@ impl Vm {
         self.outcome(end.unwrap_or(VcpuStop::Kicked), status)
     }
 
+    /// Confines the calling thread with the main filter, once the launcher that starts the
+    /// vCPU and I/O threads runs (see [`crate::threads`]); returns the filters for those
+    /// threads, or `None` for an unconfined VM.
+    fn confine(&self, timeline: &mut Timeline) -> Result<Option<&'static Filters>, VmError> {
+        if self.seccomp == VmmSeccomp::Unconfined {
+            timeline.step("seccomp: unconfined (no filters on the VMM's threads)");
+            return Ok(None);
+        }
+        let filters = seccomp::filters()?;
+        threads::start_launcher(filters)?;
+        filters.confine_this_thread(ThreadKind::Main)?;
+        timeline.step("seccomp: main thread confined; vCPU and I/O threads confined as they start");
+        Ok(Some(filters))
+    }
+
     /// Starts the threads that pass the host's input to the guest: stdin to COM1 when the VM
-    /// was asked to, and the signals `signals` catches to COM2. They wait for
-    /// [`HostInput::guest_ready`].
-    fn start_host_input(&self, signals: Option<Arc<SignalCatcher>>) -> Result<HostInput, VmError> {
+    /// was asked to, and the signals `signals` catches to COM2, confined by `filters` if given.
+    /// They wait for [`HostInput::guest_ready`].
+    fn start_host_input(
+        &self,
+        signals: Option<Arc<SignalCatcher>>,
+        filters: Option<&'static Filters>,
+    ) -> Result<HostInput, VmError> {
         let host = |what| move |source| VmError::Host { what, source };
         let event = || {
             EventFd::new(libc::EFD_NONBLOCK)
@@ -372,28 +397,24 @@ impl Vm {
             signals: signals.clone(),
         };
         if let Some(mode) = self.stdin {
-            let thread = serial::spawn_input_forwarder(
+            input.threads.push(serial::spawn_input_forwarder(
                 std::io::stdin().as_raw_fd(),
                 Arc::clone(&self.bus.com1),
                 mode,
                 Arc::clone(&input.ready),
                 Arc::clone(&input.stop),
-            );
-            input
-                .threads
-                .push(thread.map_err(host("start the stdin thread"))?);
+                filters,
+            )?);
         }
         if let Some(catcher) = signals {
-            let thread = signals::spawn_signal_forwarder(
+            input.threads.push(signals::spawn_signal_forwarder(
                 catcher,
                 Arc::clone(&self.bus.com2),
                 self.terminal,
                 Arc::clone(&input.ready),
                 Arc::clone(&input.stop),
-            );
-            input
-                .threads
-                .push(thread.map_err(host("start the signal thread"))?);
+                filters,
+            )?);
         }
         Ok(input)
     }
@@ -464,7 +485,7 @@ fn create_uart<W: Write>(
 }
 
 /// Stops vCPU threads that were started for a run that cannot go on, and waits for them.
-fn stop_vcpu_threads(stop: &AtomicBool, threads: Vec<JoinHandle<()>>) {
+fn stop_vcpu_threads(stop: &AtomicBool, threads: Vec<JoinHandle<Option<()>>>) {
     stop.store(true, Ordering::SeqCst);
     for thread in threads {
         while !thread.is_finished() {
@@ -479,7 +500,7 @@ fn stop_vcpu_threads(stop: &AtomicBool, threads: Vec<JoinHandle<()>>) {
 struct HostInput {
     ready: Arc<EventFd>,
     stop: Arc<EventFd>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<Option<()>>>,
     /// Kept until the threads have ended, so that the signal mask is restored in this thread.
     signals: Option<Arc<SignalCatcher>>,
 }

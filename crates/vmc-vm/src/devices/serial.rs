@@ -12,6 +12,9 @@
 //! ([`spawn_input_forwarder`]), paced by the receive FIFO and the guest's RTS line.
 
 use crate::config::StdinMode;
+use crate::error::VmError;
+use crate::seccomp::{Filters, ThreadKind};
+use crate::threads;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -220,22 +223,26 @@ impl<W: Write> SerialConsole<W> {
 }
 
 /// Copies vmc's stdin (`input`) into the UART's receive FIFO, encoded for `mode`, from the
-/// moment `ready` is signalled until `input` ends or `stop` is signalled. `input` must stay
-/// open while the thread runs.
+/// moment `ready` is signalled until `input` ends or `stop` is signalled, on a thread confined
+/// by the I/O filter of `filters` if given. `input` must stay open while the thread runs.
 pub fn spawn_input_forwarder<W: Write + Send + 'static>(
     input: RawFd,
     serial: Arc<Mutex<SerialConsole<W>>>,
     mode: StdinMode,
     ready: Arc<EventFd>,
     stop: Arc<EventFd>,
-) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("vmc-vm-stdin".into())
-        .spawn(move || {
+    filters: Option<&'static Filters>,
+) -> Result<JoinHandle<Option<()>>, VmError> {
+    threads::spawn(
+        "start the stdin thread",
+        "vmc-vm-stdin".into(),
+        filters.map(|filters| (filters, ThreadKind::Io)),
+        move || {
             if wait_readable(ready.as_raw_fd(), &stop) {
                 forward_input(input, &serial, mode, &stop);
             }
-        })
+        },
+    )
 }
 
 /// The body of [`spawn_input_forwarder`] once the guest is ready.
@@ -475,6 +482,7 @@ mod tests {
             mode,
             Arc::clone(&ready),
             stop,
+            None,
         )
         .unwrap();
         write_and_close(write_end, input);
@@ -518,6 +526,7 @@ mod tests {
             StdinMode::Stream,
             ready,
             Arc::clone(&stop),
+            None,
         )
         .unwrap();
         stop.write(1).unwrap();

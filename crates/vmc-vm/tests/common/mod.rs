@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 use vmc_runtime::Timeline;
-use vmc_vm::VmConfig;
+use vmc_vm::{VmConfig, VmmSeccomp};
 
 /// Whether KVM is usable here; prints why not (the caller then returns: the test is skipped).
 pub fn kvm_or_skip() -> bool {
@@ -62,6 +62,7 @@ pub fn config(kernel: PathBuf, memory_mib: u64, vcpus: u8, cmdline: &str) -> VmC
         stdin: None,
         forward_signals: false,
         terminal: false,
+        seccomp: VmmSeccomp::Confined,
     }
 }
 

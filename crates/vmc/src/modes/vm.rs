@@ -14,11 +14,11 @@ use vmc_runtime::text::escape_lines;
 use vmc_runtime::user::home_for;
 use vmc_runtime::{
     memory::process_rss_bytes, ExitOutcome, MemoryProbe, MemoryReading, Milestone, Mode,
-    RunObserver, RunOption, RunSpec, Runtime, RuntimeError, Support, Timeline,
+    RunObserver, RunOption, RunSpec, Runtime, RuntimeError, SeccompPolicy, Support, Timeline,
 };
 use vmc_vm::config::MIN_MEMORY_BYTES;
 use vmc_vm::probe::Verdict;
-use vmc_vm::{RamRegion, StdinMode, Vm, VmConfig};
+use vmc_vm::{RamRegion, StdinMode, Vm, VmConfig, VmmSeccomp};
 
 /// The static guest init, built and embedded by build.rs.
 const EMBEDDED_INIT: &[u8] = include_bytes!(env!("VMC_INIT_EMBEDDED"));
@@ -80,6 +80,11 @@ impl VmRuntime {
             stdin: stdin_mode(spec),
             forward_signals: true,
             terminal: spec.tty,
+            seccomp: match spec.security.seccomp {
+                SeccompPolicy::Unconfined => VmmSeccomp::Unconfined,
+                // A profile file is refused for VM mode before the run (`support`).
+                SeccompPolicy::Default | SeccompPolicy::Profile(_) => VmmSeccomp::Confined,
+            },
         };
         let mut vm = Vm::create(&config, timeline)?;
         // With -t the guest's console is the workload's terminal: pass every key through.
