@@ -13,7 +13,8 @@
 //!    /sys, binds volumes, `pivot_root`s and detaches the old root, sets the host name, brings
 //!    loopback up and makes the working directory;
 //! 3. the child waits for vmc's "go" (sent once it is in the cgroup), unshares a cgroup namespace,
-//!    switches user and executes the workload, which becomes PID 1 of the container (no init
+//!    confines itself as Docker does ([`security`]: capabilities, seccomp filter,
+//!    no_new_privs), switches user and executes the workload, which becomes PID 1 of the container (no init
 //!    in between, as with `docker run` without `--init`: a PID 1 without a handler ignores
 //!    SIGTERM/SIGINT, so vmc kills the workload after three interrupts);
 //! 4. vmc forwards signals, proxies a pty with `--tty`, reaps the workload, reports OOM kills
@@ -29,6 +30,7 @@ pub mod namespaces;
 pub mod plan;
 mod report;
 mod runtime;
+pub mod security;
 mod tty;
 
 pub use cgroups::CgroupMemory;
