@@ -8,6 +8,7 @@
 
 use crate::plan::{text, Op};
 use crate::report::{Event, Reporter};
+use crate::security::{apply as confine, Confinement};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use std::ffi::{CStr, CString};
@@ -67,6 +68,8 @@ pub struct ChildConfig {
     pub report_fd: RawFd,
     /// The signal mask to restore before exec (the parent blocks forwarded signals).
     pub signal_mask: libc::sigset_t,
+    /// Capabilities, seccomp filter and no_new_privs.
+    pub confinement: Confinement,
 }
 
 /// The child's main function: sets the container up and executes the workload. Returns only
@@ -164,7 +167,34 @@ fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepErr
         apply(op, reporter).map_err(|errno| (StepWhat::Op(op), errno))?;
     }
     setup_stdio(&config.stdio)?;
+    // The order is runc's. Without no_new_privs, installing a seccomp filter needs
+    // CAP_SYS_ADMIN, which the switch to a non-root user and capset take away: the filter
+    // goes first, and the profile must allow what follows (prctl, setgroups, setresgid,
+    // setresuid, capset, rt_sigaction, rt_sigprocmask, write, execve — Docker's does). With
+    // no_new_privs the filter is the last step before exec. The bounding set is cut while
+    // CAP_SETPCAP is still there.
+    let confinement = &config.confinement;
+    if let (Some(filter), false) = (&confinement.filter, confinement.no_new_privs) {
+        step(
+            confine::install_filter(filter),
+            StepWhat::Text("installing the seccomp filter"),
+        )?;
+    }
+    step(
+        confine::drop_bounding(confinement.capabilities),
+        StepWhat::Text("dropping capabilities from the bounding set"),
+    )?;
     switch_user(config)?;
+    // A root workload keeps the set as permitted and effective; any other user none.
+    let permitted = if confinement.root {
+        confinement.capabilities
+    } else {
+        Default::default()
+    };
+    step(
+        confine::set_capabilities(permitted),
+        StepWhat::Text("setting the capability sets"),
+    )?;
     // The parent-death signal is cleared when credentials change: set it again.
     step(
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL),
@@ -180,6 +210,18 @@ fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepErr
             libc::signal(signal, libc::SIG_DFL);
         }
         libc::sigprocmask(libc::SIG_SETMASK, &config.signal_mask, std::ptr::null_mut());
+    }
+    if confinement.no_new_privs {
+        step(
+            confine::set_no_new_privs(),
+            StepWhat::Text("setting no_new_privs"),
+        )?;
+        if let Some(filter) = &confinement.filter {
+            step(
+                confine::install_filter(filter),
+                StepWhat::Text("installing the seccomp filter"),
+            )?;
+        }
     }
     Ok(())
 }

@@ -64,6 +64,22 @@ pub enum ContainerError {
         /// The clone error.
         source: nix::Error,
     },
+    /// `--cap-add`/`--cap-drop` named no capability.
+    #[error("unknown capability {name:?} in {flag}: give a name such as NET_ADMIN or CAP_NET_ADMIN (see capabilities(7)), or ALL")]
+    UnknownCapability {
+        /// The option.
+        flag: &'static str,
+        /// The name as given.
+        name: String,
+    },
+    /// A seccomp profile could not be parsed or compiled.
+    #[error("seccomp profile {profile}: {problem}")]
+    SeccompProfile {
+        /// Which profile (a path, or Docker's default).
+        profile: String,
+        /// What is wrong, naming the field.
+        problem: String,
+    },
     /// A system call of the parent side failed.
     #[error("{what}: {source}")]
     Sys {

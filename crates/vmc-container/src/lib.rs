@@ -15,7 +15,8 @@
 //!    `pivot_root`s and detaches the old root, sets the host name, brings
 //!    loopback up and makes the working directory;
 //! 3. the child waits for vmc's "go", unshares a cgroup namespace, mounts the cgroup
-//!    filesystem read-only at /sys/fs/cgroup (its root is now the run's cgroup),
+//!    filesystem read-only at /sys/fs/cgroup (its root is now the run's cgroup), confines
+//!    itself as Docker does ([`security`]: capabilities, seccomp filter, no_new_privs),
 //!    switches user and executes the workload, which becomes PID 1 of the container (no init
 //!    in between, as with `docker run` without `--init`: a PID 1 without a handler ignores
 //!    SIGTERM/SIGINT, so vmc kills the workload after three interrupts);
@@ -34,6 +35,7 @@ pub mod plan;
 mod report;
 mod runtime;
 mod spawn;
+pub mod security;
 mod tty;
 
 pub use cgroups::CgroupMemory;

@@ -11,6 +11,7 @@ use crate::namespaces::{clone_flags, describe, single_id_map};
 use crate::plan::{cpath, through_proc, OverlayDirs, RootfsPlan};
 use crate::report::{self, Event, Record};
 use crate::spawn;
+use crate::security::Confinement;
 use crate::tty::Pty;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
@@ -47,6 +48,7 @@ pub struct Output {
 pub struct ContainerRuntime {
     cgroup_root: PathBuf,
     output: Option<Output>,
+    seccomp_cache: PathBuf,
 }
 
 impl Default for ContainerRuntime {
@@ -56,12 +58,20 @@ impl Default for ContainerRuntime {
 }
 
 impl ContainerRuntime {
-    /// A runtime using the host's cgroups at /sys/fs/cgroup and vmc's own stdio.
+    /// A runtime using the host's cgroups at /sys/fs/cgroup, vmc's own stdio, and
+    /// `$VMC_HOME/cache/seccomp` for compiled seccomp filters.
     pub fn new() -> Self {
         ContainerRuntime {
             cgroup_root: PathBuf::from(DEFAULT_ROOT),
             output: None,
+            seccomp_cache: vmc_runtime::paths::vmc_home().join("cache").join("seccomp"),
         }
+    }
+
+    /// Keeps compiled seccomp filters in `dir` instead of `$VMC_HOME/cache/seccomp`.
+    pub fn with_seccomp_cache(mut self, dir: PathBuf) -> Self {
+        self.seccomp_cache = dir;
+        self
     }
 
     /// Sends the workload's stdout and stderr to `output` (non-tty runs only).
@@ -127,6 +137,9 @@ impl ContainerRuntime {
             masked: &masked,
         };
         let ops = plan.ops()?;
+        let confinement =
+            Confinement::prepare(&spec.security, spec.uid, rootless, &self.seccomp_cache)?;
+        timeline.step(confinement.summary());
         let (go_read, go_write) = pipe()?;
         let (report_read, report_write) = pipe()?;
         let dev_null = (!spec.interactive && !spec.tty)
@@ -147,6 +160,7 @@ impl ContainerRuntime {
         let mut config = child_config(
             spec,
             ops,
+            confinement,
             rootless,
             stdio,
             &go_read,
@@ -261,6 +275,14 @@ impl ContainerRuntime {
             exec_failure.is_some(),
         )?;
         run.child = None;
+        if let WaitStatus::Signaled(_, signal, _) = status {
+            if !records.iter().any(|r| r.event == Event::Exec) {
+                return Err(died_before_exec(
+                    signal,
+                    config.confinement.filter.is_some(),
+                ));
+            }
+        }
         timeline.mark(Milestone::WorkloadExit);
         let mut outcome = match status {
             WaitStatus::Exited(_, code) => ExitOutcome::Exited(code),
@@ -352,9 +374,11 @@ impl Runtime for ContainerRuntime {
 }
 
 /// Builds the child's configuration: argv, env, PATH candidates, filesystem steps.
+#[allow(clippy::too_many_arguments)]
 fn child_config(
     spec: &RunSpec,
     ops: Vec<crate::plan::Op>,
+    confinement: Confinement,
     rootless: bool,
     stdio: ChildStdio,
     go_read: &OwnedFd,
@@ -404,6 +428,7 @@ fn child_config(
         wait_for_id_maps: rootless,
         report_fd: report_write.as_raw_fd(),
         signal_mask: signals.previous_mask(),
+        confinement,
     })
 }
 
@@ -422,6 +447,21 @@ fn workdir_in_root(spec: &RunSpec) -> Result<PathBuf, ContainerError> {
         ))),
         None => Ok(workdir),
     }
+}
+
+/// The container process died of `signal` without reporting its exec: its setup could not
+/// go on, nor report why. A seccomp profile that refuses the calls made after the filter is
+/// installed (Docker's allows them) ends that way: a refused exit leaves the process running
+/// into a fault.
+fn died_before_exec(signal: Signal, filtered: bool) -> ContainerError {
+    let hint = if filtered {
+        ": the seccomp profile must allow the calls made after the filter is installed (prctl, setgroups, setresgid, setresuid, capset, rt_sigaction, rt_sigprocmask, write, execve, exit, exit_group)"
+    } else {
+        ""
+    };
+    ContainerError::Setup(format!(
+        "the container process was killed by {signal} before it executed the workload{hint}"
+    ))
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), ContainerError> {

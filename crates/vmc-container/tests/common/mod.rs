@@ -1,4 +1,6 @@
 //! Shared helpers of the end-to-end tests: a busybox rootfs and a runner capturing output.
+// Each test binary uses a part of them.
+#![allow(dead_code)]
 
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -138,6 +140,11 @@ pub fn spec(args: &[&str], fixture: &Fixture) -> RunSpec {
     }
 }
 
+/// Where the tests keep compiled seccomp filters (not the host's $VMC_HOME).
+pub fn seccomp_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("seccomp-cache")
+}
+
 /// What one run produced.
 #[derive(Debug)]
 pub struct Ran {
@@ -151,10 +158,12 @@ pub struct Ran {
 pub fn run(spec: &RunSpec) -> Result<Ran, String> {
     let mut stdout = tempfile::tempfile().unwrap();
     let mut stderr = tempfile::tempfile().unwrap();
-    let runtime = ContainerRuntime::new().with_output(Output {
-        stdout: OwnedFd::from(stdout.try_clone().unwrap()),
-        stderr: OwnedFd::from(stderr.try_clone().unwrap()),
-    });
+    let runtime = ContainerRuntime::new()
+        .with_output(Output {
+            stdout: OwnedFd::from(stdout.try_clone().unwrap()),
+            stderr: OwnedFd::from(stderr.try_clone().unwrap()),
+        })
+        .with_seccomp_cache(seccomp_cache());
     let mut timeline = Timeline::starting_at(Instant::now());
     let outcome = runtime
         .run(spec, &mut timeline, &NoObserver)
