@@ -133,9 +133,6 @@ impl ContainerRuntime {
                 source,
             })?;
         run.cgroup = create_cgroup(&hierarchy, spec, rootless, timeline)?;
-        if let Some(cgroup) = &run.cgroup {
-            restrict_devices(cgroup.as_ref(), privileged, rootless, timeline)?;
-        }
         let cgroup_ops = match &run.cgroup {
             Some(_) => cgroup_fs::ops(&hierarchy, privileged)?,
             None => Vec::new(),
@@ -152,13 +149,15 @@ impl ContainerRuntime {
                 })
             })
             .transpose()?;
-        let join_cgroup = match &run.cgroup {
-            Some(cgroup) => cgroup
-                .self_join_files()
-                .iter()
-                .map(|file| cpath(file))
-                .collect::<Result<Vec<_>, _>>()?,
-            None => Vec::new(),
+        let c_paths = |files: Vec<PathBuf>| -> Result<Vec<CString>, ContainerError> {
+            files.iter().map(|f| cpath(f)).collect()
+        };
+        let (join_cgroup, join_cgroup_late) = match &run.cgroup {
+            Some(cgroup) => (
+                c_paths(cgroup.self_join_files())?,
+                late_joins(&cgroup.late_join_files())?,
+            ),
+            None => (Vec::new(), Vec::new()),
         };
         let signals = SignalCatcher::new()
             .map_err(|e| ContainerError::sys("catching the signals to forward", e))?;
@@ -178,6 +177,7 @@ impl ContainerRuntime {
             &signals,
         )?;
         config.join_cgroup = join_cgroup;
+        config.join_cgroup_late = join_cgroup_late;
         config.cgroup_ops = cgroup_ops;
         let flags = clone_flags(spec.network, rootless);
         // SAFETY: the child only runs `child::run`, which does not allocate or take locks and
@@ -231,6 +231,19 @@ impl ContainerRuntime {
             write_control(dir, "cgroup.procs", &pid.to_string())?;
             timeline.step(format!("pid {pid} moved into {}", dir.display()));
         }
+        // While the child builds its filesystem: the cgroups it joins after "go", and the
+        // device rules, which only need to hold once the workload runs.
+        if let Some(cgroup) = &run.cgroup {
+            let made = cgroup.create_late()?;
+            if made > 0 {
+                timeline.step(format!(
+                    "cgroup vmc/{} created in {} more (joined before the cgroup namespace is unshared)",
+                    spec.short_id(),
+                    v1_hierarchies(made)
+                ));
+            }
+            restrict_devices(cgroup.as_ref(), privileged, rootless, timeline)?;
+        }
         let mut reports = ReportReader::new(report_read);
         reports.wait_until_ready()?;
         timeline.mark(Milestone::RuntimeReady);
@@ -244,6 +257,7 @@ impl ContainerRuntime {
         let records = reports.read_to_end()?;
         let described = Described {
             joined: config.join_cgroup.len(),
+            joined_late: config.join_cgroup_late.len(),
             overlay: &overlay,
             masked: &masked,
             cgroup_fs: run
@@ -396,6 +410,7 @@ fn child_config(
         })?,
         stdio,
         join_cgroup: Vec::new(),
+        join_cgroup_late: Vec::new(),
         go_fd: go_read.as_raw_fd(),
         wait_for_id_maps: rootless,
         report_fd: report_write.as_raw_fd(),
@@ -469,6 +484,26 @@ fn create_cgroup(
     }
 }
 
+/// Splits `tasks` files (`<mount>/vmc/<id>/tasks`) into the hierarchy's mount and the rest,
+/// as the child opens the mounts before `pivot_root` and joins after it.
+fn late_joins(tasks: &[PathBuf]) -> Result<Vec<(CString, CString)>, ContainerError> {
+    if tasks.len() > child::MAX_LATE_CGROUPS {
+        return Err(ContainerError::Unsupported(format!(
+            "{} cgroup v1 hierarchies are mounted; vmc joins at most {}: unmount some",
+            tasks.len(),
+            child::MAX_LATE_CGROUPS
+        )));
+    }
+    tasks
+        .iter()
+        .map(|file| {
+            let mount = file.ancestors().nth(3).unwrap_or(file);
+            let inside = file.strip_prefix(mount).unwrap_or(file);
+            Ok((cpath(mount)?, cpath(inside)?))
+        })
+        .collect()
+}
+
 /// Applies Docker's device rules to the run's cgroup, unless the run is privileged or
 /// rootless (a user namespace cannot make device nodes, and vmc binds only the host's
 /// harmless ones).
@@ -489,9 +524,18 @@ fn restrict_devices(
     Ok(())
 }
 
+/// "1 v1 hierarchy", "8 v1 hierarchies".
+fn v1_hierarchies(count: usize) -> String {
+    match count {
+        1 => "1 v1 hierarchy".into(),
+        n => format!("{n} v1 hierarchies"),
+    }
+}
+
 /// What the trace says about the child's steps, prepared by the parent.
 struct Described<'a> {
     joined: usize,
+    joined_late: usize,
     overlay: &'a OverlayDirs,
     masked: &'a [String],
     cgroup_fs: Option<String>,
@@ -590,11 +634,17 @@ fn record_child_steps(
         let what = match record.event {
             Event::Released => {
                 timeline.mark_at(Milestone::InitStarted, at);
-                "container init released by vmc; cgroup namespace unshared".to_string()
+                match described.joined_late {
+                    0 => "container init released by vmc; cgroup namespace unshared".to_string(),
+                    late => format!(
+                        "container init released by vmc; joined its cgroup in {} more; cgroup namespace unshared",
+                        v1_hierarchies(late)
+                    ),
+                }
             }
             Event::JoinedCgroup => format!(
-                "container init joined its cgroup in {} v1 hierarchies itself (wrote 0 to tasks)",
-                described.joined
+                "container init joined its cgroup in {} itself (wrote 0 to tasks)",
+                v1_hierarchies(described.joined)
             ),
             Event::Overlay => format!(
                 "overlay mounted (lower={}, upper={} on a tmpfs private to the container)",
