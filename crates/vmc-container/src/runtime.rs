@@ -204,7 +204,8 @@ impl ContainerRuntime {
         let pid = spawned.pid;
         run.child = Some(pid);
         timeline.step(format!(
-            "clone3({}{}) → container init is host pid {pid}",
+            "{}({}{}) → container init is host pid {pid}",
+            spawned.call,
             describe(flags),
             match (&run.cgroup, spawned.in_cgroup) {
                 (Some(cgroup), true) => format!(
