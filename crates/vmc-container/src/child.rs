@@ -17,6 +17,9 @@ use std::os::raw::c_char;
 use std::os::unix::ffi::OsStrExt;
 use vmc_runtime::exec::ExecCommand;
 
+/// How many hierarchies [`ChildConfig::join_cgroup_late`] may name (v1 has 14 controllers).
+pub const MAX_LATE_CGROUPS: usize = 32;
+
 /// Exit status of the child when setup failed (the parent turns the report into an error).
 const SETUP_FAILED: isize = 125;
 
@@ -59,6 +62,11 @@ pub struct ChildConfig {
     /// Cgroup `tasks` files to write "0" into before anything else (cgroup v1): a thread that
     /// moves itself skips the global lock whose write side waits for an RCU grace period.
     pub join_cgroup: Vec<CString>,
+    /// The remaining v1 hierarchies, joined once vmc says "go" (it makes their cgroups
+    /// meanwhile), before the cgroup namespace is unshared: each hierarchy's mount, opened
+    /// before `pivot_root` hides it, and the `tasks` file relative to it. At most
+    /// [`MAX_LATE_CGROUPS`].
+    pub join_cgroup_late: Vec<(CString, CString)>,
     /// Read end of the pipe on which the parent says "go" (one byte per gate).
     pub go_fd: RawFd,
     /// Wait for a first byte before any setup: the parent writes the user namespace's id maps
@@ -124,14 +132,27 @@ fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepErr
     }
     for file in &config.join_cgroup {
         step(
-            join_cgroup(file),
+            join_cgroup(libc::AT_FDCWD, file),
             StepWhat::Path("joining the cgroup through", file),
         )?;
     }
     if !config.join_cgroup.is_empty() {
         reporter.event(Event::JoinedCgroup);
     }
-    // On cgroup v2 vmc moves this process into the cgroup while the filesystem is built.
+    // The late hierarchies' mounts, opened while pivot_root has not hidden them yet;
+    // close-on-exec, and closed once joined.
+    let mut late = [-1; MAX_LATE_CGROUPS];
+    for (fd, (mount, _)) in late.iter_mut().zip(&config.join_cgroup_late) {
+        // SAFETY: the path is NUL-terminated; the fd is closed after the late joins.
+        let opened = unsafe {
+            libc::open(
+                mount.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        *fd = step(Errno::result(opened), StepWhat::Path("opening", mount))?;
+    }
+    // On cgroup v2 (and hybrid's unified/) this process was born in the run's cgroup.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     for op in &config.ops {
         apply(op, reporter).map_err(|errno| (StepWhat::Op(op), errno))?;
@@ -157,6 +178,20 @@ fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepErr
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     reporter.event(Event::Ready);
     wait_for_go(config.go_fd)?;
+    let joined = late
+        .iter()
+        .zip(&config.join_cgroup_late)
+        .try_for_each(|(fd, (_, tasks))| {
+            step(
+                join_cgroup(*fd, tasks),
+                StepWhat::Path("joining the cgroup through", tasks),
+            )
+        });
+    for fd in late.iter().filter(|fd| **fd >= 0) {
+        // SAFETY: the fds were opened above and are not used again.
+        unsafe { libc::close(*fd) };
+    }
+    joined?;
     // Now inside vmc/<id>: a cgroup namespace made here has that cgroup as its root.
     step(
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP),
@@ -310,11 +345,13 @@ fn apply(op: &Op, reporter: &Reporter) -> nix::Result<()> {
     }
 }
 
-/// Moves this (single-threaded) process into a v1 cgroup by writing "0" to its `tasks` file.
-fn join_cgroup(tasks: &CStr) -> nix::Result<()> {
+/// Moves this (single-threaded) process into a v1 cgroup by writing "0" to its `tasks` file
+/// (relative to the directory `dir`, or `AT_FDCWD`).
+fn join_cgroup(dir: RawFd, tasks: &CStr) -> nix::Result<()> {
     // SAFETY: tasks is NUL-terminated; the fd is closed below.
-    let fd =
-        Errno::result(unsafe { libc::open(tasks.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    let fd = Errno::result(unsafe {
+        libc::openat(dir, tasks.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC)
+    })?;
     // SAFETY: writing one byte from a static buffer to the fd just opened.
     let written = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
     let result = Errno::result(written).map(drop);

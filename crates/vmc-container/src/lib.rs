@@ -2,10 +2,12 @@
 //!
 //! [`ContainerRuntime`] implements [`vmc_runtime::Runtime`]:
 //!
-//! 1. vmc creates the run's cgroup `vmc/<id>` (v2; v1: in every hierarchy, plus `unified/` on
-//!    hybrid hosts) with its limits and Docker's device rules, then one `clone3` makes the PID,
-//!    mount, UTS, IPC and network namespaces (plus a user namespace with a one-id map when vmc
-//!    is not root), with the child born in the run's cgroup2 directory (`CLONE_INTO_CGROUP`);
+//! 1. vmc creates the run's cgroup `vmc/<id>` with its limits (v2; v1: in the hierarchies of
+//!    the limits, plus `unified/` on hybrid hosts), then one `clone3` makes the PID, mount,
+//!    UTS, IPC and network namespaces (plus a user namespace with a one-id map when vmc is not
+//!    root), with the child born in the run's cgroup2 directory (`CLONE_INTO_CGROUP`); while
+//!    the child works, vmc makes `vmc/<id>` in the other v1 hierarchies and applies Docker's
+//!    device rules;
 //! 2. the child joins the run's v1 cgroups (it writes 0 to `tasks` itself, which avoids an RCU
 //!    grace period), makes its mount
 //!    tree private, mounts a tmpfs over the run's directory (visible only to the container)
@@ -14,9 +16,10 @@
 //!    /sys, binds volumes, masks Docker's masked paths and makes its read-only ones read-only,
 //!    `pivot_root`s and detaches the old root, sets the host name, brings
 //!    loopback up and makes the working directory;
-//! 3. the child waits for vmc's "go", unshares a cgroup namespace, mounts the cgroup
-//!    filesystem read-only at /sys/fs/cgroup (its root is now the run's cgroup), confines
-//!    itself as Docker does ([`security`]: capabilities, seccomp filter, no_new_privs),
+//! 3. the child waits for vmc's "go", joins the other v1 hierarchies, unshares a cgroup
+//!    namespace, mounts the cgroup filesystem read-only at /sys/fs/cgroup (its root is now
+//!    the run's cgroup), confines itself as Docker does ([`security`]: capabilities, seccomp
+//!    filter, no_new_privs),
 //!    switches user and executes the workload, which becomes PID 1 of the container (no init
 //!    in between, as with `docker run` without `--init`: a PID 1 without a handler ignores
 //!    SIGTERM/SIGINT, so vmc kills the workload after three interrupts);

@@ -169,12 +169,12 @@ impl ContainerRuntime {
         )?;
         run.cgroup = create_cgroup(&hierarchy, spec, rootless, timeline)?;
         if let Some(cgroup) = &run.cgroup {
-            restrict_devices(cgroup.as_ref(), privileged, rootless, timeline)?;
             config.join_cgroup = cgroup
                 .self_join_files()
                 .iter()
                 .map(|file| cpath(file))
                 .collect::<Result<Vec<_>, _>>()?;
+            config.join_cgroup_late = late_joins(&cgroup.late_join_files())?;
             config.cgroup_ops = cgroup_fs::ops(&hierarchy, privileged)?;
         }
         let clone_into = run
@@ -214,7 +214,8 @@ impl ContainerRuntime {
         let pid = spawned.pid;
         run.child = Some(pid);
         timeline.step(format!(
-            "clone3({}{}) → container init is host pid {pid}",
+            "{}({}{}) → container init is host pid {pid}",
+            spawned.call,
             describe(flags),
             match (&run.cgroup, spawned.in_cgroup) {
                 (Some(cgroup), true) => format!(
@@ -241,6 +242,19 @@ impl ContainerRuntime {
             write_control(dir, "cgroup.procs", &pid.to_string())?;
             timeline.step(format!("pid {pid} moved into {}", dir.display()));
         }
+        // While the child builds its filesystem: the cgroups it joins after "go", and the
+        // device rules, which only need to hold once the workload runs.
+        if let Some(cgroup) = &run.cgroup {
+            let made = cgroup.create_late()?;
+            if made > 0 {
+                timeline.step(format!(
+                    "cgroup vmc/{} created in {} more (joined before the cgroup namespace is unshared)",
+                    spec.short_id(),
+                    v1_hierarchies(made)
+                ));
+            }
+            restrict_devices(cgroup.as_ref(), privileged, rootless, timeline)?;
+        }
         let mut reports = ReportReader::new(report_read);
         reports.wait_until_ready(&signals)?;
         timeline.mark(Milestone::RuntimeReady);
@@ -254,6 +268,7 @@ impl ContainerRuntime {
         let records = reports.read_to_end(&signals)?;
         let described = Described {
             joined: config.join_cgroup.len(),
+            joined_late: config.join_cgroup_late.len(),
             overlay: &overlay,
             masked: &masked,
             cgroup_fs: run
@@ -424,6 +439,7 @@ fn child_config(
         })?,
         stdio,
         join_cgroup: Vec::new(),
+        join_cgroup_late: Vec::new(),
         go_fd: go_read.as_raw_fd(),
         wait_for_id_maps: rootless,
         report_fd: report_write.as_raw_fd(),
@@ -530,6 +546,26 @@ fn create_cgroup(
     }
 }
 
+/// Splits `tasks` files (`<mount>/vmc/<id>/tasks`) into the hierarchy's mount and the rest,
+/// as the child opens the mounts before `pivot_root` and joins after it.
+fn late_joins(tasks: &[PathBuf]) -> Result<Vec<(CString, CString)>, ContainerError> {
+    if tasks.len() > child::MAX_LATE_CGROUPS {
+        return Err(ContainerError::Unsupported(format!(
+            "{} cgroup v1 hierarchies are mounted; vmc joins at most {}: unmount some",
+            tasks.len(),
+            child::MAX_LATE_CGROUPS
+        )));
+    }
+    tasks
+        .iter()
+        .map(|file| {
+            let mount = file.ancestors().nth(3).unwrap_or(file);
+            let inside = file.strip_prefix(mount).unwrap_or(file);
+            Ok((cpath(mount)?, cpath(inside)?))
+        })
+        .collect()
+}
+
 /// Applies Docker's device rules to the run's cgroup, unless the run is privileged or
 /// rootless (a user namespace cannot make device nodes, and vmc binds only the host's
 /// harmless ones).
@@ -550,9 +586,18 @@ fn restrict_devices(
     Ok(())
 }
 
+/// "1 v1 hierarchy", "8 v1 hierarchies".
+fn v1_hierarchies(count: usize) -> String {
+    match count {
+        1 => "1 v1 hierarchy".into(),
+        n => format!("{n} v1 hierarchies"),
+    }
+}
+
 /// What the trace says about the child's steps, prepared by the parent.
 struct Described<'a> {
     joined: usize,
+    joined_late: usize,
     overlay: &'a OverlayDirs,
     masked: &'a [String],
     cgroup_fs: Option<String>,
@@ -684,11 +729,17 @@ fn record_child_steps(
         let what = match record.event {
             Event::Released => {
                 timeline.mark_at(Milestone::InitStarted, at);
-                "container init released by vmc; cgroup namespace unshared".to_string()
+                match described.joined_late {
+                    0 => "container init released by vmc; cgroup namespace unshared".to_string(),
+                    late => format!(
+                        "container init released by vmc; joined its cgroup in {} more; cgroup namespace unshared",
+                        v1_hierarchies(late)
+                    ),
+                }
             }
             Event::JoinedCgroup => format!(
-                "container init joined its cgroup in {} v1 hierarchies itself (wrote 0 to tasks)",
-                described.joined
+                "container init joined its cgroup in {} itself (wrote 0 to tasks)",
+                v1_hierarchies(described.joined)
             ),
             Event::Overlay => format!(
                 "overlay mounted (lower={}, upper={} on a tmpfs private to the container)",

@@ -4,7 +4,9 @@
 //! Moving a process afterwards by writing its pid to `cgroup.procs` takes the cgroup
 //! threadgroup lock for writing, which waits for an RCU grace period: about 10 ms on this
 //! 2-CPU host, three times a whole run. A process born in the cgroup skips that. On older
-//! kernels, which refuse the flag, the process is created outside and the caller moves it.
+//! kernels, which refuse the flag, the process is created outside and the caller moves it;
+//! where `clone3` itself is missing (before 5.3, or hidden by a seccomp profile such as
+//! Docker's, which answers ENOSYS so that callers fall back), plain `clone(2)` is used.
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
@@ -38,6 +40,8 @@ pub struct Spawned {
     pub pid: Pid,
     /// False when the kernel does not know `CLONE_INTO_CGROUP` (or no cgroup was given).
     pub in_cgroup: bool,
+    /// The system call that made it: `clone3`, or `clone` where clone3 is missing.
+    pub call: &'static str,
 }
 
 /// Creates a child with the namespaces of `flags`, in the cgroup v2 directory `cgroup` when
@@ -61,16 +65,22 @@ pub unsafe fn spawn(
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = dir.as_raw_fd() as u64;
     }
-    let result = match clone3(&args) {
+    let mut in_cgroup = cgroup.is_some();
+    let mut call = "clone3";
+    let mut result = clone3(&args);
+    if in_cgroup && matches!(result, Err(Errno::E2BIG | Errno::EINVAL)) {
         // Before 5.7 the kernel rejects the larger struct (E2BIG) or the flag (EINVAL).
-        Err(Errno::E2BIG | Errno::EINVAL) if cgroup.is_some() => {
-            args.flags &= !CLONE_INTO_CGROUP;
-            args.cgroup = 0;
-            clone3(&args).map(|pid| (pid, false))
-        }
-        other => other.map(|pid| (pid, cgroup.is_some())),
-    };
-    let (pid, in_cgroup) = result?;
+        args.flags &= !CLONE_INTO_CGROUP;
+        args.cgroup = 0;
+        in_cgroup = false;
+        result = clone3(&args);
+    }
+    if result == Err(Errno::ENOSYS) {
+        in_cgroup = false;
+        call = "clone";
+        result = clone(flags);
+    }
+    let pid = result?;
     if pid == 0 {
         let status = child();
         // SAFETY: _exit ends the child at once, without running the parent's atexit
@@ -80,6 +90,7 @@ pub unsafe fn spawn(
     Ok(Spawned {
         pid: Pid::from_raw(pid),
         in_cgroup,
+        call,
     })
 }
 
@@ -97,6 +108,15 @@ fn clone3(args: &CloneArgs) -> nix::Result<libc::pid_t> {
     Errno::result(rc).map(|pid| pid as libc::pid_t)
 }
 
+/// `clone(2)` like fork (no new stack), with SIGCHLD: the child's pid, 0 in the child.
+fn clone(flags: CloneFlags) -> nix::Result<libc::pid_t> {
+    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: without CLONE_VM and with a null stack the child is a copy-on-write duplicate of
+    // this process, as with fork; the tid and tls arguments are unused without their flags.
+    let rc = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    Errno::result(rc).map(|pid| pid as libc::pid_t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +128,17 @@ mod tests {
         assert!(!spawned.in_cgroup);
         let status = nix::sys::wait::waitpid(spawned.pid, None).unwrap();
         assert_eq!(status, nix::sys::wait::WaitStatus::Exited(spawned.pid, 7));
+    }
+
+    #[test]
+    fn plain_clone_fallback_behaves_like_fork() {
+        let pid = clone(CloneFlags::empty()).unwrap();
+        if pid == 0 {
+            // SAFETY: the child ends at once without touching the parent's state.
+            unsafe { libc::_exit(9) };
+        }
+        let pid = Pid::from_raw(pid);
+        let status = nix::sys::wait::waitpid(pid, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 9));
     }
 }

@@ -376,6 +376,7 @@ fn cleanup_removes_what_a_crashed_vmc_left() {
         .arg("100")
         .spawn()
         .unwrap();
+    cgroup.create_late().unwrap();
     cgroup.add_process(orphan.id() as i32).unwrap();
     // One directory per hierarchy (v1), or the one of v2.
     assert!(!common::cgroup_dirs(&id).is_empty());

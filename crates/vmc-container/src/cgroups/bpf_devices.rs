@@ -50,28 +50,16 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     }
 }
 
-// Registers: r1 the context; r2 access_type; r3 the device type; r4 the access asked for;
-// r5 major; r6 minor; r7 scratch; r0 the verdict.
-const TYPE: u8 = 3;
-const ACCESS: u8 = 4;
-const MAJOR: u8 = 5;
-const MINOR: u8 = 6;
-const SCRATCH: u8 = 7;
+// Registers: r1 the context (the only one live across blocks), r2-r4 scratch, r0 the verdict.
+// Each block loads what it compares afresh: a value a block learnt (r3 == 2 after a fallen-
+// through `jne`) would otherwise differ between paths, stop the verifier from pruning
+// equivalent states and make loading the program cost ten times more.
+const FIELD: u8 = 2;
+const SCRATCH: u8 = 3;
 
 /// The allowlist program for `rules` (everything else denied).
 pub fn program(rules: &[DeviceRule]) -> Vec<Insn> {
-    let mut insns = vec![
-        insn(LDX_MEM_W, 2, 1, 0, 0),
-        insn(ALU64_MOV_X, TYPE, 2, 0, 0),
-        insn(ALU_AND_K, TYPE, 0, 0, 0xffff),
-        insn(ALU64_MOV_X, ACCESS, 2, 0, 0),
-        insn(ALU_RSH_K, ACCESS, 0, 0, 16),
-        insn(LDX_MEM_W, MAJOR, 1, 4, 0),
-        insn(LDX_MEM_W, MINOR, 1, 8, 0),
-    ];
-    for rule in rules {
-        insns.extend(rule_block(rule));
-    }
+    let mut insns: Vec<Insn> = rules.iter().flat_map(rule_block).collect();
     insns.push(insn(ALU64_MOV_K, 0, 0, 0, 0));
     insns.push(insn(JMP_EXIT, 0, 0, 0, 0));
     insns
@@ -79,28 +67,34 @@ pub fn program(rules: &[DeviceRule]) -> Vec<Insn> {
 
 /// The instructions that return 1 when the device matches `rule` and fall through otherwise.
 fn rule_block(rule: &DeviceRule) -> Vec<Insn> {
-    // Conditions as (register, value): each jumps past the block when it does not hold.
     let kind = match rule.kind {
         DeviceKind::Block => 1, // BPF_DEVCG_DEV_BLOCK
         DeviceKind::Char => 2,  // BPF_DEVCG_DEV_CHAR
     };
-    let mut tests: Vec<Vec<Insn>> = vec![vec![insn(JMP_JNE_K, TYPE, 0, 0, kind)]];
+    // access_type = access << 16 | type.
+    let mut block = vec![
+        insn(LDX_MEM_W, FIELD, 1, 0, 0),
+        insn(ALU64_MOV_X, SCRATCH, FIELD, 0, 0),
+        insn(ALU_AND_K, SCRATCH, 0, 0, 0xffff),
+        insn(JMP_JNE_K, SCRATCH, 0, 0, kind),
+    ];
     if rule.access != Access::ALL {
         // Any access bit outside the rule's set means no match.
         let outside = i32::from(!rule.access.bits() & Access::ALL.bits());
-        tests.push(vec![
-            insn(ALU64_MOV_X, SCRATCH, ACCESS, 0, 0),
-            insn(ALU_AND_K, SCRATCH, 0, 0, outside),
-            insn(JMP_JNE_K, SCRATCH, 0, 0, 0),
+        block.extend([
+            insn(ALU_RSH_K, FIELD, 0, 0, 16),
+            insn(ALU_AND_K, FIELD, 0, 0, outside),
+            insn(JMP_JNE_K, FIELD, 0, 0, 0),
         ]);
     }
-    if let Some(major) = rule.major {
-        tests.push(vec![insn(JMP_JNE_K, MAJOR, 0, 0, major as i32)]);
+    for (offset, number) in [(4, rule.major), (8, rule.minor)] {
+        if let Some(number) = number {
+            block.extend([
+                insn(LDX_MEM_W, FIELD, 1, offset, 0),
+                insn(JMP_JNE_K, FIELD, 0, 0, number as i32),
+            ]);
+        }
     }
-    if let Some(minor) = rule.minor {
-        tests.push(vec![insn(JMP_JNE_K, MINOR, 0, 0, minor as i32)]);
-    }
-    let mut block: Vec<Insn> = tests.into_iter().flatten().collect();
     block.push(insn(ALU64_MOV_K, 0, 0, 0, 1));
     block.push(insn(JMP_EXIT, 0, 0, 0, 0));
     let len = block.len();
@@ -311,7 +305,7 @@ mod tests {
     #[test]
     fn empty_rule_list_denies_everything() {
         let p = program(&[]);
-        assert_eq!(p.len(), 9);
+        assert_eq!(p.len(), 2);
         assert_eq!(run(&p, CHAR, READ, 1, 3), 0);
     }
 

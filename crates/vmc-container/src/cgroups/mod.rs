@@ -64,10 +64,17 @@ pub trait RunCgroup {
     /// Moves process `pid` into the cgroup (in every hierarchy it spans).
     fn add_process(&self, pid: i32) -> Result<(), ContainerError>;
     /// Files a single-threaded process writes "0" into to move itself into the cgroup's v1
-    /// hierarchies. On cgroup v1 a thread moving itself through `tasks` skips the global
-    /// threadgroup lock, whose write side waits for an RCU grace period (milliseconds, the
-    /// largest cost of a start).
+    /// hierarchies that enforce limits, first thing. On cgroup v1 a thread moving itself
+    /// through `tasks` skips the global threadgroup lock, whose write side waits for an RCU
+    /// grace period (milliseconds, the largest cost of a start).
     fn self_join_files(&self) -> Vec<PathBuf>;
+    /// The `tasks` files of the other v1 hierarchies, which the process joins before it
+    /// unshares its cgroup namespace, so that the namespace is rooted at the run's cgroup in
+    /// every hierarchy.
+    fn late_join_files(&self) -> Vec<PathBuf>;
+    /// Creates the cgroups behind [`RunCgroup::late_join_files`] (while the process builds
+    /// its filesystem). Returns how many.
+    fn create_late(&self) -> Result<usize, ContainerError>;
     /// The cgroup v2 directory of the run (pure v2, or `unified/` on a hybrid host), which
     /// the first process is cloned into (`CLONE_INTO_CGROUP`, again without the lock).
     fn v2_dir(&self) -> Option<&Path>;

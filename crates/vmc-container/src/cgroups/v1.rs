@@ -34,15 +34,21 @@ impl Mounts<'_> {
 }
 
 /// A run's cgroup on a v1 host: `vmc/<id>` in every hierarchy, so that its cgroup namespace
-/// shows the run's own cgroup everywhere.
+/// shows the run's own cgroup everywhere. The hierarchies that enforce a limit are made
+/// before the first process exists (it joins them at once); the others while it builds its
+/// filesystem (it joins them before unsharing its cgroup namespace).
 #[derive(Debug)]
 pub struct V1Cgroup {
     /// The directory holding the hierarchies (for messages).
     root: PathBuf,
     /// In the memory hierarchy (accounting, OOM detection; it is removed first).
     memory: PathBuf,
+    /// In the cpu and pids hierarchies, when those limits are set.
+    limited: Vec<PathBuf>,
     /// In every other hierarchy.
     others: Vec<PathBuf>,
+    /// In the cpuset hierarchy (one of `others`), when the host has one.
+    cpuset: Option<PathBuf>,
     /// In the devices hierarchy, when the host has one.
     devices: Option<PathBuf>,
     /// In the cgroup2 tree of a hybrid host.
@@ -50,7 +56,8 @@ pub struct V1Cgroup {
 }
 
 impl V1Cgroup {
-    /// Creates `vmc/<id>` in every hierarchy and writes the limits.
+    /// Creates `vmc/<id>` in the memory hierarchy, the hierarchies `limits` need and the
+    /// cgroup2 tree of a hybrid host, and writes the limits.
     pub fn create(
         mounts: &Mounts,
         id: &str,
@@ -66,16 +73,18 @@ impl V1Cgroup {
             .pids_limit
             .map(|_| mounts.require("pids").map(run))
             .transpose()?;
-        let cpuset = mounts.hierarchies.iter().find(|h| h.has("cpuset")).map(run);
+        let limited: Vec<PathBuf> = cpu.iter().chain(pids.iter()).cloned().collect();
         let cgroup = V1Cgroup {
             root: mounts.root.to_path_buf(),
             others: mounts
                 .hierarchies
                 .iter()
                 .map(run)
-                .filter(|dir| *dir != memory)
+                .filter(|dir| *dir != memory && !limited.contains(dir))
                 .collect(),
+            limited,
             memory,
+            cpuset: mounts.hierarchies.iter().find(|h| h.has("cpuset")).map(run),
             devices: mounts
                 .hierarchies
                 .iter()
@@ -85,7 +94,7 @@ impl V1Cgroup {
         };
         let mut settings = Vec::new();
         let result = cgroup
-            .make_dirs(cpuset.as_deref())
+            .make_dirs()
             .and_then(|()| cgroup.write_limits(limits, &cpu, &pids, &mut settings));
         if let Err(err) = result {
             // Do not leave half-made cgroups behind.
@@ -95,17 +104,10 @@ impl V1Cgroup {
         Ok((cgroup, settings))
     }
 
-    fn make_dirs(&self, cpuset: Option<&Path>) -> Result<(), ContainerError> {
-        for dir in self.dirs().chain(self.unified.iter()) {
+    fn make_dirs(&self) -> Result<(), ContainerError> {
+        let early = std::iter::once(&self.memory).chain(&self.limited);
+        for dir in early.chain(self.unified.iter()) {
             make_dir(dir)?;
-        }
-        if let Some(dir) = cpuset {
-            // A cpuset cgroup takes no task until it has CPUs and memory nodes: copy the
-            // parent's (first into vmc/, which the kernel made empty too).
-            if let Some(parent) = dir.parent() {
-                inherit_cpuset(parent)?;
-            }
-            inherit_cpuset(dir)?;
         }
         Ok(())
     }
@@ -153,7 +155,9 @@ impl V1Cgroup {
 
     /// The run's directory in every v1 hierarchy, memory first.
     fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
-        std::iter::once(&self.memory).chain(self.others.iter())
+        std::iter::once(&self.memory)
+            .chain(&self.limited)
+            .chain(&self.others)
     }
 }
 
@@ -180,7 +184,29 @@ impl RunCgroup for V1Cgroup {
     }
 
     fn self_join_files(&self) -> Vec<PathBuf> {
-        self.dirs().map(|dir| dir.join("tasks")).collect()
+        std::iter::once(&self.memory)
+            .chain(&self.limited)
+            .map(|dir| dir.join("tasks"))
+            .collect()
+    }
+
+    fn late_join_files(&self) -> Vec<PathBuf> {
+        self.others.iter().map(|dir| dir.join("tasks")).collect()
+    }
+
+    fn create_late(&self) -> Result<usize, ContainerError> {
+        for dir in &self.others {
+            make_dir(dir)?;
+        }
+        if let Some(dir) = &self.cpuset {
+            // A cpuset cgroup takes no task until it has CPUs and memory nodes: copy the
+            // parent's (first into vmc/, which the kernel made empty too).
+            if let Some(parent) = dir.parent() {
+                inherit_cpuset(parent)?;
+            }
+            inherit_cpuset(dir)?;
+        }
+        Ok(self.others.len())
     }
 
     fn v2_dir(&self) -> Option<&Path> {
@@ -220,7 +246,7 @@ impl RunCgroup for V1Cgroup {
     fn remove(&self) -> Result<(), ContainerError> {
         // Kill through the memory hierarchy (it holds every process), then remove the others.
         let mut result = kill_and_remove(&self.memory, None);
-        for dir in self.others.iter().chain(self.unified.iter()) {
+        for dir in self.dirs().skip(1).chain(self.unified.iter()) {
             let removed = kill_and_remove(dir, None);
             result = result.and(removed);
         }
@@ -299,6 +325,16 @@ mod tests {
         };
         let (cgroup, settings) = V1Cgroup::create(&m, "run1", &limits).unwrap();
         let run = |c: &str| root.path().join(c).join("vmc/run1");
+        // Only what the limits need exists before the first process does.
+        assert!(!run("freezer").exists() && !run("cpuset").exists());
+        let early = ["memory", "cpu,cpuacct", "pids"];
+        let late = ["cpuset", "devices", "freezer"];
+        let tasks = |names: &[&str]| -> Vec<PathBuf> {
+            names.iter().map(|c| run(c).join("tasks")).collect()
+        };
+        assert_eq!(cgroup.self_join_files(), tasks(&early));
+        assert_eq!(cgroup.late_join_files(), tasks(&late));
+        assert_eq!(cgroup.create_late().unwrap(), 3);
         assert_eq!(
             read(&run("memory").join("memory.limit_in_bytes")),
             "33554432"
@@ -318,8 +354,6 @@ mod tests {
         assert_eq!(read(&root.path().join("cpuset/vmc/cpuset.cpus")), "0-3");
         assert_eq!(read(&run("cpuset").join("cpuset.cpus")), "0-3");
         assert_eq!(read(&run("cpuset").join("cpuset.mems")), "0");
-        let joined: Vec<PathBuf> = ALL.iter().map(|c| run(c).join("tasks")).collect();
-        assert_eq!(cgroup.self_join_files(), joined);
         assert_eq!(cgroup.v2_dir(), Some(run("unified").as_path()));
         cgroup.add_process(4242).unwrap();
         for c in ALL.iter().chain(&["unified"]) {
@@ -337,6 +371,7 @@ mod tests {
         };
         let (cgroup, settings) = V1Cgroup::create(&m, "run2", &Limits::default()).unwrap();
         assert!(settings.is_empty());
+        assert_eq!(cgroup.create_late().unwrap(), 2);
         for c in ["memory", "pids", "freezer"] {
             assert!(root.path().join(c).join("vmc/run2").is_dir());
         }
@@ -345,7 +380,8 @@ mod tests {
             .join("memory/vmc/run2/memory.memsw.limit_in_bytes")
             .exists());
         assert_eq!(cgroup.v2_dir(), None);
-        assert_eq!(cgroup.self_join_files().len(), 3);
+        assert_eq!(cgroup.self_join_files().len(), 1);
+        assert_eq!(cgroup.late_join_files().len(), 2);
     }
 
     #[test]
@@ -378,6 +414,7 @@ mod tests {
             unified: None,
         };
         let (cgroup, _) = V1Cgroup::create(&m, "run5", &Limits::default()).unwrap();
+        cgroup.create_late().unwrap();
         let how = cgroup.restrict_devices(&DEFAULT_RULES).unwrap();
         assert!(how.contains("12 rules allowed (v1 "), "{how}");
         let dir = root.path().join("devices/vmc/run5");

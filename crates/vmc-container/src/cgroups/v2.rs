@@ -103,6 +103,14 @@ impl RunCgroup for V2Cgroup {
         Vec::new()
     }
 
+    fn late_join_files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    fn create_late(&self) -> Result<usize, ContainerError> {
+        Ok(0)
+    }
+
     fn v2_dir(&self) -> Option<&Path> {
         Some(&self.dir)
     }
