@@ -37,8 +37,8 @@ pub mod namespaces;
 pub mod plan;
 mod report;
 mod runtime;
-mod spawn;
 pub mod security;
+mod spawn;
 mod tty;
 
 pub use cgroups::CgroupMemory;

@@ -4,8 +4,6 @@
 //! Nothing here writes a host setting: writability is checked through mount options and
 //! append-opens (`exec 3>>FILE`), which neither truncate nor write.
 
-// Each test binary uses only a part of the shared helpers.
-#[allow(dead_code)]
 mod common;
 
 use common::{assert_nothing_left, run, skipped, spec};

@@ -173,7 +173,11 @@ fn workload_is_pid_1_with_isolated_hostname() {
     }
     let dir = common::Fixture::new();
     let ran = run(&spec(
-        &["sh", "-c", "echo $$; hostname; ps -o pid,comm >/tmp/ps; wc -l </tmp/ps"],
+        &[
+            "sh",
+            "-c",
+            "echo $$; hostname; ps -o pid,comm >/tmp/ps; wc -l </tmp/ps",
+        ],
         &dir,
     ))
     .unwrap();

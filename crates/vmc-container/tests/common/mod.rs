@@ -1,6 +1,4 @@
 //! Shared helpers of the end-to-end tests: a busybox rootfs and a runner capturing output.
-// Each test binary uses a part of them.
-#![allow(dead_code)]
 
 #![allow(dead_code)] // each test binary uses its own subset
 
