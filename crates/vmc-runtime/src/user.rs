@@ -102,7 +102,7 @@ pub fn home_for(env: &[String], rootfs: &Path, uid: u32) -> Result<String, UserE
 }
 
 /// The home directory of `uid` in the image's /etc/passwd text, else `/` (`/root` for root).
-pub fn home_of(uid: u32, passwd: &str) -> String {
+fn home_of(uid: u32, passwd: &str) -> String {
     passwd
         .lines()
         .map(|line| line.split(':').collect::<Vec<_>>())

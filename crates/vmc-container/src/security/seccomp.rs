@@ -349,21 +349,7 @@ mod tests {
         ] {
             assert_eq!(run(&p, nr(name), [0; 6]), ALLOW, "{name}");
         }
-        for name in [
-            "mount",
-            "umount2",
-            "unshare",
-            "setns",
-            "keyctl",
-            "bpf",
-            "open_by_handle_at",
-            "kexec_load",
-            "init_module",
-            "reboot",
-            "swapon",
-            "userfaultfd",
-            "perf_event_open",
-        ] {
+        for name in super::super::BLOCKED_BY_DEFAULT {
             assert_eq!(run(&p, nr(name), [0; 6]), EPERM, "{name}");
         }
         // clone: allowed without namespace flags only; clone3: ENOSYS.
