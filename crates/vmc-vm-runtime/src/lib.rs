@@ -10,6 +10,7 @@ pub mod embedded_init;
 mod error;
 mod guest_settings;
 mod kvm_check;
+mod kvm_probe_cache;
 mod memory_probe;
 mod resources;
 pub mod run_archive;

@@ -47,12 +47,12 @@ impl VmRuntime {
     ) -> Result<ExitOutcome, VmRuntimeError> {
         let memory_bytes = guest_memory(spec.resources.memory_bytes)?;
         let vcpus = vcpu_count(spec.resources.cpus)?;
-        check_kvm_can_run_linux(timeline)?;
+        let home = vmc_runtime::paths::vmc_home();
+        check_kvm_can_run_linux(&home, timeline)?;
         let kernel = match &self.options.kernel {
             Some(path) => path.clone(),
             None => vmc_vm::kernel::default_kernel()?,
         };
-        let home = vmc_runtime::paths::vmc_home();
         let init = write_embedded_init(&home)?;
         let guest_init = GuestInit {
             binary: &init,
