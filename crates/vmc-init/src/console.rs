@@ -11,7 +11,7 @@ use nix::sys::termios::{cfmakeraw, tcdrain, tcgetattr, tcsetattr, ControlFlags, 
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout};
 use std::io::{stderr, stdout};
 use std::os::fd::{AsFd, OwnedFd};
-use vmc_init::TerminalSize;
+use vmc_protocol::TerminalSize;
 
 /// The second serial line (COM2, I/O port 0x2f8): the VMM copies its output to vmc's stderr
 /// and sends signals and terminal sizes on it ([`vmc_runtime::guest_control`]).

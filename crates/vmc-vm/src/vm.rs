@@ -3,7 +3,7 @@
 use crate::arch::x86_64::layout::KVM_TSS_ADDR;
 use crate::boot;
 use crate::config::{host_ram_bytes, StdinMode, VmConfig, VmmSeccomp};
-use crate::devices::exit_device::{ExitDeviceEvent, SIGNALED_FLAG};
+use crate::devices::exit_device::ExitDeviceEvent;
 use crate::devices::serial::{
     self, ConsoleOutput, SerialConsole, COM1_IRQ, COM1_PORT, COM2_IRQ, COM2_PORT,
 };
@@ -24,6 +24,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use vmc_protocol::exit_device::WorkloadStatus;
 use vmc_runtime::signals::SignalCatcher;
 use vmc_runtime::{ExitOutcome, Milestone, Timeline};
 use vmm_sys_util::eventfd::EventFd;
@@ -55,12 +56,10 @@ pub struct VmExit {
 impl VmExit {
     /// The reported status as the shared exit-status contract's outcome.
     pub fn outcome(&self) -> Option<ExitOutcome> {
-        let status = self.status?;
-        if status & SIGNALED_FLAG as i32 != 0 {
-            Some(ExitOutcome::Signaled(status & 0xff))
-        } else {
-            Some(ExitOutcome::Exited(status & 0xff))
-        }
+        Some(match WorkloadStatus::from_port_value(self.status? as u32) {
+            WorkloadStatus::Exited(code) => ExitOutcome::Exited(code.into()),
+            WorkloadStatus::Signaled(signal) => ExitOutcome::Signaled(signal.into()),
+        })
     }
 }
 
