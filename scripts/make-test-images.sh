@@ -35,6 +35,9 @@ for variant in "${variants[@]}"; do
       || { rm -f "$tarball.tmp"; die "mmdebstrap failed for $variant (is the Debian mirror reachable?)"; }
     mv "$tarball.tmp" "$tarball"
   fi
-  "$vmc" import "$tarball" --tag "debian:$variant" --change 'CMD ["/bin/bash"]' >/dev/null
-  echo "test-image: debian:$variant $("$vmc" images -q debian:$variant 2>/dev/null | head -n1)"
+  # The creation time pinned to the tarball's: re-importing it gives the same image ID, so the
+  # caches keyed by it (unpacked rootfs, VM disk) stay valid.
+  SOURCE_DATE_EPOCH=$(stat -c %Y "$tarball") \
+    "$vmc" import "$tarball" --tag "debian:$variant" --change 'CMD ["/bin/bash"]' >/dev/null
+  echo "test-image: debian:$variant $("$vmc" images | awk -v tag="$variant" '$1 == "debian" && $2 == tag { print $3 }')"
 done
