@@ -5,7 +5,9 @@
 //! trapped (KVM_RUN returned with the I/O exit) and records it in the run's timeline. Reads
 //! return all ones; other values and widths are ignored.
 
-use vmc_protocol::exit_device::{BootMilestone, MILESTONE_PORT, PORT_RANGE, STATUS_PORT};
+use crate::devices::bus::{BusDevice, BusEffect};
+use std::io;
+use vmc_protocol::exit_device::{BootMilestone, MILESTONE_PORT, STATUS_PORT};
 use vmc_runtime::Milestone;
 
 /// What a guest write to the device reported.
@@ -37,10 +39,19 @@ fn milestone(byte: u8) -> Option<Milestone> {
     })
 }
 
-/// Whether `port` belongs to the device (its window [`PORT_RANGE`], `0x600..0x608`).
-pub fn owns(port: u16) -> bool {
-    let (first, count) = PORT_RANGE;
-    (first..first + count).contains(&port)
+/// The device on the bus: decodes writes, reads all ones.
+#[derive(Debug, Default)]
+pub struct ExitDevice;
+
+impl BusDevice for ExitDevice {
+    fn read(&mut self, _offset: u64, data: &mut [u8]) {
+        data.fill(0xff);
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> io::Result<BusEffect> {
+        let port = MILESTONE_PORT + offset as u16;
+        Ok(decode_write(port, data).map_or(BusEffect::None, BusEffect::Exit))
+    }
 }
 
 #[cfg(test)]
@@ -81,8 +92,16 @@ mod tests {
     }
 
     #[test]
-    fn owns_its_window_only() {
-        assert!(owns(0x600) && owns(0x604) && owns(0x607));
-        assert!(!owns(0x5ff) && !owns(0x608));
+    fn on_the_bus_offsets_are_from_the_milestone_port() {
+        let mut device = ExitDevice;
+        assert_eq!(
+            device.write(4, &7u32.to_le_bytes()).unwrap(),
+            BusEffect::Exit(ExitDeviceEvent::Status(7))
+        );
+        assert_eq!(
+            device.write(0, &[2]).unwrap(),
+            BusEffect::Exit(ExitDeviceEvent::Milestone(Milestone::WorkloadExec))
+        );
+        assert_eq!(device.write(1, &[2]).unwrap(), BusEffect::None);
     }
 }
