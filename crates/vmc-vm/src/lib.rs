@@ -3,13 +3,14 @@
 //! [`Vm::create`] turns a [`VmConfig`] into a ready VM — KVM VM with in-kernel interrupt
 //! controllers and PIT, exactly `memory_bytes` of guest RAM, the kernel (ELF vmlinux or
 //! bzImage) and initrd loaded for a direct 64-bit boot, COM1 (console, to stdout) / COM2
-//! (workload stderr, to stderr) / i8042 / exit devices, and one vCPU per `vcpus` — and
-//! [`Vm::run`] runs it until the guest resets. [`probe::probe`] tells whether this host's KVM
+//! (workload stderr, to stderr) / i8042 / exit devices on the device bus, one virtio-blk
+//! disk per [`VmConfig::disks`] entry (virtio-mmio, served by the device event-loop thread),
+//! and one vCPU per `vcpus` — and [`Vm::run`] runs it until the guest resets. [`probe::probe`] tells whether this host's KVM
 //! can run Linux guests at all.
 //!
 //! Unless [`VmConfig::seccomp`] says otherwise, `Vm::run` confines the VMM as Firecracker
 //! does: a seccomp filter per kind of thread (the calling thread, the vCPU threads, the stdin
-//! and signal threads), each installed before the guest runs. The calling thread keeps its
+//! and signal threads, the device event loop), each installed before the guest runs. The calling thread keeps its
 //! filter for the rest of its life (a filter cannot be lifted): it still allows everything
 //! vmc does besides running a guest, but no new processes, programs or sockets.
 //!
