@@ -133,6 +133,9 @@ mod tests {
             "COM2 transmitter empty"
         );
         assert_eq!(lsr(0x3e8), None, "no COM3");
+        let claimed = |port: u64| bus.read(Space::Pio, port, &mut [0]);
+        assert!(claimed(0x3f8) && claimed(0x3ff) && claimed(0x2f8) && claimed(0x2ff));
+        assert!(!claimed(0x3f7) && !claimed(0x400) && !claimed(0x2f7) && !claimed(0x300));
     }
 
     #[test]
