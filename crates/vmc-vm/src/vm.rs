@@ -136,30 +136,15 @@ impl Vm {
             config.memory_bytes >> 20
         ));
 
-        let layout = boot::load(
+        let kernel = boot::load(
             &ram,
             config.memory_bytes,
             config.vcpus,
             &config.kernel,
             &config.initrd,
             &config.cmdline,
+            timeline,
         )?;
-        timeline.step(format!(
-            "kernel loaded: {}, entry {:#x}",
-            layout.kernel.format.label(),
-            layout.kernel.entry
-        ));
-        if let Some((addr, size)) = layout.initrd {
-            timeline.step(format!(
-                "initrd loaded: {} parts, {} KiB at {addr:#x}",
-                config.initrd.len(),
-                size.div_ceil(1024)
-            ));
-        }
-        timeline.step(format!(
-            "boot_params (e820, command line), MP table ({} vCPUs), GDT and page tables written",
-            config.vcpus
-        ));
 
         let (com1, com1_irq) = create_uart(
             &vm,
@@ -188,8 +173,7 @@ impl Vm {
         let mut vcpus = Vec::with_capacity(usize::from(config.vcpus));
         let mut tsc_khz = None;
         for index in 0..config.vcpus {
-            let (fd, khz) =
-                vcpu::create(&vm, index, config.vcpus, &supported, layout.kernel.entry)?;
+            let (fd, khz) = vcpu::create(&vm, index, config.vcpus, &supported, kernel.entry)?;
             if index == 0 {
                 tsc_khz = khz;
                 timeline.step("vCPU 0 registers set (64-bit long mode)");
