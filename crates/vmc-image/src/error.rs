@@ -109,6 +109,39 @@ pub enum ImageError {
         /// The reader's complaint.
         reason: String,
     },
+    /// An external program vmc needs is not installed.
+    #[error("{tool} is not installed: {purpose} (install the {package} package, e.g. apt-get install {package})")]
+    MissingTool {
+        /// The program's name.
+        tool: &'static str,
+        /// What vmc needs it for.
+        purpose: &'static str,
+        /// The Debian package that provides it.
+        package: &'static str,
+    },
+    /// An external program failed.
+    #[error("{tool} failed on {}: {}", escape_path(input), escape(reason))]
+    ToolFailed {
+        /// The program's name.
+        tool: &'static str,
+        /// What it was working on.
+        input: PathBuf,
+        /// Its exit status and the last line it printed.
+        reason: String,
+    },
+    /// A cached disk image fails its checks (truncated, overwritten, not what vmc built).
+    #[error(
+        "cached disk {} is corrupt: {} (delete it with `rm {}`; the next VM run rebuilds it)",
+        escape_path(path),
+        escape(reason),
+        escape_path(path)
+    )]
+    CorruptDisk {
+        /// The cached disk file.
+        path: PathBuf,
+        /// Which check failed.
+        reason: String,
+    },
     /// A `--change` instruction is not understood.
     #[error("invalid --change {0:?}: expected one of CMD, ENTRYPOINT, ENV, WORKDIR, USER followed by a value, e.g. 'CMD [\"/bin/sh\"]'")]
     InvalidChange(String),

@@ -4,13 +4,14 @@
 //! `umoci` can read it). An image's ID is the sha256 of its manifest. Images come in with
 //! [`Store::import`] from `docker save` tarballs, OCI layouts (directory or tar) or plain root
 //! filesystems, and are unpacked on demand by [`Store::rootfs`] into
-//! `$VMC_HOME/rootfs/<id>`. Every write goes to a temporary file first and is renamed into
+//! `$VMC_HOME/rootfs/<id>`; VM mode gets them as disks ([`Store::rootfs_disk`]). Every write goes to a temporary file first and is renamed into
 //! place, so an interrupted import or unpack never leaves a half-made image behind.
 
 pub mod compression;
 pub mod config;
 pub mod cpio;
 pub mod digest;
+pub mod disk;
 pub mod error;
 pub mod image;
 pub mod import;

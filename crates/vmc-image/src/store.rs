@@ -3,6 +3,7 @@
 
 use crate::config::ImageConfig;
 use crate::digest;
+use crate::disk::{self, scratch::ScratchDisk, RootfsDisk};
 use crate::error::{ImageError, IoContext, Result};
 use crate::image::{Image, ImageSummary, LayerInfo};
 use crate::import::{self, ImportOptions};
@@ -46,6 +47,8 @@ pub struct PruneReport {
     pub rootfs_dirs: usize,
     /// Number of cached initramfs archives deleted.
     pub initramfs_archives: usize,
+    /// Number of cached root filesystem disks (VM mode) deleted.
+    pub disks: usize,
     /// Bytes freed in blobs.
     pub bytes: u64,
 }
@@ -156,7 +159,7 @@ impl Store {
     }
 
     /// Removes the name `reference` (or the image, for an ID); deletes the image's blobs,
-    /// rootfs cache and initramfs archives when no name refers to it any more (like
+    /// rootfs cache, disk and initramfs archives when no name refers to it any more (like
     /// `docker rmi`). Before deleting an image it asks `user_of` (given the image ID) what
     /// uses it, and refuses with [`ImageError::InUse`] if something does.
     pub fn remove(
@@ -213,14 +216,15 @@ impl Store {
             }
             self.discard_rootfs(&self.rootfs_dir(&id))?;
             initramfs::remove_cached_archives(&self.home, &id)?;
+            disk::remove_cached_disks(&self.home, &id)?;
             report.deleted = Some(id);
         }
         Ok(report)
     }
 
     /// Removes untagged images (except those `user_of`, given an image ID, says are in use),
-    /// blobs no image references, rootfs caches and initramfs archives of images that are
-    /// gone, half-made rootfs directories and leftover temporary files.
+    /// blobs no image references, rootfs caches, disks and initramfs archives of images that
+    /// are gone, half-made rootfs directories and leftover temporary files.
     pub fn prune(&self, user_of: impl Fn(&str) -> Option<String>) -> Result<PruneReport> {
         let _gc = self.layout.lock_gc(true, false)?;
         let _index_lock = self.layout.lock_index()?;
@@ -261,6 +265,7 @@ impl Store {
             }
         }
         report.initramfs_archives = initramfs::remove_archives_except(&self.home, &live)?;
+        report.disks = disk::remove_disks_except(&self.home, &live)?;
         for path in self.leftovers()? {
             unpack::remove_any(&path)?;
         }
@@ -305,6 +310,23 @@ impl Store {
             Err(_) if dir.is_dir() => Ok(dir),
             Err(e) => Err(e).io_ctx("renaming into place", &dir),
         }
+    }
+
+    /// The root filesystem of image `image_id` (unpacked at `rootfs`, see [`Store::rootfs`])
+    /// as a read-only erofs disk for VM mode, cached at `$VMC_HOME/disks/<id>-v1.erofs` and
+    /// built on first use. A cached disk is checked (size and superblock) on every use; a
+    /// damaged one is an error that names it.
+    pub fn rootfs_disk(&self, image_id: &str, rootfs: &Path) -> Result<RootfsDisk> {
+        // Shared: an interrupted build's temporary file is removed only while nobody builds.
+        let _gc = self.layout.lock_gc(false, false)?;
+        disk::cached_rootfs_disk(&self.home, self.layout.scratch(), image_id, rootfs)
+    }
+
+    /// Creates a VM run's scratch disk at `path` (which must not exist): a sparse ext4 file
+    /// of [`disk::scratch::SCRATCH_DISK_BYTES`], deleted when the returned value is dropped.
+    pub fn scratch_disk(&self, path: &Path) -> Result<ScratchDisk> {
+        let _gc = self.layout.lock_gc(false, false)?;
+        disk::scratch::create(&self.home.join("cache"), self.layout.scratch(), path)
     }
 
     /// Deletes a rootfs directory after renaming it to a `.tmp-` name, so that a crash while

@@ -212,10 +212,11 @@ pub fn prune() -> Result<u8> {
         println!("Deleted untagged image: {}", escape(image));
     }
     println!(
-        "Removed {} blobs ({}), {} rootfs directories and {} VM initramfs archives",
+        "Removed {} blobs ({}), {} rootfs directories, {} VM disks and {} VM initramfs archives",
         report.blobs,
         human_size(report.bytes),
         report.rootfs_dirs,
+        report.disks,
         report.initramfs_archives
     );
     Ok(0)
