@@ -18,6 +18,33 @@ pub enum InitError {
         /// The error.
         errno: Errno,
     },
+    /// A disk holding the root filesystem could not be mounted.
+    #[error(
+        "mounting {device} ({fstype}) on {target}: {errno}{}",
+        parenthesized(hint)
+    )]
+    DiskMount {
+        /// The disk's device node.
+        device: &'static str,
+        /// Its filesystem type.
+        fstype: &'static str,
+        /// The mount point.
+        target: &'static str,
+        /// The error.
+        errno: Errno,
+        /// What the error most likely means (may be empty).
+        hint: &'static str,
+    },
+    /// Switching root into the disk-backed overlay failed.
+    #[error("switching root: {step} {path}: {errno}")]
+    SwitchRoot {
+        /// The step that failed.
+        step: &'static str,
+        /// The path it worked on.
+        path: String,
+        /// The error.
+        errno: Errno,
+    },
     /// A file operation on the guest's root filesystem failed.
     #[error("{action} {path}: {source}")]
     Fs {
@@ -76,4 +103,13 @@ pub enum InitError {
         /// The error.
         errno: Errno,
     },
+}
+
+/// `" (text)"`, or nothing for an empty text.
+fn parenthesized(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" ({text})")
+    }
 }

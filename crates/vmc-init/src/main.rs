@@ -1,13 +1,15 @@
 //! vmc-init: PID 1 of a vmc microVM.
 //!
-//! Reports "init started" to the VMM's exit device, mounts the pseudo filesystems, applies the
-//! per-run settings from `/vmc/run.json`, runs the workload on the console (its stderr on the
+//! Reports "init started" to the VMM's exit device, mounts the pseudo filesystems, reads the
+//! per-run settings from `/vmc/run.json`, switches root into the image's disks if the run has
+//! them (`disk_root`), applies the settings, runs the workload on the console (its stderr on the
 //! second serial line unless the run is a terminal run), waits for its output to drain,
 //! reports its exit status and resets the VM (the kernel needs `reboot=k` so the reset goes
 //! through the i8042 controller the VMM watches). Build it statically with
 //! scripts/build-vmc-init.sh.
 
 mod console;
+mod disk_root;
 mod error;
 mod exit_device;
 mod loopback;
@@ -45,6 +47,9 @@ fn boot_and_run(device: &ExitDevice) -> Result<WorkloadStatus, InitError> {
     mounts::mount_pseudo_filesystems()?;
     console::reopen()?;
     let config = take_run_config()?;
+    if config.root_disks {
+        disk_root::switch_to_disk_root()?;
+    }
     if !config.hostname.is_empty() {
         sethostname(&config.hostname).map_err(InitError::Hostname)?;
     }
@@ -71,10 +76,12 @@ fn take_run_config() -> Result<RunConfig, InitError> {
     Ok(RunConfig::from_json(&bytes)?)
 }
 
-/// Flushes the filesystems and resets the VM; the VMM ends the run when it sees the reset.
+/// Resets the VM; the VMM ends the run when it sees the reset. Nothing is synced first:
+/// nothing the guest writes outlives it (the initramfs and tmpfs are RAM, the image disk is
+/// read-only and the scratch disk is deleted after the run), so writing dirty pages back would
+/// only delay the end.
 fn reset_vm() -> ! {
     silence_kernel_console_if_quiet();
-    nix::unistd::sync();
     // SAFETY: reboot takes a plain command code; RB_AUTOBOOT does not return on success.
     let rc = unsafe { libc::reboot(libc::RB_AUTOBOOT) };
     eprintln!(

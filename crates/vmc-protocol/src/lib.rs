@@ -16,3 +16,16 @@ pub const INIT_PATH: &str = "/vmc/init";
 
 /// Where the per-run settings live inside the initramfs.
 pub const RUN_CONFIG_PATH: &str = "/vmc/run.json";
+
+/// Where the image's root filesystem comes from when [`RunConfig::root_disks`] is set: the
+/// VMM attaches the image's disk first and the run's scratch disk second.
+pub mod root_disks {
+    /// The image's root filesystem, read-only: the disk vmc-image builds (erofs).
+    pub const IMAGE_DEVICE: &str = "/dev/vda";
+    /// The filesystem of [`IMAGE_DEVICE`].
+    pub const IMAGE_FSTYPE: &str = "erofs";
+    /// The run's scratch disk, holding the overlay's upper and work directories.
+    pub const SCRATCH_DEVICE: &str = "/dev/vdb";
+    /// The filesystem of [`SCRATCH_DEVICE`].
+    pub const SCRATCH_FSTYPE: &str = "ext4";
+}

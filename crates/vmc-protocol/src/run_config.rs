@@ -31,6 +31,11 @@ pub struct RunConfig {
     /// programs lay out correctly (later resizes do not reach the guest).
     #[serde(default)]
     pub terminal_size: Option<TerminalSize>,
+    /// The image's root filesystem is on disks ([`crate::root_disks`]): the init mounts the image
+    /// disk read-only with an overlay on top whose writable layer is on the scratch disk, and
+    /// switches root into it before anything else. Otherwise the initramfs is the root.
+    #[serde(default)]
+    pub root_disks: bool,
 }
 
 /// A terminal's size in character cells.
@@ -94,6 +99,7 @@ mod tests {
                 rows: 40,
                 cols: 120,
             }),
+            root_disks: true,
         }
     }
 

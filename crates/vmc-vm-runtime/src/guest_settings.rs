@@ -26,6 +26,7 @@ pub fn run_config(spec: &RunSpec) -> Result<RunConfig, VmRuntimeError> {
             .then(window_size)
             .flatten()
             .map(|(rows, cols)| TerminalSize { rows, cols }),
+        root_disks: false,
     })
 }
 

@@ -14,5 +14,6 @@ pub fn run_config(args: &[&str]) -> RunConfig {
         tty: false,
         interactive: false,
         terminal_size: None,
+        root_disks: false,
     }
 }
