@@ -61,7 +61,7 @@ impl GuestInit<'_> {
 /// Writes the initramfs of `rootfs` with the guest init `init` to `out`.
 pub fn build_image_archive(rootfs: &Path, init: GuestInit, out: &Path) -> Result<()> {
     let file = File::create(out).io_ctx("creating", out)?;
-    write_image_archive(rootfs, init, &file, out)
+    write_archive(Some(rootfs), init, &file, out)
 }
 
 /// The cached initramfs of image `image_id` (whose root filesystem is `rootfs`) with the
@@ -82,7 +82,27 @@ pub fn cached_image_archive(
     std::fs::create_dir_all(&dir).io_ctx("creating", &dir)?;
     let temp =
         tempfile::NamedTempFile::new_in(&dir).io_ctx("creating a temporary file in", &dir)?;
-    write_image_archive(rootfs, init, temp.as_file(), temp.path())?;
+    write_archive(Some(rootfs), init, temp.as_file(), temp.path())?;
+    temp.as_file().sync_all().io_ctx("writing", temp.path())?;
+    temp.persist(&path)
+        .map_err(|e| e.error)
+        .io_ctx("storing", &path)?;
+    Ok(path)
+}
+
+/// The cached initramfs holding only the guest init `init` and `/dev/console`, for a guest
+/// whose root filesystem comes on disks: `$VMC_HOME/initramfs/init-<key>.cpio` (the key as in
+/// [`cached_image_archive`]), built on first use like it.
+pub fn cached_init_archive(home: &Path, init: GuestInit) -> Result<PathBuf> {
+    let dir = home.join(CACHE_DIR);
+    let path = dir.join(format!("init-{}.cpio", init_key(init)?));
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&dir).io_ctx("creating", &dir)?;
+    let temp =
+        tempfile::NamedTempFile::new_in(&dir).io_ctx("creating a temporary file in", &dir)?;
+    write_archive(None, init, temp.as_file(), temp.path())?;
     temp.as_file().sync_all().io_ctx("writing", temp.path())?;
     temp.persist(&path)
         .map_err(|e| e.error)
@@ -123,8 +143,9 @@ fn remove_archives_where(home: &Path, doomed: impl Fn(&str) -> bool) -> Result<u
     for entry in entries {
         let path = entry.io_ctx("reading directory", &dir)?.path();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
+        // Image archives only: the init archive belongs to no image.
         let image_id = name.strip_suffix(".cpio").and_then(|n| n.split_once('-'));
-        if image_id.is_some_and(|(image_id, _)| doomed(image_id)) {
+        if image_id.is_some_and(|(image_id, _)| is_sha256_hex(image_id) && doomed(image_id)) {
             std::fs::remove_file(&path).io_ctx("removing", &path)?;
             removed += 1;
         }
@@ -132,8 +153,14 @@ fn remove_archives_where(home: &Path, doomed: impl Fn(&str) -> bool) -> Result<u
     Ok(removed)
 }
 
-/// Streams the image archive into `out` (whose path, for messages, is `out_path`).
-fn write_image_archive(rootfs: &Path, init: GuestInit, out: &File, out_path: &Path) -> Result<()> {
+/// Streams the archive of `rootfs` (none: just the init and the console) into `out` (whose
+/// path, for messages, is `out_path`).
+fn write_archive(
+    rootfs: Option<&Path>,
+    init: GuestInit,
+    out: &File,
+    out_path: &Path,
+) -> Result<()> {
     let (init_dir, init_name) = init.archive_names()?;
     check_static_executable(init.binary)?;
     let init_file = File::open(init.binary).io_ctx("opening", init.binary)?;
@@ -142,8 +169,10 @@ fn write_image_archive(rootfs: &Path, init: GuestInit, out: &File, out_path: &Pa
         .io_ctx("inspecting", init.binary)?
         .len();
     let mut writer = CpioWriter::new(BufWriter::new(out));
-    writer.add_tree(rootfs, &|name| is_reserved(name, init_dir))?;
-    let image_has_dev = rootfs.join("dev").symlink_metadata().is_ok();
+    if let Some(rootfs) = rootfs {
+        writer.add_tree(rootfs, &|name| is_reserved(name, init_dir))?;
+    }
+    let image_has_dev = rootfs.is_some_and(|rootfs| rootfs.join("dev").symlink_metadata().is_ok());
     let guest_entries = GuestEntries {
         image_has_dev,
         init_dir,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum VmRuntimeError {
     /// `-m` is below what a Linux guest needs.
-    #[error("-m {size} is too small for a VM: in VM mode -m is the guest's RAM, and a guest needs at least {min_mib} MiB because its kernel is loaded at 16 MiB and needs room above it to boot and unpack the image (give -m {min_mib}m or more)")]
+    #[error("-m {size} is too small for a VM: in VM mode -m is the guest's RAM, and a guest needs at least {min_mib} MiB because its kernel is loaded at 16 MiB and needs room above it to boot (give -m {min_mib}m or more)")]
     MemoryTooSmall {
         /// The size given, for humans.
         size: String,
@@ -43,7 +43,7 @@ pub enum VmRuntimeError {
         #[source]
         source: std::io::Error,
     },
-    /// The image store failed (the image's initramfs).
+    /// The image store failed (the image's disk, the scratch disk, the init's initramfs).
     #[error(transparent)]
     Image(#[from] vmc_image::ImageError),
     /// The workload's user could not be resolved in the image.

@@ -26,7 +26,8 @@ pub fn run_config(spec: &RunSpec) -> Result<RunConfig, VmRuntimeError> {
             .then(window_size)
             .flatten()
             .map(|(rows, cols)| TerminalSize { rows, cols }),
-        root_disks: false,
+        // The runtime always attaches the image's disk and a scratch disk (`disks`).
+        root_disks: true,
     })
 }
 

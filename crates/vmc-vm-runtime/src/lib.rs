@@ -1,11 +1,13 @@
-//! VM mode: an image and a run spec become a KVM microVM that boots the image as an initramfs
-//! with `vmc-init` (embedded in this crate by build.rs) as PID 1.
+//! VM mode: an image and a run spec become a KVM microVM whose root filesystem is the image as
+//! a read-only disk under an overlay on a per-run scratch disk, with `vmc-init` (embedded in
+//! this crate by build.rs) as PID 1 from a small initramfs.
 //!
 //! [`VmRuntime`] implements `vmc_runtime::Runtime`: it checks the resources and the host's
-//! KVM, writes out the embedded init, builds (or reuses) the image's initramfs and the run's
-//! settings archive, and hands the VM to `vmc_vm`.
+//! KVM, writes out the embedded init, gets (or builds) the image's disk, makes the run's
+//! scratch disk and settings archive, and hands the VM to `vmc_vm`.
 
 mod cmdline;
+mod disks;
 pub mod embedded_init;
 mod error;
 mod guest_settings;

@@ -1,6 +1,7 @@
 //! [`VmRuntime`]: the `Runtime` of VM mode, from the run spec to the workload's outcome.
 
 use crate::cmdline::cmdline;
+use crate::disks;
 use crate::embedded_init::write_embedded_init;
 use crate::error::VmRuntimeError;
 use crate::guest_settings::{run_config, stdin_mode};
@@ -60,22 +61,23 @@ impl VmRuntime {
             binary: &init,
             guest_path: vmc_protocol::INIT_PATH,
         };
-        let image_archive =
-            initramfs::cached_image_archive(&home, &spec.image_id, &spec.rootfs, guest_init)?;
+        let init_archive = initramfs::cached_init_archive(&home, guest_init)?;
         std::fs::create_dir_all(&spec.run_dir)
             .map_err(VmRuntimeError::io("create", &spec.run_dir))?;
+        // Deletes the scratch disk when dropped: on every return from here on.
+        let disks = disks::prepare(&home, spec, timeline)?;
         let run_archive = spec.run_dir.join("run.cpio");
         write_run_archive(&run_config(spec)?, &run_archive)?;
         timeline.step(format!(
-            "initramfs: {} (cached) + per-run settings {}",
-            image_archive.display(),
+            "initramfs: {} (the guest init, cached) + per-run settings {}",
+            init_archive.display(),
             run_archive.display()
         ));
         let config = VmConfig {
             memory_bytes,
             vcpus,
             kernel,
-            initrd: vec![image_archive, run_archive.clone()],
+            initrd: vec![init_archive, run_archive.clone()],
             cmdline: cmdline(self.options.console),
             console: self.options.console,
             stdin: stdin_mode(spec),
@@ -99,6 +101,7 @@ impl VmRuntime {
         // The guest's output: shown escaped, it is not the workload's stream.
         let recent_console = escape_lines(&vm.recent_console_output()).into_owned();
         drop(vm);
+        drop(disks);
         let _ = std::fs::remove_file(&run_archive);
         timeline.mark(Milestone::TornDown);
         let exit = exit?;
