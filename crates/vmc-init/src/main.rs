@@ -13,6 +13,7 @@ mod disk_root;
 mod error;
 mod exit_device;
 mod loopback;
+mod memory;
 mod mounts;
 mod stdin_relay;
 mod supervise;
@@ -58,7 +59,10 @@ fn boot_and_run(device: &ExitDevice) -> Result<WorkloadStatus, InitError> {
     console::configure(config.tty, config.terminal_size)?;
     console::separate_stderr(config.tty);
     let control_line = console::open_control_line();
-    supervise::run_workload(&config, device, control_line)
+    let oom_kills = memory::OomKills::count_from_now();
+    memory::overcommit_like_a_container();
+    let status = supervise::run_workload(&config, device, control_line)?;
+    Ok(oom_kills.classify(status))
 }
 
 /// Reads the per-run settings and removes them, so the workload cannot see its own secrets

@@ -4,7 +4,7 @@
 //! | port    | access                | meaning                                                   |
 //! |---------|-----------------------|-----------------------------------------------------------|
 //! | `0x600` | 8-bit write           | milestone: `1` init started, `2` workload exec, `3` workload exited |
-//! | `0x604` | 32-bit write (`outl`) | workload exit status: `0..=255` exit code, `0x100 \| N` killed by signal N |
+//! | `0x604` | 32-bit write (`outl`) | workload exit status: `0..=255` exit code, `0x100 \| N` killed by signal N, `0x309` killed by the OOM killer |
 //!
 //! The init writes one byte to [`MILESTONE_PORT`] at each [`BootMilestone`] and, when the
 //! workload has ended, its [`WorkloadStatus`] as a 32-bit value to [`STATUS_PORT`] — first the
@@ -30,6 +30,12 @@ pub const INIT_FAILED: WorkloadStatus = WorkloadStatus::Exited(INIT_FAILED_CODE)
 
 /// Bit set in a status value when the workload was killed by a signal.
 const SIGNALED_FLAG: u32 = 0x100;
+
+/// Bit set, with [`SIGNALED_FLAG`] and SIGKILL, when the guest's OOM killer ended the workload.
+const OOM_FLAG: u32 = 0x200;
+
+/// SIGKILL's number, which the OOM killer sends.
+const SIGKILL: u8 = 9;
 
 /// The milestones the guest reports, by the byte written to [`MILESTONE_PORT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,23 +65,30 @@ pub enum WorkloadStatus {
     Exited(u8),
     /// Killed by this signal.
     Signaled(u8),
+    /// Killed (SIGKILL) by the guest kernel's OOM killer: the guest ran out of memory.
+    OomKilled,
 }
 
 impl WorkloadStatus {
-    /// The 32-bit value written to [`STATUS_PORT`]: the exit code, or `0x100 | signal`.
+    /// The 32-bit value written to [`STATUS_PORT`]: the exit code, `0x100 | signal`, or
+    /// `0x309` for the OOM killer's SIGKILL.
     pub fn to_port_value(self) -> u32 {
         match self {
             Self::Exited(code) => u32::from(code),
             Self::Signaled(signal) => SIGNALED_FLAG | u32::from(signal),
+            Self::OomKilled => OOM_FLAG | SIGNALED_FLAG | u32::from(SIGKILL),
         }
     }
 
-    /// Reads a value the guest wrote to [`STATUS_PORT`]: bit `0x100` set means killed
-    /// by the signal in the low byte, else the low byte is the exit code (higher bits are
-    /// ignored, so any value the guest writes has a meaning).
+    /// Reads a value the guest wrote to [`STATUS_PORT`]: bits `0x300` and SIGKILL mean the
+    /// OOM killer, bit `0x100` killed by the signal in the low byte, else the low byte is the
+    /// exit code (other bits are ignored, so any value the guest writes has a meaning).
     pub fn from_port_value(value: u32) -> Self {
         let low_byte = (value & 0xff) as u8;
-        if value & SIGNALED_FLAG != 0 {
+        let oom = OOM_FLAG | SIGNALED_FLAG;
+        if value & oom == oom && low_byte == SIGKILL {
+            Self::OomKilled
+        } else if value & SIGNALED_FLAG != 0 {
             Self::Signaled(low_byte)
         } else {
             Self::Exited(low_byte)
@@ -94,6 +107,7 @@ mod tests {
         assert_eq!(WorkloadStatus::Signaled(9).to_port_value(), 0x109);
         assert_eq!(WorkloadStatus::Signaled(15).to_port_value(), 0x10f);
         assert_eq!(INIT_FAILED.to_port_value(), 125);
+        assert_eq!(WorkloadStatus::OomKilled.to_port_value(), 0x309);
     }
 
     #[test]
@@ -102,6 +116,7 @@ mod tests {
             WorkloadStatus::Exited(0),
             WorkloadStatus::Exited(255),
             WorkloadStatus::Signaled(9),
+            WorkloadStatus::OomKilled,
             INIT_FAILED,
         ] {
             assert_eq!(
@@ -116,6 +131,11 @@ mod tests {
         assert_eq!(
             WorkloadStatus::from_port_value(0x3ff),
             WorkloadStatus::Signaled(0xff)
+        );
+        assert_eq!(
+            WorkloadStatus::from_port_value(0x20f),
+            WorkloadStatus::Exited(0x0f),
+            "the OOM bit alone means nothing"
         );
     }
 

@@ -22,11 +22,18 @@ pub struct RunDisks {
 
 /// Gets the image's disk (building it on first use) and makes the run's scratch disk in the
 /// run directory (which must exist), each a step of the trace.
-pub fn prepare(home: &Path, spec: &RunSpec, timeline: &mut Timeline) -> Result<RunDisks, VmRuntimeError> {
+pub fn prepare(
+    home: &Path,
+    spec: &RunSpec,
+    timeline: &mut Timeline,
+) -> Result<RunDisks, VmRuntimeError> {
     let store = Store::open(home)?;
     let image = store.rootfs_disk(&spec.image_id, &spec.rootfs)?;
     let how = match image.built_in {
-        Some(took) => format!("built by mkfs.erofs in {:.0} ms", took.as_secs_f64() * 1000.0),
+        Some(took) => format!(
+            "built by mkfs.erofs in {:.0} ms",
+            took.as_secs_f64() * 1000.0
+        ),
         None => "cached".to_string(),
     };
     timeline.step(format!(

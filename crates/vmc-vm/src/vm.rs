@@ -64,6 +64,7 @@ impl VmExit {
         Some(match WorkloadStatus::from_port_value(self.status? as u32) {
             WorkloadStatus::Exited(code) => ExitOutcome::Exited(code.into()),
             WorkloadStatus::Signaled(signal) => ExitOutcome::Signaled(signal.into()),
+            WorkloadStatus::OomKilled => ExitOutcome::OomKilled,
         })
     }
 }

@@ -189,7 +189,12 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
     if outcome == ExitOutcome::OomKilled {
         eprintln!(
             "vmc: the workload was killed by the OOM killer: it exceeded its memory limit of {} (raise it with --memory)",
-            args.memory.map(crate::units::human_size).unwrap_or_else(|| "the host's".into())
+            match (args.memory, mode) {
+                (Some(bytes), _) => crate::units::human_size(bytes),
+                // A VM's RAM is its limit, even when -m is not given.
+                (None, Mode::Vm) => crate::units::human_size(vmc_vm_runtime::DEFAULT_MEMORY_BYTES),
+                (None, Mode::Container) => "the host's".into(),
+            }
         );
     }
     if let Some(format) = args.trace {
