@@ -16,7 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// The tool that builds erofs images.
-const MKFS_EROFS: Tool = Tool {
+pub(super) const MKFS_EROFS: Tool = Tool {
     name: "mkfs.erofs",
     package: "erofs-utils",
     purpose: "VM mode hands the guest the image's root filesystem as an erofs disk made by it",

@@ -33,6 +33,15 @@ pub struct RootfsDisk {
     pub built_in: Option<Duration>,
 }
 
+/// The paths of the tools VM mode's disks are made with (mkfs.erofs, mkfs.ext4), or the
+/// error naming the package to install for the first one missing (for `vmc doctor`).
+pub fn locate_tools() -> Result<Vec<PathBuf>> {
+    [&erofs::MKFS_EROFS, &scratch::MKFS_EXT4]
+        .iter()
+        .map(|tool| tool.locate())
+        .collect()
+}
+
 /// The cached disk of image `image_id` below `home`, building it from `rootfs` (in a temporary
 /// file in `temp_dir`, renamed into place: concurrent runs are safe) if it is not there. A
 /// cached disk that fails [`erofs::check`] is an error naming the file.

@@ -23,7 +23,7 @@ pub const SCRATCH_DISK_BYTES: u64 = 8 << 30;
 const TEMPLATE_NAME: &str = "scratch-disk-8g-v1.ext4";
 
 /// The tool that formats the template.
-const MKFS_EXT4: Tool = Tool {
+pub(super) const MKFS_EXT4: Tool = Tool {
     name: "mkfs.ext4",
     package: "e2fsprogs",
     purpose: "VM mode formats each run's scratch disk (the overlay's writable layer) with it",

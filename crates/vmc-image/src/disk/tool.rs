@@ -51,7 +51,7 @@ impl Tool {
     }
 
     /// The tool's path, or [`ImageError::MissingTool`].
-    fn locate(&self) -> Result<PathBuf> {
+    pub(crate) fn locate(&self) -> Result<PathBuf> {
         let path_dirs = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path_dirs)
             .chain(SBIN_DIRS.iter().map(PathBuf::from))

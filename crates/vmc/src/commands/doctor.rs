@@ -48,6 +48,13 @@ pub fn doctor(args: DoctorArgs) -> anyhow::Result<u8> {
         Ok(path) => checks.vm(true, "guest kernel", &path.display().to_string()),
         Err(err) => checks.vm(false, "guest kernel", &err.to_string()),
     }
+    match vmc_image::disk::locate_tools() {
+        Ok(paths) => {
+            let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            checks.vm(true, "disk tools", &paths.join(", "));
+        }
+        Err(err) => checks.vm(false, "disk tools", &err.to_string()),
+    }
 
     println!("container mode");
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
