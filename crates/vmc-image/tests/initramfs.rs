@@ -342,3 +342,32 @@ fn the_image_archive_is_cached_per_image_and_init() {
     )
     .is_err());
 }
+
+#[test]
+fn the_init_archive_holds_only_the_init_and_the_console_and_outlives_images() {
+    let home = tempfile::tempdir().unwrap();
+    let init = Path::new(STATIC_BINARY);
+    let archive = initramfs::cached_init_archive(home.path(), guest_init(init)).unwrap();
+    let name = archive.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(
+        name.starts_with("init-") && name.ends_with(".cpio"),
+        "{name}"
+    );
+    assert_eq!(list(&archive), ["dev", "dev/console", "vmc", "vmc/init"]);
+    assert_eq!(fs::metadata(&archive).unwrap().len() % BLOCK_SIZE, 0);
+    let before = fs::metadata(&archive).unwrap();
+    let again = initramfs::cached_init_archive(home.path(), guest_init(init)).unwrap();
+    assert_eq!(again, archive);
+    assert_eq!(
+        fs::metadata(&again).unwrap().ino(),
+        before.ino(),
+        "built once"
+    );
+    // Removing every image's archives (what prune does when no image is left) keeps it.
+    let no_images = std::collections::HashSet::new();
+    assert_eq!(
+        initramfs::remove_archives_except(home.path(), &no_images).unwrap(),
+        0
+    );
+    assert!(archive.exists());
+}
