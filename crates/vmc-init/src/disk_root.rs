@@ -62,8 +62,9 @@ pub fn switch_to_disk_root() -> Result<(), InitError> {
     })?;
     for point in MOVED_MOUNTS {
         let target = format!("{NEW_ROOT}{point}");
-        // The image may lack the mount point; it is created in the overlay, not the image.
-        create_dir(&target, 0o755)?;
+        // The image may lack the mount point, or have a symlink or file there (which mount
+        // would follow or refuse): a real directory is made in the overlay, not the image.
+        ensure_real_dir(&target, 0o755)?;
         mount(
             Some(point),
             target.as_str(),
@@ -77,7 +78,7 @@ pub fn switch_to_disk_root() -> Result<(), InitError> {
             errno,
         })?;
     }
-    ensure_tmp(&format!("{NEW_ROOT}/tmp"))?;
+    ensure_real_dir(&format!("{NEW_ROOT}/tmp"), 0o1777)?;
     let switch = |step: &'static str, result: nix::Result<()>| {
         result.map_err(|errno| InitError::SwitchRoot {
             step,
@@ -130,26 +131,60 @@ fn disk_mount_hint(errno: Errno, fstype: &str) -> &'static str {
     }
 }
 
-/// The workload's /tmp: the image's own, on the overlay (disk, not RAM, as in container mode);
-/// made world-writable with the sticky bit if the image has none.
-fn ensure_tmp(path: &str) -> Result<(), InitError> {
-    if std::path::Path::new(path).symlink_metadata().is_ok() {
-        return Ok(());
-    }
-    create_dir(path, 0o1777)?;
-    // mkdir applies the umask and drops the sticky bit on some filesystems: set it outright.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o1777)).map_err(|source| {
-        InitError::Fs {
-            action: "setting the mode of",
+/// Makes `path` a directory unless it already is one (not a symlink to one): whatever else
+/// the image has there is removed (in the overlay: the image is untouched), and a new directory
+/// gets `mode` exactly (with the sticky bit, which mkdir's umask handling may drop). This is
+/// also how the workload's /tmp comes to exist when the image has none; an image's own /tmp
+/// is kept, on the overlay (disk, not RAM, as in container mode).
+fn ensure_real_dir(path: &str, mode: u32) -> Result<(), InitError> {
+    let fs_error = |action: &'static str| {
+        move |source| InitError::Fs {
+            action,
             path: path.into(),
             source,
         }
-    })
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => std::fs::remove_file(path).map_err(fs_error("removing"))?,
+        Err(_) => {}
+    }
+    create_dir(path, mode)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(fs_error("setting the mode of"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_points_become_real_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        std::os::unix::fs::symlink("/etc", at("dev")).unwrap();
+        std::fs::write(at("proc"), "a file").unwrap();
+        std::fs::create_dir(at("sys")).unwrap();
+        std::fs::set_permissions(at("sys"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        for name in ["dev", "proc", "sys"] {
+            ensure_real_dir(&at(name), 0o755).unwrap();
+        }
+        ensure_real_dir(&at("tmp"), 0o1777).unwrap();
+        let mode = |name: &str| {
+            let meta = std::fs::symlink_metadata(at(name)).unwrap();
+            assert!(meta.is_dir(), "{name}");
+            meta.permissions().mode() & 0o7777
+        };
+        assert_eq!(mode("dev"), 0o755, "the symlink was replaced");
+        assert_eq!(mode("proc"), 0o755, "the file was replaced");
+        assert_eq!(mode("sys"), 0o700, "an existing directory is kept as it is");
+        assert_eq!(mode("tmp"), 0o1777, "sticky and world-writable");
+        assert!(
+            std::path::Path::new("/etc").is_dir(),
+            "the symlink's target is untouched"
+        );
+    }
 
     #[test]
     fn hints_name_the_missing_piece() {
