@@ -13,13 +13,13 @@ pub enum VmRuntimeError {
         /// The smallest guest RAM, in MiB.
         min_mib: u64,
     },
-    /// The image and the kernel do not fit in `-m`.
-    #[error("-m {memory_mib}m is too small for this image in a VM: its root filesystem ({image_mib} MiB) is unpacked into the guest's RAM at boot, which with the kernel needs {required_mib} MiB (give -m {required_mib}m or more)")]
-    ImageDoesNotFit {
+    /// The kernel and the guest init's initramfs do not fit in `-m`.
+    #[error("-m {memory_mib}m is too small for this guest kernel in a VM: the kernel ({kernel_mib} MiB in memory) and the guest init's initramfs need {required_mib} MiB of guest RAM (give -m {required_mib}m or more)")]
+    KernelDoesNotFit {
         /// The guest RAM given, in MiB.
         memory_mib: u64,
-        /// The unpacked image, in MiB.
-        image_mib: u64,
+        /// The kernel's extent in guest memory, in MiB.
+        kernel_mib: u64,
         /// The least guest RAM that fits, in MiB.
         required_mib: u64,
     },

@@ -1,26 +1,23 @@
-//! Does the guest fit in `-m`? Checked before anything expensive (building the image's
-//! initramfs, setting up KVM), so a VM too small for its image is refused at once, with the
-//! `-m` to give, instead of the guest kernel panicking seconds later.
+//! Does the guest fit in `-m`? Checked before anything expensive (building the image's disk,
+//! setting up KVM), so a VM too small for its kernel is refused at once, with the `-m` to
+//! give, instead of the guest kernel panicking seconds later.
 //!
-//! The image's root filesystem reaches the guest as an initramfs: the VMM copies the archive
-//! into guest RAM above the kernel, and the kernel unpacks it into its root tmpfs, which may
-//! take at most half of the RAM the kernel has not reserved when it mounts it — and then the
-//! kernel image and the archive are reserved. So the guest needs, besides the kernel, the
-//! archive once and its unpacked files twice; and, once the archive is freed, room for the
-//! workload beside the unpacked files.
+//! The image's root filesystem reaches the guest as a disk, which takes no guest RAM up front;
+//! what is loaded into RAM is the kernel and the initramfs — the guest init and the run's
+//! settings. The VMM copies the archive into guest RAM above the kernel, and the kernel
+//! unpacks it into its root tmpfs, which may take at most half of the RAM the kernel has not
+//! reserved when it mounts it — and then the kernel image and the archive are reserved. So the
+//! guest needs, besides the kernel, the archive once and its unpacked files twice; and, once
+//! the archive is freed, room for the workload beside the unpacked files.
 //!
-//! Checked against the guest kernel of kernels/build.sh (12 MiB in memory) in
-//! scripts/kvm-sandbox, by the smallest `-m` (in 4 MiB steps) each image booted in, and what
-//! this model asks for: busybox (3.4 MiB unpacked) 32 MiB / 32 MiB; busybox + 16000 files of
-//! 100 bytes (66 MiB of pages, 7 MiB of archive) 160 / 163; busybox + 64 MiB 220 / 228;
-//! busybox + 160 MiB 516 / 522.
+//! The model was checked, when whole images were initramfs archives, against the guest kernel
+//! of kernels/build.sh (12 MiB in memory) in scripts/kvm-sandbox, by the smallest `-m` (in
+//! 4 MiB steps) each image booted in, and what this model asks for: busybox (3.4 MiB unpacked)
+//! 32 MiB / 32 MiB; busybox + 16000 files of 100 bytes (66 MiB of pages, 7 MiB of archive)
+//! 160 / 163; busybox + 64 MiB 220 / 228; busybox + 160 MiB 516 / 522.
 
 use crate::error::VmRuntimeError;
-use std::collections::HashSet;
-use std::fs;
 use std::ops::Range;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 use vmc_vm::config::MIN_MEMORY_BYTES;
 
 /// RAM the guest kernel takes for itself while it boots, beyond its image: page tables,
@@ -73,14 +70,14 @@ pub fn check_fits(memory_bytes: u64, footprint: &GuestFootprint) -> Result<(), V
     if memory_bytes >= required {
         return Ok(());
     }
-    Err(VmRuntimeError::ImageDoesNotFit {
+    Err(VmRuntimeError::KernelDoesNotFit {
         memory_mib: memory_bytes >> 20,
-        image_mib: footprint.unpacked_bytes.div_ceil(1 << 20),
+        kernel_mib: (footprint.kernel.end - footprint.kernel.start).div_ceil(1 << 20),
         required_mib: required >> 20,
     })
 }
 
-/// What an image's initramfs takes: the archive's size and the unpacked files' pages.
+/// What an initramfs takes: the archive's size and the unpacked files' pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImageSize {
     /// Bytes of file data and symlink targets, each counted once (hard links share theirs).
@@ -98,9 +95,6 @@ const PAGE_BYTES: u64 = 4096;
 /// padding, on average.
 const ARCHIVE_ENTRY_OVERHEAD: u64 = 110 + 64;
 
-/// Symbolic links longer than this take a page of tmpfs; shorter ones live in the inode.
-const SHORT_SYMLINK_BYTES: u64 = 128;
-
 impl ImageSize {
     /// The size of the image's archive: its data plus each entry's header and name.
     pub fn archive_bytes(&self) -> u64 {
@@ -112,38 +106,6 @@ impl ImageSize {
         self.entries += 1;
         self.data_bytes += bytes;
         self.page_bytes += bytes.next_multiple_of(PAGE_BYTES);
-    }
-
-    /// Measures the tree at `rootfs` (without following symbolic links).
-    pub fn of_tree(rootfs: &Path) -> Result<Self, VmRuntimeError> {
-        let mut size = ImageSize::default();
-        let mut seen_inodes = HashSet::new();
-        let mut pending: Vec<PathBuf> = vec![rootfs.to_path_buf()];
-        while let Some(dir) = pending.pop() {
-            let entries = fs::read_dir(&dir).map_err(VmRuntimeError::io("read", &dir))?;
-            for entry in entries {
-                let entry = entry.map_err(VmRuntimeError::io("read", &dir))?;
-                let meta = entry
-                    .metadata()
-                    .map_err(VmRuntimeError::io("inspect", entry.path()))?;
-                size.entries += 1;
-                let kind = meta.file_type();
-                if kind.is_dir() {
-                    pending.push(entry.path());
-                } else if kind.is_symlink() {
-                    size.data_bytes += meta.len();
-                    if meta.len() > SHORT_SYMLINK_BYTES {
-                        size.page_bytes += PAGE_BYTES;
-                    }
-                } else if kind.is_file()
-                    && (meta.nlink() == 1 || seen_inodes.insert((meta.dev(), meta.ino())))
-                {
-                    size.data_bytes += meta.len();
-                    size.page_bytes += meta.len().next_multiple_of(PAGE_BYTES);
-                }
-            }
-        }
-        Ok(size)
     }
 }
 
@@ -186,39 +148,39 @@ mod tests {
     }
 
     #[test]
-    fn a_vm_too_small_for_its_image_is_one_line_naming_the_size_to_give() {
-        let image = footprint(170 << 10, 180 << 10);
-        let required = image.required_bytes();
+    fn a_vm_too_small_for_its_kernel_is_one_line_naming_the_size_to_give() {
+        // A 300 MiB kernel (a --kernel of someone's) with the guest init's initramfs.
+        let guest = GuestFootprint {
+            kernel: 0x100_0000..0x13c0_0000,
+            initramfs_bytes: 1600 << 10,
+            unpacked_bytes: 1600 << 10,
+        };
+        let required = guest.required_bytes();
         assert_eq!(required % (1 << 20), 0);
-        check_fits(required, &image).unwrap();
-        let err = check_fits(256 << 20, &image).unwrap_err().to_string();
+        check_fits(required, &guest).unwrap();
+        let err = check_fits(256 << 20, &guest).unwrap_err().to_string();
         let give = format!("give -m {}m or more", required >> 20);
         assert!(
             err.starts_with("-m 256m is too small") && err.contains(&give),
             "{err}"
         );
-        assert!(err.contains("(180 MiB)"), "{err}");
+        assert!(err.contains("kernel (300 MiB in memory)"), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 
     #[test]
-    fn the_tree_is_measured_in_pages_with_hard_links_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::create_dir_all(root.join("a/b")).unwrap();
-        fs::write(root.join("a/b/small"), [1u8; 10]).unwrap();
-        fs::write(root.join("big"), vec![2u8; 5000]).unwrap();
-        fs::hard_link(root.join("big"), root.join("a/big-again")).unwrap();
-        std::os::unix::fs::symlink("a/b/small", root.join("link")).unwrap();
-        std::os::unix::fs::symlink("x".repeat(200), root.join("long-link")).unwrap();
-        let size = ImageSize::of_tree(root).unwrap();
-        assert_eq!(size.entries, 7);
-        assert_eq!(size.data_bytes, 10 + 5000 + 9 + 200);
-        assert_eq!(size.page_bytes, 4096 + 8192 + 4096);
+    fn the_guest_init_alone_fits_the_smallest_vm() {
+        assert_eq!(footprint(1600, 1600).required_bytes(), MIN_MEMORY_BYTES);
+    }
+
+    #[test]
+    fn files_are_counted_in_whole_pages() {
+        let mut size = ImageSize::default();
+        size.add_file(10);
+        size.add_file(4097);
+        assert_eq!(size.entries, 2);
+        assert_eq!(size.data_bytes, 4107);
+        assert_eq!(size.page_bytes, 4096 + 8192);
         assert!(size.archive_bytes() > size.data_bytes);
-        let mut with_init = size;
-        with_init.add_file(4097);
-        assert_eq!(with_init.entries, 8);
-        assert_eq!(with_init.page_bytes, size.page_bytes + 8192);
     }
 }

@@ -55,7 +55,7 @@ impl VmRuntime {
             None => vmc_vm::kernel::default_kernel()?,
         };
         let init = write_embedded_init(&home)?;
-        check_guest_fits(memory_bytes, &kernel, &spec.rootfs, &init, timeline)?;
+        check_guest_fits(memory_bytes, &kernel, &init, timeline)?;
         check_kvm_can_run_linux(&home, timeline)?;
         let guest_init = GuestInit {
             binary: &init,
@@ -112,31 +112,29 @@ impl VmRuntime {
     }
 }
 
-/// Refuses, before the initramfs is built, a guest RAM of `memory_bytes` too small for the
-/// kernel and the image at `rootfs` with the guest init `init`.
+/// Refuses, before the image's disk is built, a guest RAM of `memory_bytes` too small for the
+/// kernel and the initramfs of the guest init `init`.
 fn check_guest_fits(
     memory_bytes: u64,
     kernel: &Path,
-    rootfs: &Path,
     init: &Path,
     timeline: &mut Timeline,
 ) -> Result<(), VmRuntimeError> {
-    let mut image = ImageSize::of_tree(rootfs)?;
+    // The image is a disk: in RAM are only the kernel and the init's initramfs.
+    let mut initramfs = ImageSize::default();
     let init_bytes = std::fs::metadata(init)
         .map_err(VmRuntimeError::io("inspect", init))?
         .len();
-    image.add_file(init_bytes);
+    initramfs.add_file(init_bytes);
     let footprint = GuestFootprint {
         kernel: vmc_vm::kernel::memory_range(kernel)?,
-        initramfs_bytes: image.archive_bytes(),
-        unpacked_bytes: image.page_bytes,
+        initramfs_bytes: initramfs.archive_bytes(),
+        unpacked_bytes: initramfs.page_bytes,
     };
     timeline.step(format!(
-        "memory check: kernel {} MiB, initramfs {} MiB, unpacked {} MiB ({} entries): -m {}m at the least",
+        "memory check: kernel {} MiB, initramfs {} MiB (the guest init; the image is a disk): -m {}m at the least",
         (footprint.kernel.end - footprint.kernel.start).div_ceil(1 << 20),
         footprint.initramfs_bytes.div_ceil(1 << 20),
-        footprint.unpacked_bytes.div_ceil(1 << 20),
-        image.entries,
         footprint.required_bytes() >> 20
     ));
     check_fits(memory_bytes, &footprint)
