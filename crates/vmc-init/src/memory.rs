@@ -4,7 +4,8 @@
 
 use vmc_protocol::exit_device::WorkloadStatus;
 
-/// The kernel's count of OOM kills since boot.
+/// Where the kernel counts OOM kills since boot (`oom_kill`; the guest kernel needs
+/// CONFIG_VM_EVENT_COUNTERS, else a kill is reported as a plain SIGKILL).
 const VMSTAT: &str = "/proc/vmstat";
 /// The overcommit policy.
 const OVERCOMMIT: &str = "/proc/sys/vm/overcommit_memory";
