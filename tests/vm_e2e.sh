@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # VM mode end to end: the shared exit-status table, flags, --memory/--cpus as the guest sees
-# them, run isolation, the initramfs cache, the VMM's seccomp filters on every thread (and
+# them, run isolation, the image disk cache, the VMM's seccomp filters on every thread (and
 # none with seccomp=unconfined), parity with container mode on the same commands
 # (tests/parity-cases.txt), and stdin, signals and terminal sessions (-i, -t) checked alike in both modes
 # (a pseudo-terminal driven by crates/vmc-runtime/examples/pty_session.rs). Runs VM mode directly where this host's KVM can boot
@@ -73,9 +73,12 @@ case_ memtotal vm -m 128m busybox sh -c 'grep MemTotal /proc/meminfo'
 case_ cpus vm --cpus 2 busybox sh -c 'grep -c ^processor /proc/cpuinfo'
 case_ write-run vm busybox sh -c 'echo changed > /etc/marker; cat /etc/marker'
 case_ write-isolated vm busybox sh -c 'cat /etc/marker 2>/dev/null || echo no marker'
-case_ cache-before sh -c 'ls -i "$VMC_HOME"/initramfs/*.cpio'
+case_ debian-write-run vm debian:minbase sh -c 'echo changed > /etc/marker; cat /etc/marker'
+case_ debian-write-isolated vm debian:minbase sh -c 'cat /etc/marker 2>/dev/null || echo no marker'
+case_ python3-oom-report sh -c 'vmc run --mode vm --rm debian:python3 python3 -c "bytearray(400 << 20)" 2>&1 >/dev/null | grep -ci "out of memory"'
+case_ cache-before sh -c 'ls -i "$VMC_HOME"/disks/*.erofs'
 case_ cache-second-run vm busybox true
-case_ cache-after sh -c 'ls -i "$VMC_HOME"/initramfs/*.cpio'
+case_ cache-after sh -c 'ls -i "$VMC_HOME"/disks/*.erofs'
 case_ kept-record vmc run --mode vm --name kept busybox sh -c 'exit 6'
 case_ ps sh -c 'vmc ps -a | grep kept'
 # seccomp_threads [OPTION...]: while a `-i` run (stdin held open) sleeps in the guest, prints
@@ -146,6 +149,9 @@ expect cpus 0 "2"
 expect write-run 0 "changed"
 expect write-isolated 0 "no marker"
 expect kept-record 6 ""
+expect debian-write-run 0 "changed"
+expect debian-write-isolated 0 "no marker"
+expect python3-oom-report 0 "1"
 expect seccomp-threads 0 $'vmc 2\nvmc-vcpu0 2\nvmc-vm-launcher 2\nvmc-vm-signals 2\nvmc-vm-stdin 2'
 expect seccomp-unconfined 0 $'vmc 0\nvmc-vcpu0 0\nvmc-vm-signals 0\nvmc-vm-stdin 0'
 
@@ -167,9 +173,9 @@ else
   fail "vm memtotal" "MemTotal [$memtotal_kib] kB is not within the kernel's reservation of 128 MiB"
 fi
 if [ -n "$(vm_case cache-before stdout)" ] && [ "$(vm_case cache-before stdout)" = "$(vm_case cache-after stdout)" ]; then
-  pass "vm initramfs cache reused (same file, same inode)"
+  pass "vm image disk cache reused (same file, same inode)"
 else
-  fail "vm initramfs cache" "before [$(vm_case cache-before stdout)] after [$(vm_case cache-after stdout)]"
+  fail "vm image disk cache" "before [$(vm_case cache-before stdout)] after [$(vm_case cache-after stdout)]"
 fi
 if vm_case ps stdout | grep -q "Exited (6)"; then pass "vm ps shows the kept run"; else fail "vm ps" "$(vm_case ps stdout)"; fi
 
