@@ -5,6 +5,7 @@
 pub mod exit_device;
 pub mod i8042;
 pub mod serial;
+pub mod virtio;
 
 use exit_device::ExitDeviceEvent;
 use i8042::I8042;

@@ -1,0 +1,3 @@
+//! virtio devices, one module each.
+
+pub mod vsock;
