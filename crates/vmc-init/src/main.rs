@@ -1,19 +1,22 @@
 //! vmc-init: PID 1 of a vmc microVM.
 //!
 //! Reports "init started" to the VMM's exit device, mounts the pseudo filesystems, applies the
-//! per-run settings from `/vmc/run.json`, runs the workload on the console (its stderr on the
-//! second serial line unless the run is a terminal run), waits for its output to drain,
-//! reports its exit status and resets the VM (the kernel needs `reboot=k` so the reset goes
+//! per-run settings from `/vmc/run.json`, connects the host↔guest channel's streams (vsock),
+//! runs the workload with its stdio on them (or on a pseudo-terminal relayed to them for a
+//! `-t` run), waits for its output to reach the host, reports its exit status and resets the
+//! VM (the kernel needs `reboot=k` so the reset goes
 //! through the i8042 controller the VMM watches). Build it statically with
 //! scripts/build-vmc-init.sh.
 
+mod channel;
 mod console;
 mod error;
 mod exit_device;
 mod loopback;
 mod mounts;
-mod stdin_relay;
+mod relay;
 mod supervise;
+mod terminal;
 
 use error::InitError;
 use exit_device::ExitDevice;
@@ -34,7 +37,6 @@ fn main() {
         eprintln!("vmc-init: {err}");
         INIT_FAILED
     });
-    console::drain();
     device.status(status);
     device.milestone(BootMilestone::WorkloadExited);
     reset_vm();
@@ -50,10 +52,8 @@ fn boot_and_run(device: &ExitDevice) -> Result<WorkloadStatus, InitError> {
     }
     loopback::bring_up_loopback()?;
     mounts::create_dir(&config.workdir, 0o755)?;
-    console::configure(config.tty, config.terminal_size)?;
-    console::separate_stderr(config.tty);
-    let control_line = console::open_control_line();
-    supervise::run_workload(&config, device, control_line)
+    let channel = channel::Channel::open(&config)?;
+    supervise::run_workload(&config, device, channel)
 }
 
 /// Reads the per-run settings and removes them, so the workload cannot see its own secrets

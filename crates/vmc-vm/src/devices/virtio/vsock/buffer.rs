@@ -96,7 +96,7 @@ impl StreamBuffer {
     }
 
     /// How many bytes it holds.
-    pub fn len(&self) -> usize {
+    pub fn queued(&self) -> usize {
         self.lock().bytes.len()
     }
 
@@ -200,7 +200,7 @@ mod tests {
             }),
             3
         );
-        assert_eq!((buffer.len(), buffer.consumed()), (1, 3));
+        assert_eq!((buffer.queued(), buffer.consumed()), (1, 3));
     }
 
     #[test]

@@ -272,7 +272,7 @@ impl Connection {
         if self.shut_down_sending || self.peer_shutdown & SHUTDOWN_RCV != 0 {
             return None;
         }
-        if buffer.len() == 0 {
+        if buffer.queued() == 0 {
             if buffer.drained() {
                 self.shut_down_sending = true;
                 return Some((OP_SHUTDOWN, SHUTDOWN_SEND, 0));
