@@ -7,7 +7,6 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     connect, shutdown, socket, AddressFamily, Shutdown, SockFlag, SockType, VsockAddr,
 };
-use nix::unistd::dup2_stderr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use vmc_init::RunConfig;
 use vmc_runtime::channel::{Stream, HOST_CID};
@@ -25,10 +24,9 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// Connects the streams the run uses; the stderr stream also becomes the init's own
-    /// stderr, so its later messages reach vmc's stderr.
+    /// Connects the streams the run uses.
     pub fn open(config: &RunConfig) -> Result<Self, InitError> {
-        let channel = Channel {
+        Ok(Channel {
             stdin: config
                 .interactive
                 .then(|| connect_stream(Stream::Stdin))
@@ -38,12 +36,7 @@ impl Channel {
                 .then(|| connect_stream(Stream::Stderr))
                 .transpose()?,
             control: connect_stream(Stream::Control)?,
-        };
-        if let Some(stderr) = &channel.stderr {
-            // Best effort: the console keeps the messages otherwise.
-            let _ = dup2_stderr(stderr);
-        }
-        Ok(channel)
+        })
     }
 
     /// Waits until the host has written out everything sent on stdout and stderr: ends the

@@ -15,6 +15,7 @@ mod exit_device;
 mod loopback;
 mod mounts;
 mod relay;
+mod stdio;
 mod supervise;
 mod terminal;
 

@@ -1,11 +1,11 @@
-//! Copying between two non-blocking descriptors without blocking the init: a [`Pump`] reads
-//! from its source only when it has nothing left to write, and waits for its destination to
-//! take what it holds. The init pumps a `-t` run's terminal master to the stdout stream and
-//! the stdin stream to the master.
+//! Copying between non-blocking descriptors without blocking the init: a [`Pump`] reads from
+//! its source only when it has nothing left to write, and waits for its destination to take
+//! what it holds. A [`Relay`] runs the init's pumps: the channel's stdin stream into the
+//! workload's stdin, its stdout and stderr (or its terminal) out to their streams.
 
 use nix::errno::Errno;
-use nix::poll::PollFlags;
-use std::os::fd::{AsFd, BorrowedFd};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// What one pump waits for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,12 +92,133 @@ impl Pump {
     }
 }
 
+/// A pump with its two descriptors.
+struct Link {
+    pump: Pump,
+    source: OwnedFd,
+    destination: OwnedFd,
+    /// For the workload's output: once it has exited, how long to wait for more output before
+    /// the link is done (`None`: an input link, dropped then).
+    linger: Option<PollTimeout>,
+}
+
+/// The init's pumps. A link whose pump is done is dropped, closing both its descriptors: the
+/// workload reads end-of-file on its stdin when vmc's ends, and gets EPIPE on its stdout when
+/// the host stops taking it.
+#[derive(Default)]
+pub struct Relay {
+    links: Vec<Link>,
+}
+
+impl Relay {
+    /// Pumps the workload's input from `source` into `destination`.
+    pub fn input(&mut self, source: OwnedFd, destination: OwnedFd) {
+        self.links.push(Link {
+            pump: Pump::default(),
+            source,
+            destination,
+            linger: None,
+        });
+    }
+
+    /// Pumps the workload's output from `source` into `destination`; after the workload's
+    /// exit, the source may stay quiet for `linger` before it counts as drained.
+    pub fn output(&mut self, source: OwnedFd, destination: OwnedFd, linger: PollTimeout) {
+        self.links.push(Link {
+            pump: Pump::default(),
+            source,
+            destination,
+            linger: Some(linger),
+        });
+    }
+
+    /// What to poll for the links to make progress.
+    pub fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        self.links
+            .iter()
+            .filter_map(|link| match link.pump.wait() {
+                (Wait::Source, events) => Some(PollFd::new(link.source.as_fd(), events)),
+                (Wait::Destination, events) => Some(PollFd::new(link.destination.as_fd(), events)),
+                (Wait::Done, _) => None,
+            })
+            .collect()
+    }
+
+    /// Moves what can be moved now; drops the links that are done.
+    pub fn run(&mut self) {
+        for link in &mut self.links {
+            link.pump.run(link.source.as_fd(), link.destination.as_fd());
+        }
+        self.links.retain(|link| link.pump.wait().0 != Wait::Done);
+    }
+
+    /// Once the workload has exited: drops the input links and pumps the output until each
+    /// source has ended or stayed quiet for its linger time.
+    pub fn finish(mut self) {
+        self.links.retain(|link| link.linger.is_some());
+        for link in &mut self.links {
+            loop {
+                link.pump.run(link.source.as_fd(), link.destination.as_fd());
+                let (wait, events) = link.pump.wait();
+                let (fd, timeout) = match wait {
+                    Wait::Done => break,
+                    Wait::Destination => (link.destination.as_fd(), PollTimeout::NONE),
+                    Wait::Source => (
+                        link.source.as_fd(),
+                        link.linger.unwrap_or(PollTimeout::ZERO),
+                    ),
+                };
+                match poll(&mut [PollFd::new(fd, events)], timeout) {
+                    Ok(0) => break,
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::terminal::set_nonblocking;
     use nix::unistd::pipe;
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_relay_drains_output_and_closes_finished_input() {
+        let (stdin_source, stdin_feed) = pipe().unwrap();
+        let (workload_stdin, stdin_destination) = pipe().unwrap();
+        let (output_source, workload_stdout) = pipe().unwrap();
+        let (host_stdout, output_destination) = pipe().unwrap();
+        for fd in [
+            &stdin_source,
+            &stdin_destination,
+            &output_source,
+            &output_destination,
+        ] {
+            set_nonblocking(fd.as_raw_fd()).unwrap();
+        }
+        let mut relay = Relay::default();
+        relay.input(stdin_source, stdin_destination);
+        relay.output(output_source, output_destination, PollTimeout::ZERO);
+        nix::unistd::write(&stdin_feed, b"in").unwrap();
+        drop(stdin_feed);
+        nix::unistd::write(&workload_stdout, b"out").unwrap();
+        relay.run();
+        relay.run();
+        let mut bytes = [0u8; 8];
+        assert_eq!(nix::unistd::read(&workload_stdin, &mut bytes).unwrap(), 2);
+        assert_eq!(
+            nix::unistd::read(&workload_stdin, &mut bytes).unwrap(),
+            0,
+            "the input link is done and closed"
+        );
+        nix::unistd::write(&workload_stdout, b"!").unwrap();
+        relay.finish();
+        let count = nix::unistd::read(&host_stdout, &mut bytes).unwrap();
+        assert_eq!(&bytes[..count], b"out!");
+    }
 
     #[test]
     fn pumps_everything_after_waiting_for_a_full_destination() {

@@ -4,20 +4,15 @@
 use crate::channel::Channel;
 use crate::error::InitError;
 use crate::exit_device::ExitDevice;
-use crate::relay::{Pump, Wait};
-use crate::terminal::{set_nonblocking, set_size, Terminal};
+use crate::relay::Relay;
+use crate::stdio::Stdio;
+use crate::terminal::set_size;
 use nix::errno::Errno;
-use nix::fcntl::{open, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::pty::PtyMaster;
 use nix::sys::signal::{kill, signal, SigHandler, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{
-    chdir, dup2_stderr, dup2_stdin, dup2_stdout, fork, setgid, setgroups, setsid, setuid,
-    ForkResult, Gid, Pid, Uid,
-};
+use nix::unistd::{chdir, fork, setgid, setgroups, setsid, setuid, ForkResult, Gid, Pid, Uid};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use vmc_init::protocol::{BootMilestone, WorkloadStatus, INIT_FAILED_CODE};
 use vmc_init::RunConfig;
@@ -27,15 +22,10 @@ use vmc_runtime::env::DEFAULT_PATH;
 use vmc_runtime::exec::ExecCommand;
 use vmc_runtime::signals::FORWARDED;
 
-/// How long the init waits for more output on a `-t` run's terminal once the workload has
-/// exited (output still in flight inside the kernel's terminal layer, or a background process
-/// that keeps writing).
-const TERMINAL_LINGER_MS: u16 = 100;
-
-/// Starts the workload with its stdio on `channel` (or on a new pseudo-terminal for a `-t`
-/// run) and supervises it until it exits: forwards the signals the init receives or the host
-/// sends on the control stream, reaps every orphan that ends up as the init's child, and
-/// returns the workload's status once its output has reached the host.
+/// Starts the workload with its stdio relayed to `channel` and supervises it until it exits:
+/// forwards the signals the init receives or the host sends on the control stream, reaps
+/// every orphan that ends up as the init's child, and returns the workload's status once its
+/// output has reached the host.
 pub fn run_workload(
     config: &RunConfig,
     device: &ExitDevice,
@@ -50,30 +40,18 @@ pub fn run_workload(
             what: "blocking signals",
             errno,
         })?;
-    let terminal = config
-        .tty
-        .then(|| Terminal::open(config.terminal_size))
-        .transpose()?;
+    let stdio = Stdio::create(config, &channel)?;
     // SAFETY: the init is single-threaded, so the child may run any code after fork.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let code = exec_workload(config, &channel, terminal.as_ref(), device);
+            let code = exec_workload(config, &stdio, device);
             // SAFETY: _exit ends the child without running the init's exit handlers.
             unsafe { libc::_exit(code) }
         }
         Ok(ForkResult::Parent { child }) => {
-            let mut relay = match terminal {
-                Some(Terminal { master, slave }) => {
-                    // The workload holds the terminal now: the master reads EIO once it is gone.
-                    drop(slave);
-                    Some(TerminalRelay::new(master, &channel)?)
-                }
-                None => None,
-            };
-            let status = supervise(child, &signals, &channel.control, relay.as_mut(), &channel)?;
-            if let Some(relay) = &mut relay {
-                relay.finish_output(&channel);
-            }
+            let (mut relay, terminal) = stdio.into_relay();
+            let status = supervise(child, &signals, &channel.control, &mut relay, terminal)?;
+            relay.finish();
             channel.drain();
             Ok(status)
         }
@@ -85,13 +63,8 @@ pub fn run_workload(
 }
 
 /// In the child: becomes the workload or returns the exit status explaining why it could not.
-fn exec_workload(
-    config: &RunConfig,
-    channel: &Channel,
-    terminal: Option<&Terminal>,
-    device: &ExitDevice,
-) -> i32 {
-    if let Err(err) = enter_workload_context(config, channel, terminal) {
+fn exec_workload(config: &RunConfig, stdio: &Stdio, device: &ExitDevice) -> i32 {
+    if let Err(err) = enter_workload_context(config, stdio) {
         eprintln!("vmc-init: {err}");
         return INIT_FAILED_CODE.into();
     }
@@ -116,11 +89,7 @@ fn exec_workload(
 /// In the child: restores the signal mask and SIGPIPE's default action (Rust ignores it, and
 /// an ignored signal stays ignored across exec), starts a session, connects its stdio, drops
 /// to the workload's user and enters its working directory.
-fn enter_workload_context(
-    config: &RunConfig,
-    channel: &Channel,
-    terminal: Option<&Terminal>,
-) -> Result<(), InitError> {
+fn enter_workload_context(config: &RunConfig, stdio: &Stdio) -> Result<(), InitError> {
     let unblocking = |errno| InitError::Supervise {
         what: "restoring signal handling",
         errno,
@@ -132,7 +101,7 @@ fn enter_workload_context(
         what: "starting a session",
         errno,
     })?;
-    attach_stdio(channel, terminal).map_err(InitError::Stdio)?;
+    stdio.attach().map_err(InitError::Stdio)?;
     let (uid, gid) = (config.uid, config.gid);
     let credentials = |errno| InitError::Credentials { uid, gid, errno };
     setgroups(&[Gid::from_raw(gid)]).map_err(credentials)?;
@@ -144,122 +113,15 @@ fn enter_workload_context(
     })
 }
 
-/// In the workload's child process (a new session leader): the terminal as its controlling
-/// terminal and stdio for a `-t` run; otherwise the channel's streams (stdin `/dev/null`
-/// without `-i`).
-fn attach_stdio(channel: &Channel, terminal: Option<&Terminal>) -> Result<(), Errno> {
-    if let Some(terminal) = terminal {
-        // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal from another session).
-        Errno::result(unsafe { libc::ioctl(terminal.slave.as_raw_fd(), libc::TIOCSCTTY, 0) })?;
-        dup2_stdin(&terminal.slave)?;
-        dup2_stdout(&terminal.slave)?;
-        return dup2_stderr(&terminal.slave);
-    }
-    match &channel.stdin {
-        Some(stdin) => dup2_stdin(stdin)?,
-        None => dup2_stdin(open(
-            "/dev/null",
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?)?,
-    }
-    dup2_stdout(&channel.stdout)?;
-    match &channel.stderr {
-        Some(stderr) => dup2_stderr(stderr),
-        None => dup2_stderr(&channel.stdout),
-    }
-}
-
-/// A `-t` run's terminal master relayed to the stdout stream, and the stdin stream to it.
-struct TerminalRelay {
-    master: PtyMaster,
-    output: Pump,
-    input: Option<Pump>,
-}
-
-impl TerminalRelay {
-    /// Relays `master` through `channel`'s streams, which become non-blocking.
-    fn new(master: PtyMaster, channel: &Channel) -> Result<Self, InitError> {
-        let nonblocking = |fd: &OwnedFd| {
-            set_nonblocking(fd.as_raw_fd()).map_err(|errno| InitError::Supervise {
-                what: "making a stream non-blocking",
-                errno,
-            })
-        };
-        nonblocking(&channel.stdout)?;
-        if let Some(stdin) = &channel.stdin {
-            nonblocking(stdin)?;
-        }
-        Ok(TerminalRelay {
-            master,
-            output: Pump::default(),
-            input: channel.stdin.as_ref().map(|_| Pump::default()),
-        })
-    }
-
-    /// The descriptors to poll, with their events.
-    fn poll_fds<'a>(&'a self, channel: &'a Channel) -> Vec<PollFd<'a>> {
-        let mut fds = Vec::with_capacity(2);
-        match self.output.wait() {
-            (Wait::Source, events) => fds.push(PollFd::new(self.master.as_fd(), events)),
-            (Wait::Destination, events) => fds.push(PollFd::new(channel.stdout.as_fd(), events)),
-            (Wait::Done, _) => {}
-        }
-        if let (Some(input), Some(stdin)) = (&self.input, &channel.stdin) {
-            match input.wait() {
-                (Wait::Source, events) => fds.push(PollFd::new(stdin.as_fd(), events)),
-                (Wait::Destination, events) => fds.push(PollFd::new(self.master.as_fd(), events)),
-                (Wait::Done, _) => {}
-            }
-        }
-        fds
-    }
-
-    /// Moves what can be moved now, both ways.
-    fn run(&mut self, channel: &Channel) {
-        self.output.run(self.master.as_fd(), channel.stdout.as_fd());
-        if let (Some(input), Some(stdin)) = (&mut self.input, &channel.stdin) {
-            input.run(stdin.as_fd(), self.master.as_fd());
-        }
-    }
-
-    /// Once the workload has exited: relays the terminal's remaining output, until the
-    /// terminal is closed or stays quiet for [`TERMINAL_LINGER_MS`].
-    fn finish_output(&mut self, channel: &Channel) {
-        loop {
-            self.output.run(self.master.as_fd(), channel.stdout.as_fd());
-            let (wait, events) = self.output.wait();
-            let (fd, timeout) = match wait {
-                Wait::Done => return,
-                Wait::Destination => (channel.stdout.as_fd(), PollTimeout::NONE),
-                Wait::Source => (self.master.as_fd(), PollTimeout::from(TERMINAL_LINGER_MS)),
-            };
-            let mut fds = [PollFd::new(fd, events)];
-            match poll(&mut fds, timeout) {
-                Ok(0) => return,
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// Gives the terminal a new size.
-    fn resize(&self, size: TerminalSize) {
-        if let Err(errno) = set_size(self.master.as_raw_fd(), size) {
-            eprintln!("vmc-init: resizing the terminal: {errno}");
-        }
-    }
-}
-
 /// Waits for the workload to exit, reaping orphans meanwhile, passing on to it the signals
 /// the init receives and those the host sends on `control` (where it also sends new terminal
-/// sizes), and relaying a `-t` run's terminal.
+/// sizes, for `terminal`), and relaying its stdio.
 fn supervise(
     workload: Pid,
     signals: &SigSet,
     control: &OwnedFd,
-    mut relay: Option<&mut TerminalRelay>,
-    channel: &Channel,
+    relay: &mut Relay,
+    terminal: Option<OwnedFd>,
 ) -> Result<WorkloadStatus, InitError> {
     let failed = |what| move |errno| InitError::Supervise { what, errno };
     let signal_fd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
@@ -271,9 +133,7 @@ fn supervise(
         if control_open {
             fds.push(PollFd::new(control.as_fd(), PollFlags::POLLIN));
         }
-        if let Some(relay) = &relay {
-            fds.extend(relay.poll_fds(channel));
-        }
+        fds.extend(relay.poll_fds());
         match poll(&mut fds, PollTimeout::NONE) {
             Err(Errno::EINTR) => continue,
             other => other.map_err(failed("waiting for signals"))?,
@@ -282,9 +142,7 @@ fn supervise(
         let signalled = ready(&fds[0]);
         let control_ready = control_open && ready(&fds[1]);
         drop(fds);
-        if let Some(relay) = &mut relay {
-            relay.run(channel);
-        }
+        relay.run();
         if signalled {
             let info = signal_fd
                 .read_signal()
@@ -303,7 +161,7 @@ fn supervise(
             match read_control(control, &mut decoder)? {
                 Some(messages) => {
                     for message in messages {
-                        obey(workload, message, relay.as_deref());
+                        obey(workload, message, terminal.as_ref());
                     }
                 }
                 None => control_open = false,
@@ -331,7 +189,7 @@ fn read_control(
 
 /// Carries out one message of the host: a signal vmc forwards (or SIGKILL, after three
 /// interrupts), or a new size of the terminal (the kernel then sends SIGWINCH to the workload).
-fn obey(workload: Pid, message: ControlMessage, relay: Option<&TerminalRelay>) {
+fn obey(workload: Pid, message: ControlMessage, terminal: Option<&OwnedFd>) {
     match message {
         ControlMessage::Signal(number) => match Signal::try_from(i32::from(number)) {
             Ok(signal) if FORWARDED.contains(&signal) || signal == Signal::SIGKILL => {
@@ -340,8 +198,10 @@ fn obey(workload: Pid, message: ControlMessage, relay: Option<&TerminalRelay>) {
             _ => {}
         },
         ControlMessage::Resize { rows, cols } => {
-            if let Some(relay) = relay {
-                relay.resize(TerminalSize { rows, cols });
+            if let Some(terminal) = terminal {
+                if let Err(errno) = set_size(terminal.as_raw_fd(), TerminalSize { rows, cols }) {
+                    eprintln!("vmc-init: resizing the terminal: {errno}");
+                }
             }
         }
     }
