@@ -707,6 +707,32 @@ mod tests {
     }
 
     #[test]
+    fn the_device_thread_moves_disk_data_but_opens_nothing_and_runs_no_vcpu() {
+        let preadv = || {
+            // SAFETY: preadv of no buffers on an invalid descriptor fails (EBADF) once allowed.
+            unsafe { libc::preadv(-1, std::ptr::null(), 0, 0) };
+            errno()
+        };
+        assert_eq!(
+            in_confined_child(ThreadKind::Devices, preadv),
+            (libc::EBADF, String::new())
+        );
+        let open = || {
+            // SAFETY: opens a NUL-terminated path read-only (or is stopped by the filter).
+            unsafe { libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY) };
+            0
+        };
+        assert_eq!(
+            in_confined_child(ThreadKind::Devices, open),
+            forbidden("device event loop", libc::SYS_openat)
+        );
+        assert_eq!(
+            in_confined_child(ThreadKind::Devices, kvm_run),
+            forbidden("device event loop", libc::SYS_ioctl)
+        );
+    }
+
+    #[test]
     fn an_io_thread_may_read_the_window_size() {
         let window_size = || {
             // SAFETY: an all-zero winsize is valid.

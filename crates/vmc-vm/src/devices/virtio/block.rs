@@ -427,3 +427,347 @@ impl Buffers {
         Some(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+    use virtio_bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
+    use virtio_queue::desc::RawDescriptor;
+    use virtio_queue::mock::MockSplitQueue;
+    use vmm_sys_util::eventfd::EventFd;
+
+    const QUEUE: u16 = 16;
+    const HEADER: u64 = 0x10_0000;
+    const DATA: u64 = 0x20_0000;
+    const STATUS: u64 = 0x30_0000;
+
+    /// A guest buffer of a request: address, length, written by the device.
+    type Part = (u64, u32, bool);
+
+    struct Setup {
+        memory: GuestRam,
+        /// Guest addresses of the queue's descriptor table, available and used rings.
+        rings: (u64, u64, u64),
+        block: Block,
+        irq: EventFd,
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+    }
+
+    /// A disk of `sectors` sectors, each filled with its own number, and its device started
+    /// on a mock queue.
+    fn setup(sectors: u64, read_only: bool) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk.img");
+        let mut file = File::create(&path).unwrap();
+        for sector in 0..sectors {
+            file.write_all(&[sector as u8; SECTOR_SIZE as usize])
+                .unwrap();
+        }
+        started(dir, path, read_only)
+    }
+
+    fn started(dir: tempfile::TempDir, path: std::path::PathBuf, read_only: bool) -> Setup {
+        let disk = DiskConfig {
+            path: path.clone(),
+            read_only,
+        };
+        let block = Block::open(&disk, "vmc-vda").unwrap();
+        let memory = GuestRam::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
+        let irq = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+        let mock = MockSplitQueue::new(&memory, QUEUE);
+        let rings = (
+            mock.desc_table_addr().0,
+            mock.avail_addr().0,
+            mock.used_addr().0,
+        );
+        let queue = mock.create_queue::<Queue>().unwrap();
+        let mut s = Setup {
+            memory,
+            rings,
+            block,
+            irq,
+            _dir: dir,
+            path,
+        };
+        s.block
+            .activate(Activation {
+                memory: s.memory.clone(),
+                queues: vec![queue],
+                interrupt: Arc::new(Interrupt::new(s.irq.try_clone().unwrap())),
+                features: FEATURE_VERSION_1,
+            })
+            .unwrap();
+        s
+    }
+
+    impl Setup {
+        /// Makes one request of `parts` available, serves the queue, and returns the used
+        /// length and the status byte.
+        fn request(&mut self, parts: &[Part]) -> (u32, u8) {
+            let (table, avail, used) = self.rings;
+            let descriptors: Vec<RawDescriptor> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, &(addr, len, write))| {
+                    let mut flags = if write { VRING_DESC_F_WRITE as u16 } else { 0 };
+                    if i + 1 < parts.len() {
+                        flags |= VRING_DESC_F_NEXT as u16;
+                    }
+                    Descriptor::new(addr, len, flags, i as u16 + 1).into()
+                })
+                .collect();
+            for (i, descriptor) in descriptors.into_iter().enumerate() {
+                let at = GuestAddress(table + 16 * i as u64);
+                self.memory.write_obj(descriptor, at).unwrap();
+            }
+            // Head 0 into the next available slot, then the new available index.
+            let avail_index: u16 = self.memory.read_obj(GuestAddress(avail + 2)).unwrap();
+            let slot = avail + 4 + 2 * u64::from(avail_index % QUEUE);
+            self.memory.write_obj(0u16, GuestAddress(slot)).unwrap();
+            let next = avail_index.wrapping_add(1);
+            self.memory
+                .write_obj(next, GuestAddress(avail + 2))
+                .unwrap();
+            self.memory.write_obj(0xffu8, GuestAddress(STATUS)).unwrap();
+            self.block.process_queue();
+            let used_index: u16 = self.memory.read_obj(GuestAddress(used + 2)).unwrap();
+            assert_eq!(used_index, next, "one used entry per request");
+            let element = used + 4 + 8 * u64::from(avail_index % QUEUE);
+            let len: u32 = self.memory.read_obj(GuestAddress(element + 4)).unwrap();
+            let status: u8 = self.memory.read_obj(GuestAddress(STATUS)).unwrap();
+            (len, status)
+        }
+
+        fn header(&self, kind: u32, sector: u64) {
+            let mut header = [0u8; HEADER_SIZE];
+            header[0..4].copy_from_slice(&kind.to_le_bytes());
+            header[8..16].copy_from_slice(&sector.to_le_bytes());
+            self.memory
+                .write_slice(&header, GuestAddress(HEADER))
+                .unwrap();
+        }
+
+        fn guest_bytes(&self, addr: u64, len: usize) -> Vec<u8> {
+            let mut bytes = vec![0; len];
+            self.memory
+                .read_slice(&mut bytes, GuestAddress(addr))
+                .unwrap();
+            bytes
+        }
+
+        fn file_sector(&self, sector: u64) -> Vec<u8> {
+            read_sector(&self.path, sector)
+        }
+    }
+
+    fn read_sector(path: &Path, sector: u64) -> Vec<u8> {
+        let mut file = File::open(path).unwrap();
+        file.seek(SeekFrom::Start(sector * SECTOR_SIZE)).unwrap();
+        let mut bytes = vec![0; SECTOR_SIZE as usize];
+        file.read_exact(&mut bytes).unwrap();
+        bytes
+    }
+
+    const OK: u8 = VIRTIO_BLK_S_OK as u8;
+    const IOERR: u8 = VIRTIO_BLK_S_IOERR as u8;
+
+    #[test]
+    fn reads_land_in_guest_memory_and_raise_the_interrupt() {
+        let mut s = setup(4, true);
+        s.header(VIRTIO_BLK_T_IN, 1);
+        let (len, status) =
+            s.request(&[(HEADER, 16, false), (DATA, 1024, true), (STATUS, 1, true)]);
+        assert_eq!((len, status), (1025, OK));
+        assert_eq!(s.guest_bytes(DATA, 512), vec![1; 512]);
+        assert_eq!(s.guest_bytes(DATA + 512, 512), vec![2; 512]);
+        assert_eq!(s.irq.read().unwrap(), 1, "the used-buffer interrupt");
+    }
+
+    #[test]
+    fn any_descriptor_layout_is_served() {
+        let mut s = setup(4, true);
+        s.header(VIRTIO_BLK_T_IN, 2);
+        // Header in two pieces, data in three (one of them odd-sized), status after the data
+        // in the same writable run.
+        let parts = [
+            (HEADER, 5, false),
+            (HEADER + 5, 11, false),
+            (DATA, 100, true),
+            (DATA + 0x1000, 412, true),
+            (DATA + 0x2000, 512, true),
+            (STATUS, 1, true),
+        ];
+        assert_eq!(s.request(&parts), (1025, OK));
+        assert_eq!(s.guest_bytes(DATA, 100), vec![2; 100]);
+        assert_eq!(s.guest_bytes(DATA + 0x1000, 412), vec![2; 412]);
+        assert_eq!(s.guest_bytes(DATA + 0x2000, 512), vec![3; 512]);
+    }
+
+    #[test]
+    fn writes_reach_the_file() {
+        let mut s = setup(4, false);
+        s.memory
+            .write_slice(&[0xab; 512], GuestAddress(DATA))
+            .unwrap();
+        s.header(VIRTIO_BLK_T_OUT, 3);
+        let (len, status) =
+            s.request(&[(HEADER, 16, false), (DATA, 512, false), (STATUS, 1, true)]);
+        assert_eq!((len, status), (1, OK));
+        assert_eq!(s.file_sector(3), vec![0xab; 512]);
+        assert_eq!(s.file_sector(2), vec![2; 512]);
+        s.header(VIRTIO_BLK_T_FLUSH, 0);
+        assert_eq!(
+            s.request(&[(HEADER, 16, false), (STATUS, 1, true)]),
+            (1, OK)
+        );
+    }
+
+    #[test]
+    fn a_read_only_disk_refuses_writes() {
+        let mut s = setup(4, true);
+        assert_ne!(s.block.features() & 1 << VIRTIO_BLK_F_RO, 0);
+        s.memory
+            .write_slice(&[0xab; 512], GuestAddress(DATA))
+            .unwrap();
+        s.header(VIRTIO_BLK_T_OUT, 0);
+        let (_, status) = s.request(&[(HEADER, 16, false), (DATA, 512, false), (STATUS, 1, true)]);
+        assert_eq!(status, IOERR);
+        assert_eq!(s.file_sector(0), vec![0; 512], "the file is unchanged");
+        assert_eq!(setup(1, false).block.features() & 1 << VIRTIO_BLK_F_RO, 0);
+    }
+
+    #[test]
+    fn requests_beyond_the_disk_or_malformed_fail() {
+        let mut s = setup(4, true);
+        s.header(VIRTIO_BLK_T_IN, 3);
+        let read = [(HEADER, 16, false), (DATA, 1024, true), (STATUS, 1, true)];
+        assert_eq!(s.request(&read), (1, IOERR), "sectors 3 and 4 of 4");
+        s.header(VIRTIO_BLK_T_IN, u64::MAX);
+        assert_eq!(s.request(&read), (1, IOERR), "an overflowing sector");
+        s.header(VIRTIO_BLK_T_IN, 0);
+        let partial = [(HEADER, 16, false), (DATA, 100, true), (STATUS, 1, true)];
+        assert_eq!(s.request(&partial), (1, IOERR), "not whole sectors");
+        assert_eq!(
+            s.request(&[(HEADER, 8, false), (STATUS, 1, true)]).1,
+            IOERR,
+            "short header"
+        );
+        let outside = [
+            (HEADER, 16, false),
+            (0x1000_0000, 512, true),
+            (STATUS, 1, true),
+        ];
+        assert_eq!(
+            s.request(&outside),
+            (1, IOERR),
+            "a buffer outside guest RAM"
+        );
+        s.header(11, 0);
+        assert_eq!(
+            s.request(&[(HEADER, 16, false), (STATUS, 1, true)]),
+            (1, VIRTIO_BLK_S_UNSUPP as u8),
+            "DISCARD is not offered"
+        );
+    }
+
+    #[test]
+    fn get_id_returns_the_serial() {
+        let mut s = setup(1, true);
+        s.header(VIRTIO_BLK_T_GET_ID, 0);
+        let (len, status) = s.request(&[(HEADER, 16, false), (DATA, 20, true), (STATUS, 1, true)]);
+        assert_eq!((len, status), (21, OK));
+        assert_eq!(
+            s.guest_bytes(DATA, 20),
+            b"vmc-vda\0\0\0\0\0\0\0\0\0\0\0\0\0"
+        );
+    }
+
+    #[test]
+    fn a_sparse_disk_stays_sparse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scratch.img");
+        File::create(&path).unwrap().set_len(1 << 30).unwrap();
+        let mut s = started(dir, path.clone(), false);
+        assert_eq!(s.block.capacity_bytes(), 1 << 30);
+        s.memory
+            .write_slice(&[7; 4096], GuestAddress(DATA))
+            .unwrap();
+        let last = (1 << 30) / SECTOR_SIZE - 8;
+        s.header(VIRTIO_BLK_T_OUT, last);
+        let write = [(HEADER, 16, false), (DATA, 4096, false), (STATUS, 1, true)];
+        assert_eq!(s.request(&write), (1, OK));
+        assert_eq!(read_sector(&path, last + 7), vec![7; 512]);
+        let allocated = std::fs::metadata(&path).unwrap().blocks() * 512;
+        assert!(
+            allocated <= 64 << 10,
+            "{allocated} bytes allocated for a 4 KiB write"
+        );
+    }
+
+    #[test]
+    fn config_space_has_capacity_and_limits() {
+        let s = setup(2048 + 1, true);
+        let mut config = [0xffu8; 24];
+        s.block.read_config(0, &mut config);
+        assert_eq!(u64::from_le_bytes(config[0..8].try_into().unwrap()), 2049);
+        assert_eq!(
+            u32::from_le_bytes(config[8..12].try_into().unwrap()),
+            SIZE_MAX
+        );
+        assert_eq!(
+            u32::from_le_bytes(config[12..16].try_into().unwrap()),
+            SEG_MAX
+        );
+        assert_eq!(config[16..], [0; 8], "geometry, blk_size: not offered");
+        let mut capacity_high = [0u8; 4];
+        s.block.read_config(4, &mut capacity_high);
+        assert_eq!(capacity_high, [0; 4]);
+        let offered = s.block.features();
+        for bit in [
+            VIRTIO_BLK_F_SEG_MAX,
+            VIRTIO_BLK_F_SIZE_MAX,
+            VIRTIO_BLK_F_FLUSH,
+        ] {
+            assert_ne!(offered & 1 << bit, 0, "feature bit {bit}");
+        }
+        assert_ne!(offered & FEATURE_VERSION_1, 0);
+    }
+
+    #[test]
+    fn a_missing_or_odd_disk_file_is_one_line_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = DiskConfig {
+            path: dir.path().join("nope.img"),
+            read_only: true,
+        };
+        let Err(err) = Block::open(&missing, "x") else {
+            panic!("opened a missing disk");
+        };
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("cannot open disk {}: ", missing.path.display())),
+            "{text}"
+        );
+        assert!(!text.contains('\n'));
+        let directory = DiskConfig {
+            path: dir.path().to_path_buf(),
+            read_only: true,
+        };
+        let Err(err) = Block::open(&directory, "x") else {
+            panic!("opened a directory as a disk");
+        };
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn a_reset_device_serves_nothing() {
+        let mut s = setup(1, true);
+        s.block.reset();
+        s.block.process_queue();
+        assert!(s.irq.read().is_err(), "no interrupt from a reset device");
+    }
+}
