@@ -1,17 +1,17 @@
 //! Development tool: boots a kernel with the VMM and prints the run's timeline.
 //!
-//! `cargo run -p vmc-vm --example boot -- KERNEL [--initrd FILE]... [--memory MIB]
-//!  [--cpus N] [--cmdline TEXT] [--quiet] [--unconfined]`
+//! `cargo run -p vmc-vm --example boot -- KERNEL [--initrd FILE]... [--disk FILE]...
+//!  [--disk-ro FILE]... [--memory MIB] [--cpus N] [--cmdline TEXT] [--quiet] [--unconfined]`
 //!
 //! The console is shown unless `--quiet`; `--unconfined` runs the VMM without its seccomp
-//! filters. Used inside scripts/kvm-sandbox style L1 hosts to
+//! filters. Disks become /dev/vda, /dev/vdb, … in the order given (`--disk-ro`: read-only). Used inside scripts/kvm-sandbox style L1 hosts to
 //! check the boot path against a real Linux guest. (Console input needs vmc-init, which
 //! tells the VMM when to start forwarding it: use `vmc run -i`.)
 
 use std::path::PathBuf;
 use std::time::Instant;
 use vmc_runtime::Timeline;
-use vmc_vm::{Vm, VmConfig, VmmSeccomp};
+use vmc_vm::{DiskConfig, Vm, VmConfig, VmmSeccomp};
 
 fn main() {
     let origin = Instant::now();
@@ -27,6 +27,7 @@ fn main() {
         forward_signals: false,
         terminal: false,
         seccomp: VmmSeccomp::Confined,
+        disks: Vec::new(),
     };
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -35,6 +36,10 @@ fn main() {
         };
         match arg.as_str() {
             "--initrd" => config.initrd.push(value().into()),
+            "--disk" | "--disk-ro" => config.disks.push(DiskConfig {
+                read_only: arg == "--disk-ro",
+                path: value().into(),
+            }),
             "--memory" => {
                 config.memory_bytes = value()
                     .parse::<u64>()
@@ -86,6 +91,6 @@ fn main() {
 
 /// Prints the usage with `problem` and exits.
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: boot KERNEL [--initrd FILE]... [--memory MIB] [--cpus N] [--cmdline TEXT] [--quiet]");
+    eprintln!("{problem}\nusage: boot KERNEL [--initrd FILE]... [--disk FILE | --disk-ro FILE]... [--memory MIB] [--cpus N] [--cmdline TEXT] [--quiet]");
     std::process::exit(2)
 }

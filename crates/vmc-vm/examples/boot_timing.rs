@@ -42,6 +42,7 @@ fn main() {
         } else {
             VmmSeccomp::Confined
         },
+        disks: Vec::new(),
     };
 
     let mut create = Vec::new();

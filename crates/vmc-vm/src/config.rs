@@ -19,7 +19,8 @@ pub struct VmConfig {
     pub kernel: PathBuf,
     /// Initrd files, concatenated in this order into one initrd region (empty: no initrd).
     pub initrd: Vec<PathBuf>,
-    /// The kernel command line.
+    /// The kernel command line; each device appends its own parameters to it (e.g.
+    /// `virtio_mmio.device=4K@0xd0000000:5` per virtio device).
     pub cmdline: String,
     /// Show the guest kernel's console messages from the start; when `false`, console output
     /// is shown only from the moment the guest init reports that it started.
@@ -35,6 +36,17 @@ pub struct VmConfig {
     pub terminal: bool,
     /// Whether the VMM's threads run under their seccomp filters ([`crate::seccomp`]).
     pub seccomp: VmmSeccomp,
+    /// The guest's disks, as virtio-blk devices: disk `i` is `/dev/vd{a+i}`.
+    pub disks: Vec<DiskConfig>,
+}
+
+/// A host file the guest sees as a virtio-blk disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskConfig {
+    /// The file: raw disk contents, its size the disk's (in whole 512-byte sectors).
+    pub path: PathBuf,
+    /// Opened read-only and offered to the guest as a read-only disk (writes fail).
+    pub read_only: bool,
 }
 
 /// Whether the VMM confines its threads with seccomp filters.
@@ -123,6 +135,7 @@ mod tests {
             forward_signals: false,
             terminal: false,
             seccomp: VmmSeccomp::Confined,
+            disks: Vec::new(),
         }
     }
 

@@ -134,6 +134,40 @@ pub enum VmError {
         /// Why.
         source: seccompiler::Error,
     },
+    /// Two devices were given overlapping ranges (a bug in the VMM's layout).
+    #[error("cannot place a device at {space} {base:#x} (+{len:#x}): the range is empty or overlaps another device's, a bug in vmc's device layout")]
+    DeviceConflict {
+        /// "I/O port" or "MMIO".
+        space: &'static str,
+        /// Start of the range.
+        base: u64,
+        /// Its length.
+        len: u64,
+    },
+    /// A device could not be set up.
+    #[error("cannot set up the {device} device: {reason}")]
+    DeviceSetup {
+        /// Which device, e.g. "virtio-blk vda".
+        device: String,
+        /// Why.
+        reason: String,
+    },
+    /// A disk file does not exist or cannot be opened.
+    #[error("cannot open disk {path}: {source}: pass a readable regular file (writable too unless the disk is read-only)")]
+    DiskUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// More virtio devices than the VM has MMIO slots and interrupt lines for.
+    #[error("{requested} virtio devices (disks and others) asked for, but a VM has room for {limit}: give it fewer disks")]
+    TooManyDevices {
+        /// Devices asked for.
+        requested: usize,
+        /// The slots there are.
+        limit: usize,
+    },
     /// `run` was called twice.
     #[error("this VM has already run: create a new one")]
     AlreadyRan,

@@ -38,6 +38,8 @@ pub enum ThreadKind {
     Vcpu,
     /// A host input thread: stdin or signals to the guest's serial ports.
     Io,
+    /// The device event loop ([`crate::devices::event_loop`]): virtio queues and disk I/O.
+    Devices,
     /// The thread the vCPU and I/O threads start from ([`crate::threads`]).
     Launcher,
 }
@@ -49,6 +51,7 @@ impl ThreadKind {
             ThreadKind::Main => "main",
             ThreadKind::Vcpu => "vCPU",
             ThreadKind::Io => "I/O",
+            ThreadKind::Devices => "device event loop",
             ThreadKind::Launcher => "launcher",
         }
     }
@@ -69,6 +72,7 @@ pub struct Filters {
     main: BpfProgram,
     vcpu: BpfProgram,
     io: BpfProgram,
+    devices: BpfProgram,
     launcher: BpfProgram,
     /// Makes `clone3` fail with ENOSYS; installed with the filters that allow threads.
     no_clone3: BpfProgram,
@@ -102,9 +106,10 @@ impl Filters {
             SeccompAction::Errno(libc::ENOSYS as u32),
             arch,
         )?;
-        let (vcpu, io) = (vcpu_rules()?, io_rules()?);
+        let (vcpu, io, devices) = (vcpu_rules()?, io_rules()?, devices_rules()?);
         let mut launcher = vcpu.clone();
         launcher.merge(io.clone());
+        launcher.merge(devices.clone());
         launcher.merge(thread_start_rules()?);
         // The threads it starts install their own filter.
         launcher
@@ -118,6 +123,7 @@ impl Filters {
             main: program(main_rules()?)?,
             vcpu: program(vcpu)?,
             io: program(io)?,
+            devices: program(devices)?,
             launcher: program(launcher)?,
             no_clone3: no_clone3.try_into().map_err(seccompiler::Error::Backend)?,
         })
@@ -138,6 +144,7 @@ impl Filters {
             ThreadKind::Main => &self.main,
             ThreadKind::Vcpu => &self.vcpu,
             ThreadKind::Io => &self.io,
+            ThreadKind::Devices => &self.devices,
             ThreadKind::Launcher => &self.launcher,
         };
         if matches!(kind, ThreadKind::Main | ThreadKind::Launcher) {
@@ -244,11 +251,11 @@ const VCPU_IOCTLS: [u64; 2] = [
 
 /// The main thread's KVM requests: creating a VM (the probe's, and later VMs of the
 /// process), its RAM, interrupt controllers, vCPUs and their boot state, and the serial
-/// interrupts' irqfds.
-const MAIN_KVM_IOCTLS: [u64; 21] = {
+/// interrupts' irqfds, the virtio devices' irqfds and ioeventfds.
+const MAIN_KVM_IOCTLS: [u64; 22] = {
     use kvm_bindings::{
-        kvm_cpuid2, kvm_fpu, kvm_irqfd, kvm_lapic_state, kvm_msrs, kvm_pit_config, kvm_regs,
-        kvm_sregs, kvm_userspace_memory_region,
+        kvm_cpuid2, kvm_fpu, kvm_ioeventfd, kvm_irqfd, kvm_lapic_state, kvm_msrs, kvm_pit_config,
+        kvm_regs, kvm_sregs, kvm_userspace_memory_region,
     };
     use std::mem::size_of;
     const RW: u32 = _IOC_READ | _IOC_WRITE;
@@ -264,6 +271,7 @@ const MAIN_KVM_IOCTLS: [u64; 21] = {
         request(_IOC_NONE, 0x60, 0),                                         // KVM_CREATE_IRQCHIP
         request(_IOC_WRITE, 0x76, size_of::<kvm_irqfd>()),                   // KVM_IRQFD
         request(_IOC_WRITE, 0x77, size_of::<kvm_pit_config>()),              // KVM_CREATE_PIT2
+        request(_IOC_WRITE, 0x79, size_of::<kvm_ioeventfd>()),               // KVM_IOEVENTFD
         request(_IOC_WRITE, 0x82, size_of::<kvm_regs>()),                    // KVM_SET_REGS
         request(_IOC_READ, 0x83, size_of::<kvm_sregs>()),                    // KVM_GET_SREGS
         request(_IOC_WRITE, 0x84, size_of::<kvm_sregs>()),                   // KVM_SET_SREGS
@@ -353,6 +361,22 @@ fn io_rules() -> seccompiler::Result<Rules> {
     Ok(rules)
 }
 
+/// The device event loop: waits on its epoll instance, reads the queue eventfds, moves disk
+/// data between files and guest RAM (`preadv`/`pwritev`, `fdatasync` for a flush), and raises
+/// interrupts (writes to irqfds).
+fn devices_rules() -> seccompiler::Result<Rules> {
+    let mut rules = common_rules()?;
+    rules.allow(&[
+        libc::SYS_epoll_wait,
+        libc::SYS_epoll_pwait,
+        libc::SYS_read,
+        libc::SYS_preadv,
+        libc::SYS_pwritev,
+        libc::SYS_fdatasync,
+    ]);
+    Ok(rules)
+}
+
 /// Starting a thread, and what the new thread does before its own filter is in place.
 fn thread_start_rules() -> seccompiler::Result<Rules> {
     let mut rules = Rules::default();
@@ -365,7 +389,7 @@ fn thread_start_rules() -> seccompiler::Result<Rules> {
 
 /// The thread that runs a VM, for the rest of the process: it waits for and kicks the vCPU
 /// threads, tears the VM down, and goes on with vmc's work — creating later VMs (the KVM
-/// set-up requests, guest RAM), files in $VMC_HOME (run records, initramfs, reports), reading
+/// set-up requests, guest RAM, the device event loop's epoll instance, disk files), files in $VMC_HOME (run records, initramfs, reports), reading
 /// /proc and memory residency (the memory probe), the terminal, starting threads.
 fn main_rules() -> seccompiler::Result<Rules> {
     let mut rules = common_rules()?;
@@ -405,6 +429,8 @@ fn main_rules() -> seccompiler::Result<Rules> {
             libc::SYS_ftruncate,
             libc::SYS_poll,
             libc::SYS_eventfd2,
+            libc::SYS_epoll_create1,
+            libc::SYS_epoll_ctl,
             libc::SYS_signalfd4,
             libc::SYS_mincore,
             libc::SYS_sysinfo,
@@ -677,6 +703,32 @@ mod tests {
         assert_eq!(
             in_confined_child(ThreadKind::Main, executable_mapping),
             forbidden("main", libc::SYS_mmap)
+        );
+    }
+
+    #[test]
+    fn the_device_thread_moves_disk_data_but_opens_nothing_and_runs_no_vcpu() {
+        let preadv = || {
+            // SAFETY: preadv of no buffers on an invalid descriptor fails (EBADF) once allowed.
+            unsafe { libc::preadv(-1, std::ptr::null(), 0, 0) };
+            errno()
+        };
+        assert_eq!(
+            in_confined_child(ThreadKind::Devices, preadv),
+            (libc::EBADF, String::new())
+        );
+        let open = || {
+            // SAFETY: opens a NUL-terminated path read-only (or is stopped by the filter).
+            unsafe { libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY) };
+            0
+        };
+        assert_eq!(
+            in_confined_child(ThreadKind::Devices, open),
+            forbidden("device event loop", libc::SYS_openat)
+        );
+        assert_eq!(
+            in_confined_child(ThreadKind::Devices, kvm_run),
+            forbidden("device event loop", libc::SYS_ioctl)
         );
     }
 

@@ -2,14 +2,16 @@
 //! each vCPU thread executes.
 
 use crate::arch::x86_64::{cpuid, gdt, regs};
+use crate::devices::bus::{Bus, BusEffect, Space};
 use crate::devices::exit_device::ExitDeviceEvent;
-use crate::devices::{PortBus, PortEffect};
+use crate::devices::serial::SerialConsole;
 use crate::error::VmError;
 use kvm_bindings::CpuId;
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
+use std::io::Stdout;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use vmc_runtime::Milestone;
 
@@ -63,6 +65,8 @@ pub enum VcpuEvent {
     FirstExit(Instant, String),
     /// The exit device reported something; the instant is when the port write trapped.
     Device(ExitDeviceEvent, Instant),
+    /// The device event loop failed: the VM cannot go on.
+    DevicesFailed(VmError),
     /// The vCPU thread ended.
     Stopped(VcpuStop),
 }
@@ -98,8 +102,10 @@ pub struct VcpuRunner {
     pub index: u8,
     /// The vCPU.
     pub fd: VcpuFd,
-    /// The port devices.
-    pub bus: Arc<PortBus>,
+    /// The devices (port I/O and MMIO).
+    pub bus: Arc<Bus>,
+    /// COM1, made visible when the guest init reports that it started.
+    pub console: Arc<Mutex<SerialConsole<Stdout>>>,
     /// Set when the VM is ending.
     pub stop: Arc<AtomicBool>,
     /// Where to report.
@@ -137,7 +143,7 @@ impl VcpuRunner {
                         Ok(step) => step,
                         Err(source) => {
                             return VcpuStop::Failed(VmError::Host {
-                                what: "raise the serial interrupt",
+                                what: "emulate a device (raise its interrupt)",
                                 source,
                             })
                         }
@@ -157,8 +163,7 @@ impl VcpuRunner {
                 Step::Continue => {}
                 Step::Device(event) => {
                     if event == ExitDeviceEvent::Milestone(Milestone::InitStarted) {
-                        self.bus
-                            .com1
+                        self.console
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .make_visible();
@@ -206,21 +211,34 @@ impl VcpuRunner {
     }
 }
 
-/// Dispatches one exit.
-fn handle(exit: VcpuExit<'_>, bus: &PortBus) -> std::io::Result<Step> {
+/// Dispatches one exit. Ports without a device ignore writes and read all ones (an empty
+/// ISA bus, which is how guests detect that nothing is there); an MMIO access where no
+/// device is (and no RAM) is the guest's fatal error.
+fn handle(exit: VcpuExit<'_>, bus: &Bus) -> std::io::Result<Step> {
     const KVM_SYSTEM_EVENT_SHUTDOWN: u32 = 1;
     const KVM_SYSTEM_EVENT_RESET: u32 = 2;
     Ok(match exit {
-        VcpuExit::IoOut(port, data) => match bus.write(port, data)? {
-            PortEffect::None => Step::Continue,
-            PortEffect::Reset => Step::Reset,
-            PortEffect::Exit(event) => Step::Device(event),
+        VcpuExit::IoOut(port, data) => match bus.write(Space::Pio, u64::from(port), data)? {
+            BusEffect::None | BusEffect::Unclaimed => Step::Continue,
+            BusEffect::Reset => Step::Reset,
+            BusEffect::Exit(event) => Step::Device(event),
         },
         VcpuExit::IoIn(port, data) => {
-            bus.read(port, data);
+            if !bus.read(Space::Pio, u64::from(port), data) {
+                data.fill(0xff);
+            }
             Step::Continue
         }
-        VcpuExit::MmioRead(addr, _) | VcpuExit::MmioWrite(addr, _) => Step::OutsideRam(addr),
+        VcpuExit::MmioRead(addr, data) => match bus.read(Space::Mmio, addr, data) {
+            true => Step::Continue,
+            false => Step::OutsideRam(addr),
+        },
+        VcpuExit::MmioWrite(addr, data) => match bus.write(Space::Mmio, addr, data)? {
+            BusEffect::Unclaimed => Step::OutsideRam(addr),
+            BusEffect::None => Step::Continue,
+            BusEffect::Reset => Step::Reset,
+            BusEffect::Exit(event) => Step::Device(event),
+        },
         VcpuExit::Shutdown => Step::Shutdown,
         VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_RESET, _) => Step::Reset,
         VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_SHUTDOWN, _) => Step::Shutdown,

@@ -1,13 +1,17 @@
 //! A microVM: create it (KVM VM, RAM, kernel, devices, vCPUs), run it to its end.
 
-use crate::arch::x86_64::layout::KVM_TSS_ADDR;
+use crate::arch::x86_64::layout::{CMDLINE_MAX_SIZE, KVM_TSS_ADDR};
 use crate::boot;
 use crate::config::{host_ram_bytes, StdinMode, VmConfig, VmmSeccomp};
+use crate::devices::bus::Bus;
+use crate::devices::event_loop::{EventLoop, RunningEventLoop};
 use crate::devices::exit_device::{ExitDeviceEvent, SIGNALED_FLAG};
+use crate::devices::insert_legacy_devices;
 use crate::devices::serial::{
     self, ConsoleOutput, SerialConsole, COM1_IRQ, COM1_PORT, COM2_IRQ, COM2_PORT,
 };
-use crate::devices::PortBus;
+use crate::devices::virtio::block::Block;
+use crate::devices::virtio::{self, MmioSlots};
 use crate::error::VmError;
 use crate::kick;
 use crate::memory::{self, GuestRam, RamRegion};
@@ -17,11 +21,12 @@ use crate::threads;
 use crate::vcpu::{self, VcpuEvent, VcpuRunner, VcpuStop};
 use kvm_bindings::{kvm_pit_config, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
-use std::io::Write;
+use linux_loader::cmdline::Cmdline;
+use std::io::{Stderr, Stdout, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use vmc_runtime::signals::SignalCatcher;
@@ -82,7 +87,10 @@ fn open_kvm_at(path: &str) -> Result<Kvm, VmError> {
 /// A created microVM, ready to run.
 pub struct Vm {
     vcpus: Vec<VcpuFd>,
-    bus: Arc<PortBus>,
+    bus: Arc<Bus>,
+    com1: Arc<Mutex<SerialConsole<Stdout>>>,
+    com2: Arc<Mutex<SerialConsole<Stderr>>>,
+    event_loop: Option<EventLoop>,
     com1_irq: EventFd,
     com2_irq: EventFd,
     vm: VmFd,
@@ -97,8 +105,9 @@ pub struct Vm {
 
 impl Vm {
     /// Creates the VM: KVM VM with in-kernel irqchip and PIT, exactly `memory_bytes` of RAM,
-    /// kernel + initrd + boot structures loaded, devices, and `vcpus` vCPUs with vCPU 0 at
-    /// the kernel entry in 64-bit mode. Records a trace step for each and marks
+    /// devices (the legacy ports, one virtio-blk per disk, each adding its parameters to the
+    /// command line), kernel + initrd + boot structures loaded, and `vcpus` vCPUs with vCPU 0
+    /// at the kernel entry in 64-bit mode. Records a trace step for each and marks
     /// [`Milestone::RuntimeReady`].
     pub fn create(config: &VmConfig, timeline: &mut Timeline) -> Result<Vm, VmError> {
         let kvm = open_kvm()?;
@@ -106,6 +115,13 @@ impl Vm {
         if !config.kernel.exists() {
             return Err(VmError::KernelMissing(config.kernel.clone()));
         }
+        let disks = open_disks(config)?;
+        let mut cmdline = Cmdline::try_from(&config.cmdline, CMDLINE_MAX_SIZE).map_err(|_| {
+            VmError::BadCmdline {
+                len: config.cmdline.len(),
+                max: CMDLINE_MAX_SIZE - 1,
+            }
+        })?;
         let vm = kvm.create_vm().map_err(|source| VmError::Kvm {
             what: "KVM_CREATE_VM",
             source,
@@ -137,13 +153,68 @@ impl Vm {
             config.memory_bytes >> 20
         ));
 
+        let (com1, com1_irq) = create_uart(
+            &vm,
+            COM1_PORT,
+            COM1_IRQ,
+            ConsoleOutput::new(std::io::stdout(), config.console),
+        )?;
+        // Only the workload writes to COM2 (its stderr), so it is shown from the start.
+        let (com2, com2_irq) = create_uart(
+            &vm,
+            COM2_PORT,
+            COM2_IRQ,
+            ConsoleOutput::new(std::io::stderr(), true),
+        )?;
+        let (com1, com2) = (Arc::new(Mutex::new(com1)), Arc::new(Mutex::new(com2)));
+        let mut bus = Bus::default();
+        insert_legacy_devices(&mut bus, &com1, &com2)?;
+        timeline.step(
+            "devices: COM1 (0x3f8, IRQ 4), COM2 (0x2f8, IRQ 3), i8042 (0x60/0x64), exit device (0x600/0x604)",
+        );
+        let mut event_loop = EventLoop::new()?;
+        let mut slots = MmioSlots::default();
+        for (name, disk, block) in disks {
+            let slot = slots.take(config.disks.len())?;
+            let capacity_mib = block.capacity_bytes() >> 20;
+            let block = Arc::new(Mutex::new(block));
+            virtio::attach(
+                &vm,
+                &ram,
+                slot,
+                block,
+                &mut bus,
+                &mut event_loop,
+                &mut cmdline,
+            )?;
+            timeline.step(format!(
+                "virtio-blk {name}: {} ({capacity_mib} MiB, {}), MMIO {:#x}, GSI {}",
+                disk.path.display(),
+                if disk.read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                },
+                slot.base,
+                slot.gsi
+            ));
+        }
+        let cmdline = cmdline
+            .as_cstring()
+            .ok()
+            .and_then(|text| text.into_string().ok())
+            .ok_or(VmError::BadCmdline {
+                len: config.cmdline.len(),
+                max: CMDLINE_MAX_SIZE - 1,
+            })?;
+
         let layout = boot::load(
             &ram,
             config.memory_bytes,
             config.vcpus,
             &config.kernel,
             &config.initrd,
-            &config.cmdline,
+            &cmdline,
         )?;
         timeline.step(format!(
             "kernel loaded: {}, entry {:#x}",
@@ -161,24 +232,6 @@ impl Vm {
             "boot_params (e820, command line), MP table ({} vCPUs), GDT and page tables written",
             config.vcpus
         ));
-
-        let (com1, com1_irq) = create_uart(
-            &vm,
-            COM1_PORT,
-            COM1_IRQ,
-            ConsoleOutput::new(std::io::stdout(), config.console),
-        )?;
-        // Only the workload writes to COM2 (its stderr), so it is shown from the start.
-        let (com2, com2_irq) = create_uart(
-            &vm,
-            COM2_PORT,
-            COM2_IRQ,
-            ConsoleOutput::new(std::io::stderr(), true),
-        )?;
-        let bus = Arc::new(PortBus::new(com1, com2));
-        timeline.step(
-            "devices: COM1 (0x3f8, IRQ 4), COM2 (0x2f8, IRQ 3), i8042 (0x60/0x64), exit device (0x600/0x604)",
-        );
 
         let supported = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -210,7 +263,10 @@ impl Vm {
         timeline.mark(Milestone::RuntimeReady);
         Ok(Vm {
             vcpus,
-            bus,
+            bus: Arc::new(bus),
+            com1,
+            com2,
+            event_loop: Some(event_loop),
             com1_irq,
             com2_irq,
             vm,
@@ -236,8 +292,7 @@ impl Vm {
 
     /// The guest's most recent console (COM1) output (up to 16 KiB), shown or not.
     pub fn recent_console_output(&self) -> String {
-        self.bus
-            .com1
+        self.com1
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .recent()
@@ -272,12 +327,14 @@ impl Vm {
         let filters = self.confine(timeline)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (events, received) = mpsc::channel();
+        let devices = self.start_event_loop(filters, events.clone(), timeline)?;
         let mut threads = Vec::with_capacity(self.vcpus.len());
         for (index, fd) in self.vcpus.drain(..).enumerate() {
             let runner = VcpuRunner {
                 index: index as u8,
                 fd,
                 bus: Arc::clone(&self.bus),
+                console: Arc::clone(&self.com1),
                 stop: Arc::clone(&stop),
                 events: events.clone(),
                 memory_bytes: self.memory_bytes,
@@ -292,6 +349,7 @@ impl Vm {
                 Ok(thread) => threads.push(thread),
                 Err(err) => {
                     stop_vcpu_threads(&stop, threads);
+                    devices.stop();
                     return Err(err);
                 }
             }
@@ -301,6 +359,7 @@ impl Vm {
             Ok(host_input) => host_input,
             Err(err) => {
                 stop_vcpu_threads(&stop, threads);
+                devices.stop();
                 return Err(err);
             }
         };
@@ -343,6 +402,13 @@ impl Vm {
                     status = Some(value as i32);
                     timeline.step_at(format!("guest reports workload status {value:#x}"), at);
                 }
+                VcpuEvent::DevicesFailed(err) => {
+                    if end.is_none() {
+                        end = Some(VcpuStop::Failed(err));
+                        stop.store(true, Ordering::SeqCst);
+                        threads.iter().for_each(kick::kick);
+                    }
+                }
                 VcpuEvent::Stopped(stopped) => {
                     running -= 1;
                     if end.is_none() {
@@ -356,6 +422,7 @@ impl Vm {
         for thread in threads {
             let _ = thread.join();
         }
+        devices.stop();
         host_input.finish();
         timeline.step("all vCPUs stopped");
         self.outcome(end.unwrap_or(VcpuStop::Kicked), status)
@@ -374,6 +441,22 @@ impl Vm {
         filters.confine_this_thread(ThreadKind::Main)?;
         timeline.step("seccomp: main thread confined; vCPU and I/O threads confined as they start");
         Ok(Some(filters))
+    }
+
+    /// Starts the device event loop's thread, confined by `filters` if given; if the loop
+    /// fails it tells the run loop through `events`.
+    fn start_event_loop(
+        &mut self,
+        filters: Option<&'static Filters>,
+        events: mpsc::Sender<VcpuEvent>,
+        timeline: &mut Timeline,
+    ) -> Result<RunningEventLoop, VmError> {
+        let event_loop = self.event_loop.take().ok_or(VmError::AlreadyRan)?;
+        let running = event_loop.start(filters, move |err| {
+            let _ = events.send(VcpuEvent::DevicesFailed(err));
+        })?;
+        timeline.step("device event loop thread started");
+        Ok(running)
     }
 
     /// Starts the threads that pass the host's input to the guest: stdin to COM1 when the VM
@@ -399,7 +482,7 @@ impl Vm {
         if let Some(mode) = self.stdin {
             input.threads.push(serial::spawn_input_forwarder(
                 std::io::stdin().as_raw_fd(),
-                Arc::clone(&self.bus.com1),
+                Arc::clone(&self.com1),
                 mode,
                 Arc::clone(&input.ready),
                 Arc::clone(&input.stop),
@@ -409,7 +492,7 @@ impl Vm {
         if let Some(catcher) = signals {
             input.threads.push(signals::spawn_signal_forwarder(
                 catcher,
-                Arc::clone(&self.bus.com2),
+                Arc::clone(&self.com2),
                 self.terminal,
                 Arc::clone(&input.ready),
                 Arc::clone(&input.stop),
@@ -422,8 +505,7 @@ impl Vm {
     /// Turns the first vCPU stop into the run's result.
     fn outcome(&self, end: VcpuStop, status: Option<i32>) -> Result<VmExit, VmError> {
         let panic = || {
-            self.bus
-                .com1
+            self.com1
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .recent()
@@ -460,6 +542,27 @@ impl Vm {
             }),
         }
     }
+}
+
+/// Opens every disk of `config` as a virtio-blk device, with its guest name (`vda`, …).
+fn open_disks(config: &VmConfig) -> Result<Vec<(String, &crate::DiskConfig, Block)>, VmError> {
+    let limit = crate::arch::x86_64::layout::virtio_slot_count();
+    if config.disks.len() > limit {
+        return Err(VmError::TooManyDevices {
+            requested: config.disks.len(),
+            limit,
+        });
+    }
+    config
+        .disks
+        .iter()
+        .enumerate()
+        .map(|(index, disk)| {
+            let name = format!("vd{}", char::from(b'a' + index as u8));
+            let block = Block::open(disk, &format!("vmc-{name}"))?;
+            Ok((name, disk, block))
+        })
+        .collect()
 }
 
 /// Creates the UART at I/O port `base` writing to `output`, its interrupt an irqfd on `gsi`;

@@ -110,7 +110,12 @@ fn every_thread_of_a_running_vm_carries_a_filter() {
         return;
     }
     let (seen, runner, observer) = threads_of_a_running_vm(VmmSeccomp::Confined);
-    for name in ["vmc-vcpu0", "vmc-vm-signals", "vmc-vm-launcher"] {
+    for name in [
+        "vmc-vcpu0",
+        "vmc-vm-signals",
+        "vmc-vm-devices",
+        "vmc-vm-launcher",
+    ] {
         assert_eq!(mode_of(&seen, name), 2, "{name}: {seen:?}");
     }
     assert_eq!(
@@ -129,7 +134,7 @@ fn an_unconfined_vm_has_no_filters() {
         return;
     }
     let (seen, runner, _) = threads_of_a_running_vm(VmmSeccomp::Unconfined);
-    for name in ["vmc-vcpu0", "vmc-vm-signals"] {
+    for name in ["vmc-vcpu0", "vmc-vm-signals", "vmc-vm-devices"] {
         assert_eq!(mode_of(&seen, name), 0, "{name}: {seen:?}");
     }
     assert_eq!(seen[&runner].seccomp, 0, "{seen:?}");

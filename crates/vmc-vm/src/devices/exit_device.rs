@@ -13,6 +13,8 @@
 //! (KVM_RUN returned with the I/O exit) and records it in the run's timeline. Reads return
 //! all ones; other values and widths are ignored.
 
+use crate::devices::bus::{BusDevice, BusEffect};
+use std::io;
 use vmc_runtime::Milestone;
 
 /// Port of the 8-bit milestone register.
@@ -52,9 +54,22 @@ fn milestone(byte: u8) -> Option<Milestone> {
     }
 }
 
-/// Whether `port` belongs to the device (its 8-port window `0x600..0x608`).
-pub fn owns(port: u16) -> bool {
-    (MILESTONE_PORT..MILESTONE_PORT + 8).contains(&port)
+/// How many ports the device occupies from [`MILESTONE_PORT`] (`0x600..0x608`).
+pub const PORT_COUNT: u16 = 8;
+
+/// The device on the bus: decodes writes, reads all ones.
+#[derive(Debug, Default)]
+pub struct ExitDevice;
+
+impl BusDevice for ExitDevice {
+    fn read(&mut self, _offset: u64, data: &mut [u8]) {
+        data.fill(0xff);
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> io::Result<BusEffect> {
+        let port = MILESTONE_PORT + offset as u16;
+        Ok(decode_write(port, data).map_or(BusEffect::None, BusEffect::Exit))
+    }
 }
 
 #[cfg(test)]
@@ -95,8 +110,16 @@ mod tests {
     }
 
     #[test]
-    fn owns_its_window_only() {
-        assert!(owns(0x600) && owns(0x604) && owns(0x607));
-        assert!(!owns(0x5ff) && !owns(0x608));
+    fn on_the_bus_offsets_are_from_the_milestone_port() {
+        let mut device = ExitDevice;
+        assert_eq!(
+            device.write(4, &7u32.to_le_bytes()).unwrap(),
+            BusEffect::Exit(ExitDeviceEvent::Status(7))
+        );
+        assert_eq!(
+            device.write(0, &[2]).unwrap(),
+            BusEffect::Exit(ExitDeviceEvent::Milestone(Milestone::WorkloadExec))
+        );
+        assert_eq!(device.write(1, &[2]).unwrap(), BusEffect::None);
     }
 }

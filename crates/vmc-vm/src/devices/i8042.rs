@@ -2,6 +2,8 @@
 //! port `0x64` is how a Linux guest without ACPI reboots (`reboot=k`), and how vmc-init ends
 //! the VM. vm-superio's `I8042Device` implements the register logic.
 
+use crate::devices::bus::{BusDevice, BusEffect};
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vm_superio::{I8042Device, Trigger};
 
@@ -55,6 +57,26 @@ impl I8042 {
     }
 }
 
+/// On the bus from [`BASE_PORT`], 5 ports long (only the data and command ports answer;
+/// the others and wider accesses read all ones and ignore writes).
+impl BusDevice for I8042 {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        data.fill(0xff);
+        let port = BASE_PORT + offset as u16;
+        if let ([value], true) = (&mut *data, I8042::owns(port)) {
+            *value = I8042::read(self, port);
+        }
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> io::Result<BusEffect> {
+        let port = BASE_PORT + offset as u16;
+        Ok(match data {
+            [value] if I8042::owns(port) && I8042::write(self, port, *value) => BusEffect::Reset,
+            _ => BusEffect::None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +91,22 @@ mod tests {
         );
         assert!(i8042.write(COMMAND_PORT, 0xfe));
         assert!(!i8042.write(COMMAND_PORT, 0x00), "the request is consumed");
+    }
+
+    #[test]
+    fn on_the_bus_the_reset_command_is_a_reset() {
+        let mut i8042 = I8042::default();
+        let offset = u64::from(COMMAND_PORT - BASE_PORT);
+        assert_eq!(
+            BusDevice::write(&mut i8042, offset, &[0xfe]).unwrap(),
+            BusEffect::Reset
+        );
+        assert_eq!(
+            BusDevice::write(&mut i8042, 0, &[0xfe]).unwrap(),
+            BusEffect::None
+        );
+        let mut wide = [0u8; 2];
+        BusDevice::read(&mut i8042, offset, &mut wide);
+        assert_eq!(wide, [0xff; 2], "2-byte reads see all ones");
     }
 }

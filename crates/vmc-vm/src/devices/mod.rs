@@ -1,116 +1,66 @@
-//! The guest's legacy I/O-port devices, one file each, and the port bus that routes the
-//! vCPUs' port I/O exits to them. The interrupt controllers (PIC, IOAPIC, LAPIC) and the PIT
-//! are KVM's in-kernel models and never reach userspace.
+//! The guest's devices, one file (or module) each, and the bus that routes the vCPUs' port
+//! I/O and MMIO exits to them ([`bus`]): the legacy port devices (COM1/COM2, i8042, the exit
+//! device), the virtio devices on their virtio-mmio transports ([`virtio`]), and the
+//! event-loop thread that serves the virtio queues ([`event_loop`]). The interrupt
+//! controllers (PIC, IOAPIC, LAPIC) and the PIT are KVM's in-kernel models and never reach
+//! userspace.
 
+pub mod bus;
+pub mod event_loop;
 pub mod exit_device;
 pub mod i8042;
 pub mod serial;
 pub mod virtio;
 
-use exit_device::ExitDeviceEvent;
+use crate::error::VmError;
+use bus::{Bus, Space};
+use exit_device::{ExitDevice, MILESTONE_PORT};
 use i8042::I8042;
 use serial::SerialConsole;
-use std::io::{self, Stderr, Stdout, Write};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// What a port write means for the VM beyond the device's own state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PortEffect {
-    /// Nothing beyond the device.
-    None,
-    /// The guest asked for a CPU reset (i8042): the VM ends.
-    Reset,
-    /// The exit device reported something.
-    Exit(ExitDeviceEvent),
+/// Inserts the legacy I/O-port devices into `bus`: the UARTs `com1` and `com2` (each at its
+/// own base port), an i8042 and the exit device.
+pub fn insert_legacy_devices<O, E>(
+    bus: &mut Bus,
+    com1: &Arc<Mutex<SerialConsole<O>>>,
+    com2: &Arc<Mutex<SerialConsole<E>>>,
+) -> Result<(), VmError>
+where
+    O: Write + Send + 'static,
+    E: Write + Send + 'static,
+{
+    let uart_len = u64::from(serial::REGISTER_COUNT);
+    let com1_base = u64::from(lock(com1).base());
+    let com2_base = u64::from(lock(com2).base());
+    bus.insert(Space::Pio, com1_base, uart_len, com1.clone())?;
+    bus.insert(Space::Pio, com2_base, uart_len, com2.clone())?;
+    bus.insert(
+        Space::Pio,
+        u64::from(i8042::BASE_PORT),
+        u64::from(i8042::COMMAND_PORT - i8042::BASE_PORT + 1),
+        Arc::new(Mutex::new(I8042::default())),
+    )?;
+    bus.insert(
+        Space::Pio,
+        u64::from(MILESTONE_PORT),
+        u64::from(exit_device::PORT_COUNT),
+        Arc::new(Mutex::new(ExitDevice)),
+    )
 }
 
-/// The devices on the I/O port bus, shared by all vCPU threads. `O` and `E` are where COM1
-/// (the console, vmc's stdout) and COM2 (the workload's stderr, vmc's stderr) write.
-pub struct PortBus<O: Write = Stdout, E: Write = Stderr> {
-    /// COM1, the console (also fed by the stdin forwarder).
-    pub com1: Arc<Mutex<SerialConsole<O>>>,
-    /// COM2, the workload's stderr (also fed by the signal forwarder).
-    pub com2: Arc<Mutex<SerialConsole<E>>>,
-    i8042: Mutex<I8042>,
-}
-
-impl<O: Write, E: Write> PortBus<O, E> {
-    /// A bus with the UARTs `com1` and `com2` and a fresh i8042.
-    pub fn new(com1: SerialConsole<O>, com2: SerialConsole<E>) -> Self {
-        PortBus {
-            com1: Arc::new(Mutex::new(com1)),
-            com2: Arc::new(Mutex::new(com2)),
-            i8042: Mutex::new(I8042::default()),
-        }
-    }
-
-    /// Handles a guest `out` of `data` to `port`. Ports without a device ignore writes.
-    pub fn write(&self, port: u16, data: &[u8]) -> io::Result<PortEffect> {
-        if exit_device::owns(port) {
-            return Ok(
-                exit_device::decode_write(port, data).map_or(PortEffect::None, PortEffect::Exit)
-            );
-        }
-        let [value] = data else {
-            return Ok(PortEffect::None);
-        };
-        if let Some(written) = write_uart(&self.com1, port, *value) {
-            written?;
-        } else if let Some(written) = write_uart(&self.com2, port, *value) {
-            written?;
-        } else if I8042::owns(port) {
-            let reset = self
-                .i8042
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .write(port, *value);
-            if reset {
-                return Ok(PortEffect::Reset);
-            }
-        }
-        Ok(PortEffect::None)
-    }
-
-    /// Handles a guest `in` from `port` into `data`. Ports without a device read all ones
-    /// (an empty ISA bus), which is how guests detect that nothing is there.
-    pub fn read(&self, port: u16, data: &mut [u8]) {
-        data.fill(0xff);
-        if let [value] = data {
-            if let Some(read) = read_uart(&self.com1, port) {
-                *value = read;
-            } else if let Some(read) = read_uart(&self.com2, port) {
-                *value = read;
-            } else if I8042::owns(port) {
-                *value = self
-                    .i8042
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .read(port);
-            }
-        }
-    }
-}
-
-/// Writes `value` to `port` of `uart` if the UART owns that port.
-fn write_uart<W: Write>(
-    uart: &Mutex<SerialConsole<W>>,
-    port: u16,
-    value: u8,
-) -> Option<io::Result<()>> {
-    let mut uart = uart.lock().unwrap_or_else(PoisonError::into_inner);
-    uart.owns(port).then(|| uart.write(port, value))
-}
-
-/// Reads `port` of `uart` if the UART owns that port.
-fn read_uart<W: Write>(uart: &Mutex<SerialConsole<W>>, port: u16) -> Option<u8> {
-    let mut uart = uart.lock().unwrap_or_else(PoisonError::into_inner);
-    uart.owns(port).then(|| uart.read(port))
+/// Locks a device, going on after a panic of another thread that held it.
+fn lock<T: ?Sized>(device: &Mutex<T>) -> MutexGuard<'_, T> {
+    device.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::bus::BusEffect;
     use super::serial::{ConsoleOutput, COM1_PORT, COM2_PORT};
     use super::*;
+    use std::io;
     use vmm_sys_util::eventfd::EventFd;
 
     /// A sink whose bytes the test can read while the bus owns a clone of it.
@@ -134,36 +84,66 @@ mod tests {
         }
     }
 
-    fn uart(base: u16, sink: &Captured) -> SerialConsole<Captured> {
+    fn uart(base: u16, sink: &Captured) -> Arc<Mutex<SerialConsole<Captured>>> {
         let irq = EventFd::new(libc::EFD_NONBLOCK).unwrap();
-        SerialConsole::new(base, irq, ConsoleOutput::new(sink.clone(), true))
+        Arc::new(Mutex::new(SerialConsole::new(
+            base,
+            irq,
+            ConsoleOutput::new(sink.clone(), true),
+        )))
+    }
+
+    fn legacy_bus(stdout: &Captured, stderr: &Captured) -> Bus {
+        let mut bus = Bus::default();
+        insert_legacy_devices(&mut bus, &uart(COM1_PORT, stdout), &uart(COM2_PORT, stderr))
+            .unwrap();
+        bus
     }
 
     #[test]
     fn each_uart_transmits_to_its_own_sink() {
         let (stdout, stderr) = (Captured::default(), Captured::default());
-        let bus = PortBus::new(uart(COM1_PORT, &stdout), uart(COM2_PORT, &stderr));
-        assert_eq!(bus.write(COM2_PORT, b"e").unwrap(), PortEffect::None);
+        let bus = legacy_bus(&stdout, &stderr);
+        let com2 = u64::from(COM2_PORT);
+        assert_eq!(bus.write(Space::Pio, com2, b"e").unwrap(), BusEffect::None);
         assert_eq!(stderr.bytes(), b"e", "COM2's THR reaches the stderr sink");
         assert!(stdout.bytes().is_empty(), "COM2's THR stays off stdout");
-        bus.write(COM1_PORT, b"o").unwrap();
+        bus.write(Space::Pio, u64::from(COM1_PORT), b"o").unwrap();
         assert_eq!(stdout.bytes(), b"o");
         assert_eq!(stderr.bytes(), b"e");
     }
 
     #[test]
-    fn uart_registers_answer_and_empty_ports_read_all_ones() {
-        let bus = PortBus::new(
-            uart(COM1_PORT, &Captured::default()),
-            uart(COM2_PORT, &Captured::default()),
-        );
-        let lsr = |port| {
+    fn uart_registers_answer_and_empty_ports_are_unclaimed() {
+        let bus = legacy_bus(&Captured::default(), &Captured::default());
+        let lsr = |port: u16| {
             let mut value = [0];
-            bus.read(port, &mut value);
-            value[0]
+            bus.read(Space::Pio, u64::from(port) + 5, &mut value)
+                .then_some(value[0])
         };
-        assert_eq!(lsr(COM1_PORT + 5) & 0x60, 0x60, "COM1 transmitter empty");
-        assert_eq!(lsr(COM2_PORT + 5) & 0x60, 0x60, "COM2 transmitter empty");
-        assert_eq!(lsr(0x3e8 + 5), 0xff, "no COM3");
+        assert_eq!(
+            lsr(COM1_PORT).map(|v| v & 0x60),
+            Some(0x60),
+            "COM1 transmitter empty"
+        );
+        assert_eq!(
+            lsr(COM2_PORT).map(|v| v & 0x60),
+            Some(0x60),
+            "COM2 transmitter empty"
+        );
+        assert_eq!(lsr(0x3e8), None, "no COM3");
+    }
+
+    #[test]
+    fn the_reset_and_the_exit_device_reach_the_vm() {
+        let bus = legacy_bus(&Captured::default(), &Captured::default());
+        assert_eq!(
+            bus.write(Space::Pio, 0x64, &[0xfe]).unwrap(),
+            BusEffect::Reset
+        );
+        assert_eq!(
+            bus.write(Space::Pio, 0x604, &3u32.to_le_bytes()).unwrap(),
+            BusEffect::Exit(exit_device::ExitDeviceEvent::Status(3))
+        );
     }
 }

@@ -11,6 +11,7 @@
 //! messages. Neither takes input: the workload's stdio crosses the vsock channel
 //! ([`crate::devices::virtio::vsock`]).
 
+use crate::devices::bus::{BusDevice, BusEffect};
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use vm_superio::serial::{Error as SerialError, NoEvents};
@@ -26,7 +27,7 @@ pub const COM2_PORT: u16 = 0x2f8;
 /// COM2's legacy IRQ line (and KVM GSI).
 pub const COM2_IRQ: u32 = 3;
 /// How many I/O ports (registers) a UART occupies from its base port.
-const REGISTER_COUNT: u16 = 8;
+pub const REGISTER_COUNT: u16 = 8;
 /// How many of the most recent bytes of each UART's output are kept for error messages.
 pub const RECENT_OUTPUT_BYTES: usize = 16 * 1024;
 
@@ -128,6 +129,11 @@ impl<W: Write> SerialConsole<W> {
         }
     }
 
+    /// The UART's first I/O port.
+    pub fn base(&self) -> u16 {
+        self.base
+    }
+
     /// Whether `port` is one of this UART's eight registers.
     pub fn owns(&self, port: u16) -> bool {
         (self.base..self.base + REGISTER_COUNT).contains(&port)
@@ -160,6 +166,24 @@ impl<W: Write> SerialConsole<W> {
     /// The recent console output.
     pub fn recent(&self) -> &RecentOutput {
         &self.uart.writer().recent
+    }
+}
+
+/// On the bus at its base port, 8 ports long; 1-byte accesses only (wider reads see all ones,
+/// wider writes are ignored).
+impl<W: Write + Send> BusDevice for SerialConsole<W> {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        data.fill(0xff);
+        if let [value] = data {
+            *value = SerialConsole::read(self, self.base + offset as u16);
+        }
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> io::Result<BusEffect> {
+        if let [value] = data {
+            SerialConsole::write(self, self.base + offset as u16, *value)?;
+        }
+        Ok(BusEffect::None)
     }
 }
 

@@ -63,6 +63,7 @@ pub fn config(kernel: PathBuf, memory_mib: u64, vcpus: u8, cmdline: &str) -> VmC
         forward_signals: false,
         terminal: false,
         seccomp: VmmSeccomp::Confined,
+        disks: Vec::new(),
     }
 }
 

@@ -85,6 +85,7 @@ impl VmRuntime {
                 // A profile file is refused for VM mode before the run (`support`).
                 SeccompPolicy::Default | SeccompPolicy::Profile(_) => VmmSeccomp::Confined,
             },
+            disks: Vec::new(),
         };
         let mut vm = Vm::create(&config, timeline)?;
         // With -t the guest's console is the workload's terminal: pass every key through.

@@ -9,7 +9,12 @@
 //! 0x0010_0000  first usable RAM above the legacy hole (kernels load at or above this)
 //! 3 GiB .. 4 GiB  MMIO gap (IOAPIC at 0xfec0_0000, LAPIC at 0xfee0_0000); RAM beyond 3 GiB
 //!                 continues at 4 GiB
+//! 0xd000_0000  virtio-mmio devices, 4 KiB each, in the gap (so above any RAM below 4 GiB,
+//!              and absent from the e820 map, which lists RAM and the legacy hole only)
 //! ```
+//!
+//! Interrupts (GSIs, the in-kernel IOAPIC's pins, all 24 in the MP table): 0 PIT, 1 i8042
+//! (never raised), 3 COM2, 4 COM1, 5..=23 the virtio devices, one each.
 
 /// Guest address of the GDT.
 pub const GDT_ADDR: u64 = 0x500;
@@ -45,6 +50,34 @@ pub const LAPIC_ADDR: u32 = 0xfee0_0000;
 /// Guest address KVM uses for the task state segment on Intel hosts (three pages, in the gap).
 pub const KVM_TSS_ADDR: usize = 0xfffb_d000;
 
+/// Guest physical address of the first virtio-mmio device's registers.
+pub const VIRTIO_MMIO_START: u64 = 0xd000_0000;
+/// Distance between two virtio-mmio devices (each one's register window).
+pub const VIRTIO_MMIO_SLOT_SIZE: u64 = 0x1000;
+/// The first virtio device's GSI: the first IOAPIC pin above COM1's.
+pub const VIRTIO_FIRST_GSI: u32 = 5;
+/// The last virtio device's GSI: the IOAPIC's last pin.
+pub const VIRTIO_LAST_GSI: u32 = 23;
+
+// The virtio window is in the MMIO gap, and every virtio GSI is an IOAPIC pin of the MP table.
+const _: () = assert!(VIRTIO_MMIO_START >= MMIO_GAP_START);
+const _: () = assert!(VIRTIO_LAST_GSI < super::mptable::IOAPIC_PINS as u32);
+
+/// The number of virtio-mmio slots (one GSI each).
+pub fn virtio_slot_count() -> usize {
+    (VIRTIO_LAST_GSI - VIRTIO_FIRST_GSI + 1) as usize
+}
+
+/// Base address and GSI of virtio-mmio slot `index`, if there is one.
+pub fn virtio_slot(index: usize) -> Option<(u64, u32)> {
+    (index < virtio_slot_count()).then(|| {
+        (
+            VIRTIO_MMIO_START + index as u64 * VIRTIO_MMIO_SLOT_SIZE,
+            VIRTIO_FIRST_GSI + index as u32,
+        )
+    })
+}
+
 /// The guest physical RAM regions `(start, size)` for `memory_bytes` of RAM: one region below
 /// the MMIO gap, and a second one from 4 GiB for whatever does not fit below it.
 pub fn ram_regions(memory_bytes: u64) -> Vec<(u64, u64)> {
@@ -66,6 +99,17 @@ mod tests {
     fn small_ram_is_one_region_from_zero() {
         assert_eq!(ram_regions(256 << 20), vec![(0, 256 << 20)]);
         assert_eq!(ram_regions(3 << 30), vec![(0, 3 << 30)]);
+    }
+
+    #[test]
+    fn virtio_slots_sit_in_the_gap_on_free_gsis() {
+        assert_eq!(virtio_slot(0), Some((0xd000_0000, 5)));
+        assert_eq!(virtio_slot(1), Some((0xd000_1000, 6)));
+        assert_eq!(virtio_slot_count(), 19);
+        let (last_base, last_gsi) = virtio_slot(virtio_slot_count() - 1).unwrap();
+        assert_eq!(last_gsi, 23, "the IOAPIC's last pin");
+        assert!(virtio_slot(virtio_slot_count()).is_none());
+        assert!(last_base + VIRTIO_MMIO_SLOT_SIZE <= u64::from(IOAPIC_ADDR));
     }
 
     #[test]
