@@ -36,7 +36,7 @@ mod threads;
 mod vcpu;
 mod vm;
 
-pub use config::{DiskConfig, StdinMode, VmConfig, VmmSeccomp};
+pub use config::{DiskConfig, VmConfig, VmmSeccomp, VsockConfig};
 pub use error::VmError;
 pub use memory::RamRegion;
 pub use vm::{open_kvm, ExitReason, Vm, VmExit};

@@ -1,14 +1,12 @@
-//! The 16550A UARTs: COM1 at I/O port `0x3f8`, IRQ 4 — the guest's console, copied to vmc's
-//! stdout — and COM2 at `0x2f8`, IRQ 3 — the workload's stderr, copied to vmc's stderr (the
-//! guest kernel never prints there, so COM2 is always visible). One [`SerialConsole`] type
-//! serves both, told apart by its base port.
+//! The 16550A UART COM1 at I/O port `0x3f8`, IRQ 4: the guest kernel's console, copied to
+//! vmc's stdout (once visible).
 //!
 //! vm-superio's `Serial` implements the registers. Its interrupt is an `EventFd` registered
 //! with KVM as an irqfd for the UART's GSI, so the in-kernel PIC/IOAPIC deliver the
 //! "transmitter empty" (THRE) and "data ready" interrupts: the guest's interrupt-driven tty
 //! driver never waits on a transmit that cannot complete. Output goes to its sink (once
 //! visible, see [`ConsoleOutput`]) and always into a small ring buffer kept for error
-//! messages. Neither takes input: the workload's stdio crosses the vsock channel
+//! messages. It takes no input: the workload's stdio crosses the vsock channel
 //! ([`crate::devices::virtio::vsock`]).
 
 use crate::devices::bus::{BusDevice, BusEffect};
@@ -22,10 +20,6 @@ use vmm_sys_util::eventfd::EventFd;
 pub const COM1_PORT: u16 = 0x3f8;
 /// COM1's legacy IRQ line (and KVM GSI).
 pub const COM1_IRQ: u32 = 4;
-/// First I/O port of COM2.
-pub const COM2_PORT: u16 = 0x2f8;
-/// COM2's legacy IRQ line (and KVM GSI).
-pub const COM2_IRQ: u32 = 3;
 /// How many I/O ports (registers) a UART occupies from its base port.
 pub const REGISTER_COUNT: u16 = 8;
 /// How many of the most recent bytes of each UART's output are kept for error messages.
@@ -76,7 +70,7 @@ impl RecentOutput {
 }
 
 /// Where the UART's output goes: always into [`RecentOutput`], and to `sink` (vmc's stdout for
-/// COM1, its stderr for COM2) once `visible`. A hidden console (`VmConfig::console == false`) becomes visible when the
+/// COM1) once `visible`. A hidden console (`VmConfig::console == false`) becomes visible when the
 /// guest init reports that it started, so kernel boot messages stay hidden while the
 /// workload's output is shown.
 pub struct ConsoleOutput<W: Write> {
@@ -114,7 +108,7 @@ impl<W: Write> Write for ConsoleOutput<W> {
     }
 }
 
-/// A UART (COM1 or COM2) at its base I/O port.
+/// A UART at its base I/O port.
 pub struct SerialConsole<W: Write> {
     base: u16,
     uart: Serial<IrqTrigger, NoEvents, ConsoleOutput<W>>,
@@ -225,15 +219,8 @@ mod tests {
     #[test]
     fn owns_the_eight_registers_from_its_base_port() {
         let (com1, _irq) = console(true);
-        let com2 = SerialConsole::new(
-            COM2_PORT,
-            EventFd::new(libc::EFD_NONBLOCK).unwrap(),
-            ConsoleOutput::new(Vec::new(), true),
-        );
         assert!(com1.owns(0x3f8) && com1.owns(0x3ff));
         assert!(!com1.owns(0x3f7) && !com1.owns(0x400) && !com1.owns(0x2f8));
-        assert!(com2.owns(0x2f8) && com2.owns(0x2ff));
-        assert!(!com2.owns(0x2f7) && !com2.owns(0x300) && !com2.owns(0x3f8));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use vmc_runtime::{
 };
 use vmc_vm::config::MIN_MEMORY_BYTES;
 use vmc_vm::probe::Verdict;
-use vmc_vm::{RamRegion, StdinMode, Vm, VmConfig, VmmSeccomp};
+use vmc_vm::{RamRegion, Vm, VmConfig, VmmSeccomp, VsockConfig};
 
 /// The static guest init, built and embedded by build.rs.
 const EMBEDDED_INIT: &[u8] = include_bytes!(env!("VMC_INIT_EMBEDDED"));
@@ -77,9 +77,11 @@ impl VmRuntime {
             initrd: vec![image_archive, run_archive.clone()],
             cmdline: cmdline(self.options.console),
             console: self.options.console,
-            stdin: stdin_mode(spec),
-            forward_signals: true,
-            terminal: spec.tty,
+            vsock: Some(VsockConfig {
+                stdin: spec.interactive,
+                forward_signals: true,
+                terminal: spec.tty,
+            }),
             seccomp: match spec.security.seccomp {
                 SeccompPolicy::Unconfined => VmmSeccomp::Unconfined,
                 // A profile file is refused for VM mode before the run (`support`).
@@ -88,7 +90,7 @@ impl VmRuntime {
             disks: Vec::new(),
         };
         let mut vm = Vm::create(&config, timeline)?;
-        // With -t the guest's console is the workload's terminal: pass every key through.
+        // With -t the workload's terminal is in the guest: pass every key through.
         let _raw_terminal = spec.tty.then(RawMode::enter).flatten();
         observer.memory_probe_ready(Arc::new(GuestMemoryProbe {
             regions: vm.ram_regions(),
@@ -200,16 +202,6 @@ fn vcpu_count(cpus: Option<f64>) -> anyhow::Result<u8> {
         None => Ok(1),
         Some(cpus) if cpus > 0.0 && cpus <= f64::from(u8::MAX) => Ok(cpus.ceil() as u8),
         Some(cpus) => bail!("--cpus {cpus} is not a vCPU count: give a number from 1 to 254"),
-    }
-}
-
-/// How stdin reaches the guest: as keys on its terminal with `-t`, as an escaped stream with
-/// an end otherwise (`-i`), or not at all.
-fn stdin_mode(spec: &RunSpec) -> Option<StdinMode> {
-    match (spec.interactive, spec.tty) {
-        (false, _) => None,
-        (true, true) => Some(StdinMode::Terminal),
-        (true, false) => Some(StdinMode::Stream),
     }
 }
 

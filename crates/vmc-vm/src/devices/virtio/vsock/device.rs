@@ -100,7 +100,9 @@ impl VirtioDevice for Vsock {
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         let config = VsockBackend::config_space();
         for (index, byte) in data.iter_mut().enumerate() {
-            let at = usize::try_from(offset).ok().and_then(|o| o.checked_add(index));
+            let at = usize::try_from(offset)
+                .ok()
+                .and_then(|o| o.checked_add(index));
             *byte = at.and_then(|at| config.get(at)).copied().unwrap_or(0);
         }
     }

@@ -21,6 +21,7 @@ use vmm_sys_util::eventfd::EventFd;
 pub const STREAM_BUFFER_BYTES: usize = 256 * 1024;
 
 /// The buffers of one run's streams.
+#[derive(Clone)]
 pub struct HostStreams {
     /// vmc's stdin for the guest, when the run has `-i`.
     pub stdin: Option<Arc<StreamBuffer>>,

@@ -9,12 +9,14 @@
 
 pub mod buffer;
 mod connection;
+mod device;
 pub mod host;
 mod muxer;
 mod packet;
 
 pub use buffer::StreamBuffer;
 pub use connection::HostEnd;
+pub use device::Vsock;
 
 use muxer::Muxer;
 use packet::MAX_PACKET_DATA;
