@@ -12,6 +12,8 @@ APT_PACKAGES=(
   skopeo umoci                                  # OCI interop tests
   crun runc bubblewrap hyperfine jq             # peers for the benchmarks, their JSON
   qemu-system-x86                               # scripts/kvm-sandbox (emulated KVM host)
+  erofs-utils e2fsprogs                         # VM mode: the image as a read-only disk, scratch disks
+  mmdebstrap                                    # tests: real Debian images
   linux-source-6.1 flex bison bc libelf-dev libssl-dev make gcc  # guest kernel build
 )
 

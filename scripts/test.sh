@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project: setup (packages, build, guest kernel, default images),
+# Runs every test of the project: setup (packages, build, guest kernel, default images, the
+# Debian test images),
 # formatting and lint checks, the Rust tests (unit, integration, container end-to-end as root),
 # and the VM end-to-end tests (directly where the host's KVM can run Linux, else inside
 # scripts/kvm-sandbox). Ends with one line: "tests: N passed, N failed, N skipped".
@@ -17,6 +18,9 @@ step() { # step NAME COMMAND... — runs a check that counts as one test
 }
 
 scripts/setup.sh || { echo "tests: 0 passed, 1 failed, 0 skipped"; exit 1; }
+# The real Debian images the parity suite runs in both modes (built once, cached).
+VMC="$PWD/target/release/vmc" scripts/make-test-images.sh \
+  || { echo "tests: 0 passed, 1 failed, 0 skipped"; exit 1; }
 
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -1,11 +1,11 @@
-//! What a microVM boots: the image as an initramfs, plus a tiny archive with the run settings.
+//! An image as an initramfs a microVM boots: the image's root filesystem, a guest init and
+//! `/dev/console`.
 //!
-//! The image archive holds the image's root filesystem, the guest init at `/vmc/init` and
-//! `/dev/console`; it is built once per image and init binary and cached under
-//! `$VMC_HOME/initramfs/`. Each run adds a second archive holding `/vmc/run.json`; the kernel
-//! unpacks concatenated archives in order, so the VMM loads the two back to back (both are
-//! padded to a multiple of 512 bytes; the kernel needs each archive to start 4-byte aligned).
-//! The kernel command line must say `rdinit=/vmc/init`.
+//! The archive is built once per image and init binary and cached under
+//! `$VMC_HOME/initramfs/`. Archives are padded to a multiple of 512 bytes, so the VMM may load
+//! more archives (such as per-run settings) right behind it: the kernel unpacks concatenated
+//! archives in order, and needs each to start 4-byte aligned. The kernel command line must
+//! name the init (`rdinit=`).
 
 use crate::cpio::{Attributes, CpioWriter};
 use crate::digest::is_sha256_hex;
@@ -15,7 +15,6 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use vmc_init::RunConfig;
 
 /// The directory of cached image archives below the vmc home.
 pub const CACHE_DIR: &str = "initramfs";
@@ -24,28 +23,61 @@ pub const CACHE_DIR: &str = "initramfs";
 const INIT_HINT: &str =
     "the guest init must be linked statically: build it with scripts/build-vmc-init.sh";
 
-/// Paths inside the archive the guest init owns: an image's own entries there are left out.
-const RESERVED: [&str; 2] = ["vmc", "dev/console"];
+/// The console device every guest needs, owned by the archive: an image's own entry there is
+/// left out.
+const CONSOLE: &str = "dev/console";
 
-/// Writes the initramfs of `rootfs` with the guest init `init` (a static binary) to `out`.
-pub fn build_image_archive(rootfs: &Path, init: &Path, out: &Path) -> Result<()> {
+/// The guest init an image archive carries.
+#[derive(Debug, Clone, Copy)]
+pub struct GuestInit<'a> {
+    /// The init on the host: a statically linked x86-64 executable.
+    pub binary: &'a Path,
+    /// Its absolute path in the guest, one directory deep (such as `/vmc/init`). The archive
+    /// owns that directory: an image's own entries there are left out.
+    pub guest_path: &'a str,
+}
+
+impl GuestInit<'_> {
+    /// The init's directory and its path, as archive names (no leading `/`); an error unless
+    /// the guest path is `/<directory>/<name>`.
+    fn archive_names(&self) -> Result<(&str, &str)> {
+        let name = self.guest_path.strip_prefix('/').unwrap_or_default();
+        match name.split_once('/') {
+            Some((dir, file)) if !dir.is_empty() && !file.is_empty() && !file.contains('/') => {
+                Ok((dir, name))
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the init's guest path {:?} is not /<directory>/<name>",
+                    self.guest_path
+                ),
+            ))
+            .io_ctx("using guest init", self.binary),
+        }
+    }
+}
+
+/// Writes the initramfs of `rootfs` with the guest init `init` to `out`.
+pub fn build_image_archive(rootfs: &Path, init: GuestInit, out: &Path) -> Result<()> {
     let file = File::create(out).io_ctx("creating", out)?;
     write_image_archive(rootfs, init, &file, out)
 }
 
 /// The cached initramfs of image `image_id` (whose root filesystem is `rootfs`) with the
-/// guest init `init`: `$VMC_HOME/initramfs/<image-id>-<sha256(init)[..16]>.cpio`, built on
-/// first use (into a temporary file renamed into place, so concurrent runs are safe).
+/// guest init `init`: `$VMC_HOME/initramfs/<image-id>-<key>.cpio`, where the key is a hash of
+/// the init binary and its guest path; built on first use (into a temporary file renamed into
+/// place, so concurrent runs are safe).
 pub fn cached_image_archive(
     home: &Path,
     image_id: &str,
     rootfs: &Path,
-    init: &Path,
+    init: GuestInit,
 ) -> Result<PathBuf> {
     check_image_id(image_id)?;
-    let init_hash = sha256_file(init)?;
+    let init_key = init_key(init)?;
     let dir = home.join(CACHE_DIR);
-    let path = dir.join(format!("{image_id}-{}.cpio", &init_hash[..16]));
+    let path = dir.join(format!("{image_id}-{init_key}.cpio"));
     if path.exists() {
         return Ok(path);
     }
@@ -92,75 +124,72 @@ fn remove_archives_where(home: &Path, doomed: impl Fn(&str) -> bool) -> Result<u
     Ok(removed)
 }
 
-/// Writes the per-run archive holding `/vmc/run.json` to `out`.
-pub fn build_run_archive(config: &RunConfig, out: &Path) -> Result<()> {
-    std::fs::write(out, run_archive(config)).io_ctx("writing", out)
-}
-
-/// The per-run archive holding `/vmc/run.json` (readable by root only), as bytes.
-pub fn run_archive(config: &RunConfig) -> Vec<u8> {
-    let mut writer = CpioWriter::new(Vec::new());
-    let written = writer
-        .add_dir("vmc", Attributes::root(0o755))
-        .and_then(|()| {
-            writer.add_file(
-                &archive_name(vmc_init::RUN_CONFIG_PATH),
-                Attributes::root(0o600),
-                &config.to_json(),
-            )
-        });
-    written
-        .and_then(|()| writer.finish())
-        .expect("writing to a Vec cannot fail")
-}
-
 /// Streams the image archive into `out` (whose path, for messages, is `out_path`).
-fn write_image_archive(rootfs: &Path, init: &Path, out: &File, out_path: &Path) -> Result<()> {
-    check_static_executable(init)?;
-    let init_file = File::open(init).io_ctx("opening", init)?;
-    let init_len = init_file.metadata().io_ctx("inspecting", init)?.len();
+fn write_image_archive(rootfs: &Path, init: GuestInit, out: &File, out_path: &Path) -> Result<()> {
+    let (init_dir, init_name) = init.archive_names()?;
+    check_static_executable(init.binary)?;
+    let init_file = File::open(init.binary).io_ctx("opening", init.binary)?;
+    let init_len = init_file
+        .metadata()
+        .io_ctx("inspecting", init.binary)?
+        .len();
     let mut writer = CpioWriter::new(BufWriter::new(out));
-    writer.add_tree(rootfs, &is_reserved)?;
+    writer.add_tree(rootfs, &|name| is_reserved(name, init_dir))?;
     let image_has_dev = rootfs.join("dev").symlink_metadata().is_ok();
-    add_guest_entries(&mut writer, image_has_dev, init_file, init_len)
+    let guest_entries = GuestEntries {
+        image_has_dev,
+        init_dir,
+        init_name,
+        init: init_file,
+        init_len,
+    };
+    guest_entries
+        .add_to(&mut writer)
         .and_then(|()| writer.finish())
         .and_then(|mut buffered| buffered.flush())
         .io_ctx("writing", out_path)
 }
 
-/// Adds `/dev` (unless the image has it), `/dev/console` and `/vmc/init`.
-fn add_guest_entries(
-    writer: &mut CpioWriter<impl Write>,
+/// What the archive adds to the image's tree.
+struct GuestEntries<'a> {
+    /// Whether the image has its own `/dev`.
     image_has_dev: bool,
+    /// The init's directory, as an archive name.
+    init_dir: &'a str,
+    /// The init's path, as an archive name.
+    init_name: &'a str,
+    /// The init binary, open.
     init: File,
+    /// Its size.
     init_len: u64,
-) -> io::Result<()> {
-    if !image_has_dev {
-        writer.add_dir("dev", Attributes::root(0o755))?;
-    }
-    writer.add_char_device("dev/console", Attributes::root(0o600), 5, 1)?;
-    writer.add_dir("vmc", Attributes::root(0o755))?;
-    writer.add_file_from(
-        &archive_name(vmc_init::INIT_PATH),
-        Attributes::root(0o755),
-        init,
-        init_len,
-    )
 }
 
-/// Whether an image's entry named `name` is left out because the guest init owns that path.
-fn is_reserved(name: &str) -> bool {
-    RESERVED.iter().any(|reserved| {
+impl GuestEntries<'_> {
+    /// Adds `/dev` (unless the image has it), `/dev/console`, the init's directory and the init.
+    fn add_to(self, writer: &mut CpioWriter<impl Write>) -> io::Result<()> {
+        if !self.image_has_dev {
+            writer.add_dir("dev", Attributes::root(0o755))?;
+        }
+        writer.add_char_device(CONSOLE, Attributes::root(0o600), 5, 1)?;
+        writer.add_dir(self.init_dir, Attributes::root(0o755))?;
+        writer.add_file_from(
+            self.init_name,
+            Attributes::root(0o755),
+            self.init,
+            self.init_len,
+        )
+    }
+}
+
+/// Whether an image's entry named `name` is left out because the archive owns that path: the
+/// console and the init's directory `init_dir`, each with everything below it.
+fn is_reserved(name: &str, init_dir: &str) -> bool {
+    [CONSOLE, init_dir].iter().any(|reserved| {
         name == *reserved
             || name
                 .strip_prefix(reserved)
                 .is_some_and(|rest| rest.starts_with('/'))
     })
-}
-
-/// The archive name of an absolute guest path (archive names have no leading `/`).
-fn archive_name(guest_path: &str) -> String {
-    guest_path.trim_start_matches('/').to_string()
 }
 
 /// Fails unless `image_id` is 64 lowercase hex digits (it becomes part of a file name).
@@ -175,18 +204,21 @@ fn check_image_id(image_id: &str) -> Result<()> {
     }
 }
 
-/// The hex sha256 of the file at `path`.
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).io_ctx("opening", path)?;
+/// The cache key of `init`: the first 16 hex digits of the sha256 of its binary followed by
+/// its guest path.
+fn init_key(init: GuestInit) -> Result<String> {
+    let mut file = File::open(init.binary).io_ctx("opening", init.binary)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0; 256 * 1024];
     loop {
-        let n = file.read(&mut buffer).io_ctx("reading", path)?;
+        let n = file.read(&mut buffer).io_ctx("reading", init.binary)?;
         if n == 0 {
-            return Ok(hex::encode(hasher.finalize()));
+            break;
         }
         hasher.update(&buffer[..n]);
     }
+    hasher.update(init.guest_path.as_bytes());
+    Ok(hex::encode(hasher.finalize())[..16].to_string())
 }
 
 /// Fails unless `path` is an x86-64 ELF executable without a program interpreter: the guest
@@ -249,11 +281,27 @@ mod tests {
 
     #[test]
     fn reserved_paths_cover_their_subtrees_only() {
-        for name in ["vmc", "vmc/init", "vmc/a/b", "dev/console"] {
-            assert!(is_reserved(name), "{name}");
+        for name in ["vmc", "vmc/init", "vmc/a/b", "dev/console", "dev/console/x"] {
+            assert!(is_reserved(name, "vmc"), "{name}");
         }
         for name in ["vmcx", "dev", "dev/consoles", "etc/vmc"] {
-            assert!(!is_reserved(name), "{name}");
+            assert!(!is_reserved(name, "vmc"), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_init_sits_one_directory_deep() {
+        let init = |guest_path| GuestInit {
+            binary: Path::new("/bin/busybox"),
+            guest_path,
+        };
+        assert_eq!(
+            init("/vmc/init").archive_names().unwrap(),
+            ("vmc", "vmc/init")
+        );
+        for bad in ["vmc/init", "/init", "/vmc/", "//init", "/a/b/init", ""] {
+            let err = init(bad).archive_names().unwrap_err().to_string();
+            assert!(err.contains("not /<directory>/<name>"), "{bad}: {err}");
         }
     }
 

@@ -2,17 +2,26 @@
 
 mod common;
 
-use common::run_config;
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use vmc_image::cpio::{CpioWriter, BLOCK_SIZE};
-use vmc_image::initramfs;
-use vmc_init::RunConfig;
+use vmc_image::initramfs::{self, GuestInit};
 
 /// A statically linked executable present on every machine that runs these tests.
 const STATIC_BINARY: &str = "/bin/busybox";
+
+/// Where the tests put the init in the guest.
+const INIT_GUEST_PATH: &str = "/vmc/init";
+
+/// `binary` as the guest init at [`INIT_GUEST_PATH`].
+fn guest_init(binary: &Path) -> GuestInit<'_> {
+    GuestInit {
+        binary,
+        guest_path: INIT_GUEST_PATH,
+    }
+}
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -196,7 +205,12 @@ fn image_archive_holds_the_rootfs_the_init_and_the_console() {
     busybox_rootfs(rootfs.path());
     let work = tempfile::tempdir().unwrap();
     let archive = work.path().join("image.cpio");
-    initramfs::build_image_archive(rootfs.path(), Path::new(STATIC_BINARY), &archive).unwrap();
+    initramfs::build_image_archive(
+        rootfs.path(),
+        guest_init(Path::new(STATIC_BINARY)),
+        &archive,
+    )
+    .unwrap();
     assert_eq!(
         list(&archive),
         [
@@ -241,67 +255,27 @@ fn a_dynamically_linked_init_is_refused() {
         .map(PathBuf::from)
         .find(|p| p.exists());
     let dynamic = dynamic.expect("ls exists");
-    let err = initramfs::build_image_archive(rootfs.path(), &dynamic, &work.path().join("a.cpio"))
-        .unwrap_err()
-        .to_string();
+    let err = initramfs::build_image_archive(
+        rootfs.path(),
+        guest_init(&dynamic),
+        &work.path().join("a.cpio"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("it is dynamically linked") && err.contains("build-vmc-init.sh"),
         "{err}"
     );
     let text_file = work.path().join("init.sh");
     fs::write(&text_file, "#!/bin/sh\n").unwrap();
-    let err =
-        initramfs::build_image_archive(rootfs.path(), &text_file, &work.path().join("b.cpio"))
-            .unwrap_err()
-            .to_string();
+    let err = initramfs::build_image_archive(
+        rootfs.path(),
+        guest_init(&text_file),
+        &work.path().join("b.cpio"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("not an x86-64 ELF executable"), "{err}");
-}
-
-/// The settings of `echo hi`.
-fn sample_config() -> RunConfig {
-    run_config(&["/bin/echo", "hi"])
-}
-
-#[test]
-fn concatenated_image_and_run_archives_extract_in_order() {
-    let rootfs = tempfile::tempdir().unwrap();
-    busybox_rootfs(rootfs.path());
-    let work = tempfile::tempdir().unwrap();
-    let image = work.path().join("image.cpio");
-    let run = work.path().join("run.cpio");
-    initramfs::build_image_archive(rootfs.path(), Path::new(STATIC_BINARY), &image).unwrap();
-    initramfs::build_run_archive(&sample_config(), &run).unwrap();
-    assert_eq!(
-        fs::read(&run).unwrap(),
-        initramfs::run_archive(&sample_config())
-    );
-    assert_eq!(list(&run), ["vmc", "vmc/run.json"]);
-
-    let combined = work.path().join("combined.cpio");
-    let mut bytes = fs::read(&image).unwrap();
-    bytes.extend(fs::read(&run).unwrap());
-    fs::write(&combined, bytes).unwrap();
-    let out = work.path().join("out");
-    fs::create_dir(&out).unwrap();
-    // Two `cpio -i` in a row read the two archives from one stream, as the kernel does.
-    let status = Command::new("sh")
-        .args(["-c", "cpio -idm --quiet --no-absolute-filenames 2>&1 && cpio -idm --quiet --no-absolute-filenames 2>&1"])
-        .current_dir(&out)
-        .stdin(fs::File::open(&combined).unwrap())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(out.join("bin/busybox").is_file());
-    assert_eq!(
-        fs::read(out.join("vmc/init")).unwrap(),
-        fs::read(STATIC_BINARY).unwrap()
-    );
-    let settings = fs::read(out.join("vmc/run.json")).unwrap();
-    assert_eq!(RunConfig::from_json(&settings).unwrap(), sample_config());
-    assert_eq!(
-        out.join("vmc/run.json").metadata().unwrap().mode() & 0o777,
-        0o600
-    );
 }
 
 #[test]
@@ -312,7 +286,8 @@ fn the_image_archive_is_cached_per_image_and_init() {
     let image_id = "ab".repeat(32);
     let init = Path::new(STATIC_BINARY);
     let first =
-        initramfs::cached_image_archive(home.path(), &image_id, rootfs.path(), init).unwrap();
+        initramfs::cached_image_archive(home.path(), &image_id, rootfs.path(), guest_init(init))
+            .unwrap();
     let name = first.file_name().unwrap().to_str().unwrap().to_string();
     assert!(
         name.starts_with(&format!("{image_id}-")) && name.ends_with(".cpio"),
@@ -322,7 +297,8 @@ fn the_image_archive_is_cached_per_image_and_init() {
     let before = fs::metadata(&first).unwrap();
 
     let again =
-        initramfs::cached_image_archive(home.path(), &image_id, rootfs.path(), init).unwrap();
+        initramfs::cached_image_archive(home.path(), &image_id, rootfs.path(), guest_init(init))
+            .unwrap();
     assert_eq!(again, first);
     let after = fs::metadata(&again).unwrap();
     assert_eq!(
@@ -335,8 +311,13 @@ fn the_image_archive_is_cached_per_image_and_init() {
     let mut bytes = fs::read(init).unwrap();
     bytes.push(0);
     fs::write(&other_init, bytes).unwrap();
-    let other = initramfs::cached_image_archive(home.path(), &image_id, rootfs.path(), &other_init)
-        .unwrap();
+    let other = initramfs::cached_image_archive(
+        home.path(),
+        &image_id,
+        rootfs.path(),
+        guest_init(&other_init),
+    )
+    .unwrap();
     assert_ne!(other, first);
     assert_eq!(
         fs::read_dir(home.path().join("initramfs")).unwrap().count(),
@@ -349,5 +330,11 @@ fn the_image_archive_is_cached_per_image_and_init() {
         2
     );
     assert!(!first.exists() && !other.exists());
-    assert!(initramfs::cached_image_archive(home.path(), "../etc", rootfs.path(), init).is_err());
+    assert!(initramfs::cached_image_archive(
+        home.path(),
+        "../etc",
+        rootfs.path(),
+        guest_init(init)
+    )
+    .is_err());
 }

@@ -8,7 +8,7 @@ use nix::sys::socket::{
     connect, shutdown, socket, AddressFamily, Shutdown, SockFlag, SockType, VsockAddr,
 };
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use vmc_init::RunConfig;
+use vmc_protocol::RunConfig;
 use vmc_runtime::channel::{Stream, HOST_CID};
 
 /// The run's open streams.

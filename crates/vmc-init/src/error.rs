@@ -40,7 +40,7 @@ pub enum InitError {
     },
     /// The per-run settings are invalid.
     #[error(transparent)]
-    Config(#[from] vmc_init::ConfigError),
+    Config(#[from] vmc_protocol::ConfigError),
     /// The host name could not be set.
     #[error("setting the host name: {0}")]
     Hostname(Errno),

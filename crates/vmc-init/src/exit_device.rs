@@ -1,8 +1,10 @@
-//! Port I/O to the VMM's exit/boot-timer device (see [`vmc_init::protocol`]).
+//! Port I/O to the VMM's exit/boot-timer device (see [`vmc_protocol::exit_device`]).
 
 use crate::error::InitError;
 use nix::errno::Errno;
-use vmc_init::protocol::{BootMilestone, WorkloadStatus, MILESTONE_PORT, PORT_RANGE, STATUS_PORT};
+use vmc_protocol::exit_device::{
+    BootMilestone, WorkloadStatus, MILESTONE_PORT, PORT_RANGE, STATUS_PORT,
+};
 
 /// Access to the exit device's ports, granted to this process (and inherited by `fork`).
 pub struct ExitDevice(());

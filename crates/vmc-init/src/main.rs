@@ -22,8 +22,8 @@ mod terminal;
 use error::InitError;
 use exit_device::ExitDevice;
 use nix::unistd::sethostname;
-use vmc_init::protocol::{BootMilestone, WorkloadStatus, INIT_FAILED};
-use vmc_init::{RunConfig, RUN_CONFIG_PATH};
+use vmc_protocol::exit_device::{BootMilestone, WorkloadStatus, INIT_FAILED};
+use vmc_protocol::{RunConfig, RUN_CONFIG_PATH};
 
 fn main() {
     let device = match ExitDevice::open() {

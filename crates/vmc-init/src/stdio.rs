@@ -13,7 +13,7 @@ use nix::poll::PollTimeout;
 use nix::sys::stat::Mode;
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, pipe2};
 use std::os::fd::{AsRawFd, OwnedFd};
-use vmc_init::RunConfig;
+use vmc_protocol::RunConfig;
 
 /// How long a terminal may stay quiet after the workload's exit before its output counts as
 /// drained: what the workload wrote last can still be on its way through the kernel's

@@ -8,7 +8,7 @@ use nix::fcntl::{open, OFlag};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt, PtyMaster};
 use nix::sys::stat::Mode;
 use std::os::fd::{AsRawFd, OwnedFd};
-use vmc_init::TerminalSize;
+use vmc_protocol::TerminalSize;
 
 /// A pseudo-terminal pair.
 pub struct Terminal {

@@ -6,7 +6,8 @@
 //! the guest — and Linux takes both within milliseconds of booting. The probe guest runs
 //! in 64-bit mode (set up like a Linux boot), installs an IDT, executes `int3`, then
 //! programs the in-kernel 8259 PIC and PIT and waits with `hlt` for the timer interrupt,
-//! reporting each step on I/O port 0x500. Nothing is cached: the probe is cheap.
+//! reporting each step on I/O port 0x500. The probe itself caches nothing; VM runs cache its
+//! verdict per host boot (`vmc_vm_runtime`), `vmc doctor` always measures.
 
 use crate::arch::x86_64::layout::{GDT_ADDR, IDT_ADDR, KVM_TSS_ADDR};
 use crate::arch::x86_64::{gdt, paging};

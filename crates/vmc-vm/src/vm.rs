@@ -5,7 +5,7 @@ use crate::boot;
 use crate::config::{host_ram_bytes, VmConfig, VmmSeccomp, VsockConfig};
 use crate::devices::bus::Bus;
 use crate::devices::event_loop::{EventLoop, RunningEventLoop};
-use crate::devices::exit_device::{ExitDeviceEvent, SIGNALED_FLAG};
+use crate::devices::exit_device::ExitDeviceEvent;
 use crate::devices::insert_legacy_devices;
 use crate::devices::serial::{ConsoleOutput, SerialConsole, COM1_IRQ, COM1_PORT};
 use crate::devices::virtio::block::Block;
@@ -29,6 +29,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use vmc_protocol::exit_device::WorkloadStatus;
 use vmc_runtime::signals::SignalCatcher;
 use vmc_runtime::{ExitOutcome, Milestone, Timeline};
 use vmm_sys_util::eventfd::EventFd;
@@ -60,12 +61,10 @@ pub struct VmExit {
 impl VmExit {
     /// The reported status as the shared exit-status contract's outcome.
     pub fn outcome(&self) -> Option<ExitOutcome> {
-        let status = self.status?;
-        if status & SIGNALED_FLAG as i32 != 0 {
-            Some(ExitOutcome::Signaled(status & 0xff))
-        } else {
-            Some(ExitOutcome::Exited(status & 0xff))
-        }
+        Some(match WorkloadStatus::from_port_value(self.status? as u32) {
+            WorkloadStatus::Exited(code) => ExitOutcome::Exited(code.into()),
+            WorkloadStatus::Signaled(signal) => ExitOutcome::Signaled(signal.into()),
+        })
     }
 }
 

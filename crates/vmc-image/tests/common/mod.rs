@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: layer tarballs built byte by byte (so hostile
-//! entries are possible), OCI layouts written by hand, tree snapshots for comparisons, and
-//! the per-run settings of a VM run.
+//! entries are possible), OCI layouts written by hand, and tree snapshots for comparisons.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use sha2::{Digest, Sha256};
@@ -8,21 +7,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-/// Per-run settings for a VM run of `args` as root in `/`, PATH=/bin, host name `vmc-test`.
-pub fn run_config(args: &[&str]) -> vmc_init::RunConfig {
-    vmc_init::RunConfig {
-        args: args.iter().map(|a| a.to_string()).collect(),
-        env: vec!["PATH=/bin".into()],
-        workdir: "/".into(),
-        uid: 0,
-        gid: 0,
-        hostname: "vmc-test".into(),
-        tty: false,
-        interactive: false,
-        terminal_size: None,
-    }
-}
 
 /// `sha256:<hex>` of bytes.
 pub fn sha256(bytes: &[u8]) -> String {

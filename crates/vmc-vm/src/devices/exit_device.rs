@@ -1,28 +1,14 @@
 //! The vmc exit / boot-timer device: how the guest init reports progress and the workload's
-//! exit status to the VMM.
+//! exit status to the VMM, by the protocol of [`vmc_protocol::exit_device`].
 //!
-//! Protocol (fixed; `vmc-init` is written against it):
-//!
-//! | port    | access            | meaning                                                   |
-//! |---------|-------------------|-----------------------------------------------------------|
-//! | `0x600` | 8-bit write       | milestone: `1` init started, `2` workload exec, `3` workload exited |
-//! | `0x604` | 32-bit write (`outl`) | workload exit status: `0..=255` exit code, `0x100 \| N` killed by signal N |
-//!
-//! The init writes the status first, then milestone 3, then resets the VM (i8042). The VMM
-//! stamps each milestone with the host `Instant` at which the guest's port write trapped
-//! (KVM_RUN returned with the I/O exit) and records it in the run's timeline. Reads return
-//! all ones; other values and widths are ignored.
+//! The VMM stamps each milestone with the host `Instant` at which the guest's port write
+//! trapped (KVM_RUN returned with the I/O exit) and records it in the run's timeline. Reads
+//! return all ones; other values and widths are ignored.
 
 use crate::devices::bus::{BusDevice, BusEffect};
 use std::io;
+use vmc_protocol::exit_device::{BootMilestone, MILESTONE_PORT, PORT_RANGE, STATUS_PORT};
 use vmc_runtime::Milestone;
-
-/// Port of the 8-bit milestone register.
-pub const MILESTONE_PORT: u16 = 0x600;
-/// Port of the 32-bit status register.
-pub const STATUS_PORT: u16 = 0x604;
-/// Status bit meaning "killed by the signal in the low byte".
-pub const SIGNALED_FLAG: u32 = 0x100;
 
 /// What a guest write to the device reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,18 +30,18 @@ pub fn decode_write(port: u16, data: &[u8]) -> Option<ExitDeviceEvent> {
     }
 }
 
-/// The milestone a byte on [`MILESTONE_PORT`] stands for.
+/// The timeline milestone a byte on [`MILESTONE_PORT`] stands for.
 fn milestone(byte: u8) -> Option<Milestone> {
-    match byte {
-        1 => Some(Milestone::InitStarted),
-        2 => Some(Milestone::WorkloadExec),
-        3 => Some(Milestone::WorkloadExit),
-        _ => None,
-    }
+    Some(match BootMilestone::from_byte(byte)? {
+        BootMilestone::InitStarted => Milestone::InitStarted,
+        BootMilestone::WorkloadExec => Milestone::WorkloadExec,
+        BootMilestone::WorkloadExited => Milestone::WorkloadExit,
+    })
 }
 
-/// How many ports the device occupies from [`MILESTONE_PORT`] (`0x600..0x608`).
-pub const PORT_COUNT: u16 = 8;
+/// How many ports the device occupies from [`MILESTONE_PORT`] (its window [`PORT_RANGE`],
+/// `0x600..0x608`).
+pub const PORT_COUNT: u16 = PORT_RANGE.1;
 
 /// The device on the bus: decodes writes, reads all ones.
 #[derive(Debug, Default)]
@@ -102,7 +88,7 @@ mod tests {
             Some(ExitDeviceEvent::Status(42))
         );
         assert_eq!(
-            decode_write(0x604, &(SIGNALED_FLAG | 9).to_le_bytes()),
+            decode_write(0x604, &0x109u32.to_le_bytes()),
             Some(ExitDeviceEvent::Status(0x109))
         );
         assert_eq!(decode_write(0x604, &[42]), None, "8-bit write ignored");

@@ -13,11 +13,12 @@ pub mod virtio;
 
 use crate::error::VmError;
 use bus::{Bus, Space};
-use exit_device::{ExitDevice, MILESTONE_PORT};
+use exit_device::ExitDevice;
 use i8042::I8042;
 use serial::SerialConsole;
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use vmc_protocol::exit_device::MILESTONE_PORT;
 
 /// Inserts the legacy I/O-port devices into `bus`: the console UART `com1` (at its base
 /// port), an i8042 and the exit device.

@@ -1,11 +1,10 @@
 //! Choosing the runtime for a mode. Everything else in the CLI sees only `dyn Runtime`.
 
-mod vm;
-
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use vmc_runtime::{Mode, Runtime};
+use vmc_vm_runtime::{VmOptions, VmRuntime};
 
 /// Options only one mode uses (VM mode's kernel and console).
 #[derive(Args, Debug, Default, Clone)]
@@ -22,6 +21,9 @@ pub struct ModeOptions {
 pub fn runtime_for(mode: Mode, options: &ModeOptions) -> Result<Box<dyn Runtime>> {
     Ok(match mode {
         Mode::Container => Box::new(vmc_container::ContainerRuntime::new()),
-        Mode::Vm => Box::new(vm::VmRuntime::new(options.clone())),
+        Mode::Vm => Box::new(VmRuntime::new(VmOptions {
+            kernel: options.kernel.clone(),
+            console: options.console,
+        })),
     })
 }

@@ -1,4 +1,10 @@
-//! The VMM's exit/boot-timer device, as the guest init drives it.
+//! The VMM's exit/boot-timer device: how the guest init reports progress and the workload's
+//! exit status.
+//!
+//! | port    | access                | meaning                                                   |
+//! |---------|-----------------------|-----------------------------------------------------------|
+//! | `0x600` | 8-bit write           | milestone: `1` init started, `2` workload exec, `3` workload exited |
+//! | `0x604` | 32-bit write (`outl`) | workload exit status: `0..=255` exit code, `0x100 \| N` killed by signal N |
 //!
 //! The init writes one byte to [`MILESTONE_PORT`] at each [`BootMilestone`] and, when the
 //! workload has ended, its [`WorkloadStatus`] as a 32-bit value to [`STATUS_PORT`] — first the
@@ -12,7 +18,8 @@ pub const MILESTONE_PORT: u16 = 0x600;
 /// I/O port for the 32-bit workload status write.
 pub const STATUS_PORT: u16 = 0x604;
 
-/// The first port of the device and how many ports it spans (the init's `ioperm` range).
+/// The first port of the device and how many ports it spans (the init's `ioperm` range, the
+/// VMM's decoding window).
 pub const PORT_RANGE: (u16, u16) = (MILESTONE_PORT, 8);
 
 /// Exit code of a failure of the init itself (vmc's own 125).
@@ -36,6 +43,15 @@ pub enum BootMilestone {
     WorkloadExited = 3,
 }
 
+impl BootMilestone {
+    /// The milestone a byte written to [`MILESTONE_PORT`] stands for (`None`: no milestone).
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        [Self::InitStarted, Self::WorkloadExec, Self::WorkloadExited]
+            .into_iter()
+            .find(|milestone| *milestone as u8 == byte)
+    }
+}
+
 /// How the workload ended, as reported on [`STATUS_PORT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkloadStatus {
@@ -51,6 +67,18 @@ impl WorkloadStatus {
         match self {
             Self::Exited(code) => u32::from(code),
             Self::Signaled(signal) => SIGNALED_FLAG | u32::from(signal),
+        }
+    }
+
+    /// Reads a value the guest wrote to [`STATUS_PORT`]: bit `0x100` set means killed
+    /// by the signal in the low byte, else the low byte is the exit code (higher bits are
+    /// ignored, so any value the guest writes has a meaning).
+    pub fn from_port_value(value: u32) -> Self {
+        let low_byte = (value & 0xff) as u8;
+        if value & SIGNALED_FLAG != 0 {
+            Self::Signaled(low_byte)
+        } else {
+            Self::Exited(low_byte)
         }
     }
 }
@@ -69,9 +97,41 @@ mod tests {
     }
 
     #[test]
+    fn status_decoding_inverts_the_encoding_and_takes_any_value() {
+        for status in [
+            WorkloadStatus::Exited(0),
+            WorkloadStatus::Exited(255),
+            WorkloadStatus::Signaled(9),
+            INIT_FAILED,
+        ] {
+            assert_eq!(
+                WorkloadStatus::from_port_value(status.to_port_value()),
+                status
+            );
+        }
+        assert_eq!(
+            WorkloadStatus::from_port_value(0xdead_0242),
+            WorkloadStatus::Exited(0x42)
+        );
+        assert_eq!(
+            WorkloadStatus::from_port_value(0x3ff),
+            WorkloadStatus::Signaled(0xff)
+        );
+    }
+
+    #[test]
     fn milestone_bytes_match_the_device_protocol() {
         assert_eq!(BootMilestone::InitStarted as u8, 1);
         assert_eq!(BootMilestone::WorkloadExec as u8, 2);
         assert_eq!(BootMilestone::WorkloadExited as u8, 3);
+        for milestone in [
+            BootMilestone::InitStarted,
+            BootMilestone::WorkloadExec,
+            BootMilestone::WorkloadExited,
+        ] {
+            assert_eq!(BootMilestone::from_byte(milestone as u8), Some(milestone));
+        }
+        assert_eq!(BootMilestone::from_byte(0), None);
+        assert_eq!(BootMilestone::from_byte(4), None);
     }
 }

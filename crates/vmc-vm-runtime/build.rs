@@ -1,5 +1,5 @@
-//! Builds `vmc-init`, the guest's PID 1, as a static binary and embeds it in `vmc`, so the
-//! `vmc` executable alone can turn any image into a bootable microVM.
+//! Builds `vmc-init`, the guest's PID 1, as a static binary and embeds it in this crate (and
+//! so in `vmc`), so the `vmc` executable alone can turn any image into a bootable microVM.
 //!
 //! The init is built by a nested cargo into its own target directory under OUT_DIR, for the
 //! explicit target triple, so `crt-static` applies to the init only (not to build scripts
@@ -16,11 +16,18 @@ fn main() {
     let manifest_dir =
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let init_crate = manifest_dir.join("../vmc-init");
-    for input in ["src", "Cargo.toml"] {
-        println!(
-            "cargo:rerun-if-changed={}",
-            init_crate.join(input).display()
-        );
+    // The init and the workspace crates it is built from.
+    for input_crate in ["vmc-init", "vmc-protocol", "vmc-runtime"] {
+        for input in ["src", "Cargo.toml"] {
+            println!(
+                "cargo:rerun-if-changed={}",
+                manifest_dir
+                    .join("..")
+                    .join(input_crate)
+                    .join(input)
+                    .display()
+            );
+        }
     }
     let binary = match std::env::var_os("VMC_INIT_BINARY") {
         Some(path) => PathBuf::from(path),

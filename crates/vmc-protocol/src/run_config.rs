@@ -1,19 +1,6 @@
-//! The contract between vmc on the host and `vmc-init`, PID 1 inside the microVM.
-//!
-//! The host serializes a [`RunConfig`] to [`RUN_CONFIG_PATH`] in a small per-run initramfs
-//! archive; the guest init reads it back, runs the workload and reports its progress and exit
-//! status through the VMM's exit device ([`protocol`]). This library holds only that contract
-//! (no OS code), so the host can depend on it without pulling in the init itself.
+//! The per-run settings: what the host tells the guest init about the workload to run.
 
 use serde::{Deserialize, Serialize};
-
-pub mod protocol;
-
-/// Where the guest init lives inside the initramfs (the kernel command line says `rdinit=/vmc/init`).
-pub const INIT_PATH: &str = "/vmc/init";
-
-/// Where the per-run settings live inside the initramfs.
-pub const RUN_CONFIG_PATH: &str = "/vmc/run.json";
 
 /// The per-run settings the guest init applies before it executes the workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

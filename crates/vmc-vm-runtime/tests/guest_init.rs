@@ -1,8 +1,8 @@
 //! The image → initramfs → vmc-init path in a real guest kernel, without KVM.
 //!
 //! QEMU in software emulation boots the guest kernel (kernels/build.sh) with an initramfs made
-//! by `vmc_image::initramfs` from a busybox root filesystem, the static vmc-init and a run
-//! archive. QEMU stands in for the VMM's exit device: an `isa-debugcon` at port 0x600 records
+//! by `vmc_image::initramfs` from a busybox root filesystem and the embedded static vmc-init,
+//! and this crate's run archive. QEMU stands in for the VMM's exit device: an `isa-debugcon` at port 0x600 records
 //! the milestone bytes, an `isa-debug-exit` at port 0x604 ends QEMU on the status write with
 //! exit code `(status << 1) | 1` (so the low 7 bits of the status come back).
 
@@ -12,8 +12,10 @@ use common::run_config;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use vmc_image::initramfs;
-use vmc_init::RunConfig;
+use vmc_image::initramfs::{self, GuestInit};
+use vmc_protocol::{RunConfig, INIT_PATH};
+use vmc_vm_runtime::embedded_init::write_embedded_init;
+use vmc_vm_runtime::run_archive::run_archive;
 
 /// The kernel command line vmc uses, minus what only the real VMM needs.
 const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 rdinit=/vmc/init quiet";
@@ -24,6 +26,8 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 struct Setup {
     kernel: PathBuf,
     init: PathBuf,
+    /// Where the embedded init was written out (removed with the setup).
+    _home: tempfile::TempDir,
 }
 
 fn setup() -> Option<Setup> {
@@ -35,10 +39,6 @@ fn setup() -> Option<Setup> {
         );
         return None;
     }
-    let Some(init) = static_init() else {
-        eprintln!("SKIPPED: no static vmc-init (run scripts/build-vmc-init.sh or set VMC_INIT)");
-        return None;
-    };
     if !Path::new("/bin/busybox").is_file() {
         eprintln!("SKIPPED: no /bin/busybox for the guest's root filesystem (apt-get install busybox-static)");
         return None;
@@ -47,36 +47,13 @@ fn setup() -> Option<Setup> {
         eprintln!("SKIPPED: {QEMU} is not installed (apt-get install qemu-system-x86)");
         return None;
     }
-    Some(Setup { kernel, init })
-}
-
-/// `$VMC_INIT`, else the newest static vmc-init in this target directory: the one
-/// scripts/build-vmc-init.sh builds, or the one the `vmc` crate's build script builds to
-/// embed (`<profile>/build/vmc-*/out/vmc-init-target/`).
-fn static_init() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("VMC_INIT").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
-    // This test runs as <target>/<profile>/deps/guest_init-<hash>.
-    let exe = std::env::current_exe().ok()?;
-    let profile_dir = exe.parent()?.parent()?;
-    let target = profile_dir.parent()?;
-    let guest_triple = "x86_64-unknown-linux-gnu";
-    let mut candidates: Vec<PathBuf> = ["debug", "release"]
-        .iter()
-        .map(|profile| target.join(guest_triple).join(profile).join("vmc-init"))
-        .collect();
-    for build in std::fs::read_dir(profile_dir.join("build")).ok()?.flatten() {
-        if build.file_name().to_string_lossy().starts_with("vmc-") {
-            let out = build.path().join("out/vmc-init-target");
-            candidates.push(out.join(guest_triple).join("release/vmc-init"));
-        }
-    }
-    candidates
-        .into_iter()
-        .filter_map(|path| Some((path.metadata().ok()?.modified().ok()?, path)))
-        .max()
-        .map(|(_, path)| path)
+    let home = tempfile::tempdir().unwrap();
+    let init = write_embedded_init(home.path()).unwrap();
+    Some(Setup {
+        kernel,
+        init,
+        _home: home,
+    })
 }
 
 /// A busybox root filesystem with every applet linked in /bin.
@@ -116,10 +93,13 @@ fn boot(setup: &Setup, config: &RunConfig) -> Boot {
     let rootfs = work.path().join("rootfs");
     busybox_rootfs(&rootfs);
     let image_id = "0".repeat(64);
-    let image =
-        initramfs::cached_image_archive(work.path(), &image_id, &rootfs, &setup.init).unwrap();
+    let init = GuestInit {
+        binary: &setup.init,
+        guest_path: INIT_PATH,
+    };
+    let image = initramfs::cached_image_archive(work.path(), &image_id, &rootfs, init).unwrap();
     let mut initrd = std::fs::read(image).unwrap();
-    initrd.extend(initramfs::run_archive(config));
+    initrd.extend(run_archive(config));
     let initrd_path = work.path().join("initrd.cpio");
     std::fs::write(&initrd_path, initrd).unwrap();
 

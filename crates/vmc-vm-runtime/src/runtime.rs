@@ -1,0 +1,154 @@
+//! [`VmRuntime`]: the `Runtime` of VM mode, from the run spec to the workload's outcome.
+
+use crate::cmdline::cmdline;
+use crate::embedded_init::write_embedded_init;
+use crate::error::VmRuntimeError;
+use crate::guest_settings::{channel_config, run_config};
+use crate::kvm_check::check_kvm_can_run_linux;
+use crate::memory_probe::GuestMemoryProbe;
+use crate::resources::{guest_memory, vcpu_count};
+use crate::run_archive::write_run_archive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use vmc_image::initramfs::{self, GuestInit};
+use vmc_runtime::terminal::RawMode;
+use vmc_runtime::text::escape_lines;
+use vmc_runtime::{
+    ExitOutcome, Milestone, Mode, RunObserver, RunOption, RunSpec, Runtime, RuntimeError,
+    SeccompPolicy, Support, Timeline,
+};
+use vmc_vm::{Vm, VmConfig, VmmSeccomp};
+
+/// Options only VM mode has.
+#[derive(Debug, Default, Clone)]
+pub struct VmOptions {
+    /// The guest kernel (ELF vmlinux or bzImage); `None`: the one kernels/build.sh built.
+    pub kernel: Option<PathBuf>,
+    /// Show the guest kernel's console messages.
+    pub console: bool,
+}
+
+/// Runs images as KVM microVMs.
+pub struct VmRuntime {
+    options: VmOptions,
+}
+
+impl VmRuntime {
+    /// A VM runtime with the given kernel / console options.
+    pub fn new(options: VmOptions) -> Self {
+        VmRuntime { options }
+    }
+
+    fn boot(
+        &self,
+        spec: &RunSpec,
+        timeline: &mut Timeline,
+        observer: &dyn RunObserver,
+    ) -> Result<ExitOutcome, VmRuntimeError> {
+        let memory_bytes = guest_memory(spec.resources.memory_bytes)?;
+        let vcpus = vcpu_count(spec.resources.cpus)?;
+        let home = vmc_runtime::paths::vmc_home();
+        check_kvm_can_run_linux(&home, timeline)?;
+        let kernel = match &self.options.kernel {
+            Some(path) => path.clone(),
+            None => vmc_vm::kernel::default_kernel()?,
+        };
+        let init = write_embedded_init(&home)?;
+        let guest_init = GuestInit {
+            binary: &init,
+            guest_path: vmc_protocol::INIT_PATH,
+        };
+        let image_archive =
+            initramfs::cached_image_archive(&home, &spec.image_id, &spec.rootfs, guest_init)?;
+        std::fs::create_dir_all(&spec.run_dir)
+            .map_err(VmRuntimeError::io("create", &spec.run_dir))?;
+        let run_archive = spec.run_dir.join("run.cpio");
+        write_run_archive(&run_config(spec)?, &run_archive)?;
+        timeline.step(format!(
+            "initramfs: {} (cached) + per-run settings {}",
+            image_archive.display(),
+            run_archive.display()
+        ));
+        let config = VmConfig {
+            memory_bytes,
+            vcpus,
+            kernel,
+            initrd: vec![image_archive, run_archive.clone()],
+            cmdline: cmdline(self.options.console),
+            console: self.options.console,
+            vsock: Some(channel_config(spec)),
+            seccomp: match spec.security.seccomp {
+                SeccompPolicy::Unconfined => VmmSeccomp::Unconfined,
+                // A profile file is refused for VM mode before the run (`support`).
+                SeccompPolicy::Default | SeccompPolicy::Profile(_) => VmmSeccomp::Confined,
+            },
+            disks: Vec::new(),
+        };
+        let mut vm = Vm::create(&config, timeline)?;
+        // With -t the workload's terminal is in the guest: pass every key through.
+        let _raw_terminal = spec.tty.then(RawMode::enter).flatten();
+        observer.memory_probe_ready(Arc::new(GuestMemoryProbe {
+            regions: vm.ram_regions(),
+            reserved_bytes: vm.reserved_memory_bytes(),
+        }));
+        let exit = vm.run(timeline);
+        // The guest's output: shown escaped, it is not the workload's stream.
+        let recent_console = escape_lines(&vm.recent_console_output()).into_owned();
+        drop(vm);
+        let _ = std::fs::remove_file(&run_archive);
+        timeline.mark(Milestone::TornDown);
+        let exit = exit?;
+        exit.outcome().ok_or_else(|| VmRuntimeError::NoExitStatus {
+            reason: exit.reason,
+            console: recent_console.trim_end().to_string(),
+        })
+    }
+}
+
+impl Runtime for VmRuntime {
+    fn mode(&self) -> Mode {
+        Mode::Vm
+    }
+
+    fn support(&self, option: RunOption) -> Support {
+        match option {
+            RunOption::Volumes => Support::Refused(
+                "the guest has no shared filesystem (use --mode container)",
+            ),
+            RunOption::PidsLimit => Support::Refused(
+                "the guest kernel has no cgroup limit set (use --mode container)",
+            ),
+            RunOption::HostNetwork => Support::Refused(
+                "the guest has only loopback (use --mode container)",
+            ),
+            RunOption::Capabilities | RunOption::Privileged => Support::Refused(
+                "capabilities confine a container's workload; in a VM the workload is root of its own kernel (use --mode container)",
+            ),
+            RunOption::SeccompProfile => Support::Refused(
+                "a Docker seccomp profile filters a container's workload; the VMM has its own filters (use --mode container, or seccomp=unconfined to turn the VMM's off)",
+            ),
+            RunOption::NoNewPrivileges => Support::Refused(
+                "vmc-init does not set no_new_privs in the guest (use --mode container)",
+            ),
+            RunOption::Kernel | RunOption::Console | RunOption::SeccompUnconfined => {
+                Support::Honoured
+            }
+        }
+    }
+
+    fn run(
+        &self,
+        spec: &RunSpec,
+        timeline: &mut Timeline,
+        observer: &dyn RunObserver,
+    ) -> Result<ExitOutcome, RuntimeError> {
+        self.boot(spec, timeline, observer)
+            .map_err(|err| Box::new(err) as RuntimeError)
+    }
+
+    fn cleanup(&self, _id: &str, _run_dir: &Path) -> Result<(), RuntimeError> {
+        // A VM lives and dies with its vmc process: nothing outlives it but the run
+        // directory, which the run store removes with the record.
+        Ok(())
+    }
+}
