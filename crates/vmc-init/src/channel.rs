@@ -1,4 +1,4 @@
-//! The guest's end of the host↔guest channel ([`vmc_runtime::channel`]): one vsock connection
+//! The guest's end of the host↔guest channel ([`vmc_protocol::channel`]): one vsock connection
 //! to the host per stream, opened before the workload starts.
 
 use crate::error::InitError;
@@ -8,8 +8,8 @@ use nix::sys::socket::{
     connect, shutdown, socket, AddressFamily, Shutdown, SockFlag, SockType, VsockAddr,
 };
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use vmc_protocol::channel::{Stream, HOST_CID};
 use vmc_protocol::RunConfig;
-use vmc_runtime::channel::{Stream, HOST_CID};
 
 /// The run's open streams.
 pub struct Channel {

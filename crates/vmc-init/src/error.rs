@@ -51,7 +51,7 @@ pub enum InitError {
     #[error("connecting the {stream:?} stream to the host (vsock port {}): {errno} (the guest kernel needs CONFIG_VIRTIO_VSOCKETS, the VMM a vsock device)", .stream.port())]
     Channel {
         /// The stream.
-        stream: vmc_runtime::channel::Stream,
+        stream: vmc_protocol::channel::Stream,
         /// The error.
         errno: Errno,
     },

@@ -5,7 +5,6 @@
 //! [`ExitOutcome`] plus a [`Timeline`] of the milestones the run passed. Nothing outside the
 //! runtimes needs to know which mode it drives.
 
-pub mod channel;
 pub mod env;
 pub mod exec;
 pub mod limits;

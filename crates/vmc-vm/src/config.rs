@@ -54,7 +54,7 @@ pub enum VmmSeccomp {
     Unconfined,
 }
 
-/// What the host↔guest channel ([`vmc_runtime::channel`]) carries besides the workload's
+/// What the host↔guest channel ([`vmc_protocol::channel`]) carries besides the workload's
 /// stdout and stderr, which it always carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VsockConfig {

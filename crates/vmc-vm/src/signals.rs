@@ -1,6 +1,6 @@
 //! Passing the signals vmc receives on to the workload in the guest, and for a terminal run the
 //! new window size on SIGWINCH, as messages on the channel's control stream, which vmc-init
-//! reads ([`vmc_runtime::channel::ControlMessage`]).
+//! reads ([`vmc_protocol::channel::ControlMessage`]).
 
 use crate::devices::virtio::vsock::host::wait_readable;
 use crate::devices::virtio::vsock::StreamBuffer;
@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use vmc_runtime::channel::ControlMessage;
+use vmc_protocol::channel::ControlMessage;
 use vmc_runtime::signals::{SignalCatcher, INTERRUPTS_BEFORE_KILL};
 use vmc_runtime::terminal::window_size;
 use vmm_sys_util::eventfd::EventFd;
@@ -81,7 +81,7 @@ mod tests {
     use super::*;
     use std::os::unix::thread::JoinHandleExt;
     use std::time::{Duration, Instant};
-    use vmc_runtime::channel::ControlDecoder;
+    use vmc_protocol::channel::ControlDecoder;
 
     /// The next control message the guest would read, within a second.
     fn received(control: &StreamBuffer, decoder: &mut ControlDecoder) -> Option<ControlMessage> {

@@ -202,7 +202,7 @@ impl Vm {
                 )?;
                 timeline.step(format!(
                     "virtio-vsock: guest CID {}, streams stdout, stderr, control{}, MMIO {:#x}, GSI {}",
-                    vmc_runtime::channel::GUEST_CID,
+                    vmc_protocol::channel::GUEST_CID,
                     if vsock.stdin { ", stdin" } else { "" },
                     slot.base,
                     slot.gsi

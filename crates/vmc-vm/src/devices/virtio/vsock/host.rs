@@ -1,4 +1,4 @@
-//! The host ends of the channel's streams ([`vmc_runtime::channel::Stream`]) and the threads
+//! The host ends of the channel's streams ([`vmc_protocol::channel::Stream`]) and the threads
 //! that move their bytes: vmc's stdin into the stdin stream, the stdout and stderr streams out
 //! to vmc's stdout and stderr. Each thread blocks on its own file descriptor, so a stuck
 //! terminal or pipe holds up only its own stream (and, through credit, the guest's writer).
@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use vmc_runtime::channel::Stream;
+use vmc_protocol::channel::Stream;
 use vmm_sys_util::eventfd::EventFd;
 
 /// Bytes each stream buffers on the host (and, for guest→host streams, the credit the guest

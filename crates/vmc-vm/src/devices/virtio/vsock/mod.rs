@@ -1,5 +1,5 @@
 //! virtio-vsock (virtio spec 1.2, 5.10): the host↔guest channel of
-//! [`vmc_runtime::channel`]. The guest (CID [`GUEST_CID`]) connects to the host's stream
+//! [`vmc_protocol::channel`]. The guest (CID [`GUEST_CID`]) connects to the host's stream
 //! ports; the device carries each connection's packets between the guest's RX/TX queues and
 //! the stream's host end ([`StreamBuffer`]s filled and drained by host threads, [`host`]).
 //!
@@ -23,7 +23,7 @@ use packet::MAX_PACKET_DATA;
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use virtio_vsock::packet::VsockPacket;
 use vm_memory::GuestMemory;
-use vmc_runtime::channel::GUEST_CID;
+use vmc_protocol::channel::GUEST_CID;
 
 /// Index of the RX queue (device → guest).
 pub const RX_QUEUE: usize = 0;

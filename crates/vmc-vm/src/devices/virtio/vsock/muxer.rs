@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use virtio_vsock::packet::{VsockPacket, PKT_HEADER_SIZE};
 use vm_memory::bitmap::BitmapSlice;
 use vm_memory::Bytes;
-use vmc_runtime::channel::HOST_CID;
+use vmc_protocol::channel::HOST_CID;
 
 /// The connections between the guest and the host's stream ends.
 pub struct Muxer {

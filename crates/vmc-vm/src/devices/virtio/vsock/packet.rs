@@ -55,7 +55,7 @@ pub fn write_header<B: BitmapSlice>(
     reply: Reply,
 ) {
     packet
-        .set_src_cid(u64::from(vmc_runtime::channel::HOST_CID))
+        .set_src_cid(u64::from(vmc_protocol::channel::HOST_CID))
         .set_dst_cid(guest_cid)
         .set_src_port(host_port)
         .set_dst_port(guest_port)

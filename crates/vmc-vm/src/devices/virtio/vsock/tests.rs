@@ -9,7 +9,7 @@ use virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE;
 use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
 use virtio_queue::mock::MockSplitQueue;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
-use vmc_runtime::channel::HOST_CID;
+use vmc_protocol::channel::HOST_CID;
 use vmm_sys_util::eventfd::EventFd;
 
 const STDOUT_PORT: u32 = 1001;
