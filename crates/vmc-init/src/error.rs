@@ -48,7 +48,7 @@ pub enum InitError {
     #[error("bringing up the loopback interface: {0}")]
     Loopback(Errno),
     /// A stream of the host↔guest channel could not be connected.
-    #[error("connecting the {stream:?} stream to the host (vsock port {}): {errno} (the guest kernel needs CONFIG_VIRTIO_VSOCKETS, the VMM a vsock device)", .stream.port())]
+    #[error("connecting the {} stream to the host (vsock port {}): {errno} (the guest kernel needs CONFIG_VIRTIO_VSOCKETS, the VMM a vsock device)", .stream.name(), .stream.port())]
     Channel {
         /// The stream.
         stream: vmc_protocol::channel::Stream,

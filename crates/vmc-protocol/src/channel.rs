@@ -50,6 +50,16 @@ impl Stream {
         Stream::Control,
     ];
 
+    /// The stream's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdin => "stdin",
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+            Stream::Control => "control",
+        }
+    }
+
     /// The host port the guest connects to for this stream.
     pub fn port(self) -> u32 {
         match self {
