@@ -166,7 +166,12 @@ fn without_the_channel_the_init_fails_in_one_line_with_125() {
     let Some(setup) = setup() else { return };
     let boot = boot(&setup, &run_config(&["sh", "-c", "echo never runs"]));
     assert_eq!(boot.milestones, [1], "console:\n{}", boot.console);
-    assert_eq!(boot.status_low_bits, Some(125), "console:\n{}", boot.console);
+    assert_eq!(
+        boot.status_low_bits,
+        Some(125),
+        "console:\n{}",
+        boot.console
+    );
     let complaints: Vec<&str> = boot
         .console
         .lines()
@@ -174,11 +179,11 @@ fn without_the_channel_the_init_fails_in_one_line_with_125() {
         .collect();
     assert_eq!(complaints.len(), 1, "console:\n{}", boot.console);
     assert!(
-        complaints[0].starts_with(
-            "vmc-init: connecting the stdout stream to the host (vsock port 1001): "
-        ) && complaints[0].ends_with(
-            "(the guest kernel needs CONFIG_VIRTIO_VSOCKETS, the VMM a vsock device)"
-        ),
+        complaints[0]
+            .starts_with("vmc-init: connecting the stdout stream to the host (vsock port 1001): ")
+            && complaints[0].ends_with(
+                "(the guest kernel needs CONFIG_VIRTIO_VSOCKETS, the VMM a vsock device)"
+            ),
         "{}",
         complaints[0]
     );

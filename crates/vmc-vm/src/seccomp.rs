@@ -84,12 +84,24 @@ pub fn filters() -> Result<&'static Filters, VmError> {
     FILTERS
         .get_or_init(|| {
             let filters = Filters::compile().map_err(|err| err.to_string())?;
+            fix_malloc_arena_limit();
             vmm_sys_util::signal::register_signal_handler(libc::SIGSYS, on_sigsys)
                 .map_err(|err| format!("cannot install the SIGSYS handler: {err}"))?;
             Ok(filters)
         })
         .as_ref()
         .map_err(|reason| VmError::SeccompCompile(reason.clone()))
+}
+
+/// Sets glibc's limit on malloc arenas to its own default (8 per CPU) before any thread is
+/// confined. Left unset, glibc works the limit out when a thread needs the ninth arena, by
+/// reading /sys/devices/system/cpu/online: an `openat` that a confined thread (a VM with
+/// several vCPU and stream threads) must not make.
+fn fix_malloc_arena_limit() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let limit = i32::try_from(cpus.saturating_mul(8)).unwrap_or(i32::MAX);
+    // SAFETY: mallopt only changes a malloc parameter; M_ARENA_MAX takes any positive count.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, limit) };
 }
 
 impl Filters {
