@@ -36,7 +36,8 @@ pub enum ThreadKind {
     Main,
     /// A vCPU thread: KVM_RUN and the port devices.
     Vcpu,
-    /// A host input thread: stdin or signals to the guest's serial ports.
+    /// A thread of the channel's host ends: stdin into its stream, a stream out to stdout or
+    /// stderr, or the signals onto the control stream.
     Io,
     /// The device event loop ([`crate::devices::event_loop`]): virtio queues and disk I/O.
     Devices,
@@ -361,8 +362,9 @@ fn vcpu_rules() -> seccompiler::Result<Rules> {
     Ok(rules)
 }
 
-/// A host input thread: waits for and reads stdin, its eventfds or the signalfd, and reads
-/// the terminal's window size.
+/// A thread of the channel's host ends: waits for and reads stdin, its eventfds or the
+/// signalfd, writes stdout/stderr and the device's wake-up eventfd (`write`, in the common
+/// set), waits on its stream buffer (`futex`), and reads the terminal's window size.
 fn io_rules() -> seccompiler::Result<Rules> {
     let mut rules = common_rules()?;
     rules.allow(&[libc::SYS_read, libc::SYS_poll]).allow_arg(
