@@ -74,13 +74,11 @@ pub fn cached_image_archive(
     rootfs: &Path,
     init: GuestInit,
 ) -> Result<PathBuf> {
-    check_image_id(image_id)?;
-    let init_key = init_key(init)?;
-    let dir = home.join(CACHE_DIR);
-    let path = dir.join(format!("{image_id}-{init_key}.cpio"));
+    let path = cached_image_archive_path(home, image_id, init)?;
     if path.exists() {
         return Ok(path);
     }
+    let dir = home.join(CACHE_DIR);
     std::fs::create_dir_all(&dir).io_ctx("creating", &dir)?;
     let temp =
         tempfile::NamedTempFile::new_in(&dir).io_ctx("creating a temporary file in", &dir)?;
@@ -90,6 +88,16 @@ pub fn cached_image_archive(
         .map_err(|e| e.error)
         .io_ctx("storing", &path)?;
     Ok(path)
+}
+
+/// Where [`cached_image_archive`] keeps the archive of image `image_id` with `init`, whether
+/// or not it has been built yet.
+pub fn cached_image_archive_path(home: &Path, image_id: &str, init: GuestInit) -> Result<PathBuf> {
+    check_image_id(image_id)?;
+    let init_key = init_key(init)?;
+    Ok(home
+        .join(CACHE_DIR)
+        .join(format!("{image_id}-{init_key}.cpio")))
 }
 
 /// Removes every cached archive of image `image_id` (for `vmc rmi`); returns how many.

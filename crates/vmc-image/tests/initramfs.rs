@@ -285,9 +285,13 @@ fn the_image_archive_is_cached_per_image_and_init() {
     let home = tempfile::tempdir().unwrap();
     let image_id = "ab".repeat(32);
     let init = Path::new(STATIC_BINARY);
+    let planned =
+        initramfs::cached_image_archive_path(home.path(), &image_id, guest_init(init)).unwrap();
+    assert!(!planned.exists(), "the path alone builds nothing");
     let first =
         initramfs::cached_image_archive(home.path(), &image_id, rootfs.path(), guest_init(init))
             .unwrap();
+    assert_eq!(first, planned);
     let name = first.file_name().unwrap().to_str().unwrap().to_string();
     assert!(
         name.starts_with(&format!("{image_id}-")) && name.ends_with(".cpio"),

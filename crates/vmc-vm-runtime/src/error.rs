@@ -13,6 +13,16 @@ pub enum VmRuntimeError {
         /// The smallest guest RAM, in MiB.
         min_mib: u64,
     },
+    /// The image and the kernel do not fit in `-m`.
+    #[error("-m {memory_mib}m is too small for this image in a VM: its root filesystem ({image_mib} MiB) is unpacked into the guest's RAM at boot, which with the kernel needs {required_mib} MiB (give -m {required_mib}m or more)")]
+    ImageDoesNotFit {
+        /// The guest RAM given, in MiB.
+        memory_mib: u64,
+        /// The unpacked image, in MiB.
+        image_mib: u64,
+        /// The least guest RAM that fits, in MiB.
+        required_mib: u64,
+    },
     /// `--cpus` is not a number of vCPUs.
     #[error("--cpus {0} is not a vCPU count: give a number from 1 to 254")]
     NotAVcpuCount(f64),

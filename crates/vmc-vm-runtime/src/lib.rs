@@ -11,6 +11,7 @@ mod error;
 mod guest_settings;
 mod kvm_check;
 mod kvm_probe_cache;
+mod memory_check;
 mod memory_probe;
 mod resources;
 pub mod run_archive;

@@ -5,6 +5,7 @@ use crate::embedded_init::write_embedded_init;
 use crate::error::VmRuntimeError;
 use crate::guest_settings::{channel_config, run_config};
 use crate::kvm_check::check_kvm_can_run_linux;
+use crate::memory_check::{check_fits, GuestFootprint, ImageSize};
 use crate::memory_probe::GuestMemoryProbe;
 use crate::resources::{guest_memory, vcpu_count};
 use crate::run_archive::write_run_archive;
@@ -48,12 +49,13 @@ impl VmRuntime {
         let memory_bytes = guest_memory(spec.resources.memory_bytes)?;
         let vcpus = vcpu_count(spec.resources.cpus)?;
         let home = vmc_runtime::paths::vmc_home();
-        check_kvm_can_run_linux(&home, timeline)?;
         let kernel = match &self.options.kernel {
             Some(path) => path.clone(),
             None => vmc_vm::kernel::default_kernel()?,
         };
         let init = write_embedded_init(&home)?;
+        check_guest_fits(memory_bytes, &kernel, &spec.rootfs, &init, timeline)?;
+        check_kvm_can_run_linux(&home, timeline)?;
         let guest_init = GuestInit {
             binary: &init,
             guest_path: vmc_protocol::INIT_PATH,
@@ -103,6 +105,36 @@ impl VmRuntime {
             console: recent_console.trim_end().to_string(),
         })
     }
+}
+
+/// Refuses, before the initramfs is built, a guest RAM of `memory_bytes` too small for the
+/// kernel and the image at `rootfs` with the guest init `init`.
+fn check_guest_fits(
+    memory_bytes: u64,
+    kernel: &Path,
+    rootfs: &Path,
+    init: &Path,
+    timeline: &mut Timeline,
+) -> Result<(), VmRuntimeError> {
+    let mut image = ImageSize::of_tree(rootfs)?;
+    let init_bytes = std::fs::metadata(init)
+        .map_err(VmRuntimeError::io("inspect", init))?
+        .len();
+    image.add_file(init_bytes);
+    let footprint = GuestFootprint {
+        kernel: vmc_vm::kernel::memory_range(kernel)?,
+        initramfs_bytes: image.archive_bytes(),
+        unpacked_bytes: image.page_bytes,
+    };
+    timeline.step(format!(
+        "memory check: kernel {} MiB, initramfs {} MiB, unpacked {} MiB ({} entries): -m {}m at the least",
+        (footprint.kernel.end - footprint.kernel.start).div_ceil(1 << 20),
+        footprint.initramfs_bytes.div_ceil(1 << 20),
+        footprint.unpacked_bytes.div_ceil(1 << 20),
+        image.entries,
+        footprint.required_bytes() >> 20
+    ));
+    check_fits(memory_bytes, &footprint)
 }
 
 impl Runtime for VmRuntime {

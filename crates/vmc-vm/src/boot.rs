@@ -14,28 +14,34 @@ use linux_loader::configurator::{BootConfigurator, BootParams};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use vm_memory::{Bytes, GuestAddress};
-
-/// What [`load`] put where.
-#[derive(Debug, Clone, Copy)]
-pub struct BootLayout {
-    /// The kernel.
-    pub kernel: LoadedKernel,
-    /// Guest address and size of the initrd, if any.
-    pub initrd: Option<(u64, u64)>,
-}
+use vmc_runtime::Timeline;
 
 /// Loads the kernel, the initrd parts and the command line, and writes the boot structures
-/// for `vcpus` vCPUs and `memory_bytes` of RAM.
+/// for `vcpus` vCPUs and `memory_bytes` of RAM. Each of the three (kernel, initrd, boot
+/// structures) is a step of `timeline`, recorded when it is done. Returns the loaded kernel.
 pub fn load(
     ram: &GuestRam,
     memory_bytes: u64,
     vcpus: u8,
     kernel_path: &Path,
-    initrd: &[PathBuf],
+    initrd_parts: &[PathBuf],
     cmdline: &str,
-) -> Result<BootLayout, VmError> {
+    timeline: &mut Timeline,
+) -> Result<LoadedKernel, VmError> {
     let kernel = kernel::load(ram, kernel_path)?;
-    let initrd = load_initrd(ram, memory_bytes, &kernel, initrd)?;
+    timeline.step(format!(
+        "kernel loaded: {}, entry {:#x}",
+        kernel.format.label(),
+        kernel.entry
+    ));
+    let initrd = load_initrd(ram, memory_bytes, &kernel, initrd_parts)?;
+    if let Some((addr, size)) = initrd {
+        timeline.step(format!(
+            "initrd loaded: {} parts, {} KiB at {addr:#x}",
+            initrd_parts.len(),
+            size.div_ceil(1024)
+        ));
+    }
     write_cmdline(ram, cmdline)?;
     let params = boot_params::build(
         kernel.header,
@@ -62,7 +68,10 @@ pub fn load(
         let bytes: Vec<u8> = table.iter().flat_map(|e| e.to_le_bytes()).collect();
         write_bytes(ram, addr, &bytes)?;
     }
-    Ok(BootLayout { kernel, initrd })
+    timeline.step(format!(
+        "boot_params (e820, command line), MP table ({vcpus} vCPUs), GDT and page tables written"
+    ));
+    Ok(kernel)
 }
 
 /// Writes `bytes` at guest address `addr`.

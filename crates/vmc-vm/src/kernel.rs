@@ -7,6 +7,7 @@ use linux_loader::loader::bootparam::setup_header;
 use linux_loader::loader::{BzImage, Elf, KernelLoader};
 use std::fs::File;
 use std::io::{ErrorKind, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use vm_memory::{Address, GuestAddress};
 
@@ -138,6 +139,64 @@ pub fn load(ram: &GuestRam, path: &Path) -> Result<LoadedKernel, VmError> {
     }
 }
 
+/// The guest memory the kernel occupies once it runs, read from the file's headers without
+/// loading it: an ELF vmlinux's loadable segments (their `.bss` included), or a bzImage's
+/// preferred address and the memory it needs there to decompress and start (`init_size`).
+/// Lets the VMM tell whether a guest fits before it builds anything.
+pub fn memory_range(path: &Path) -> Result<Range<u64>, VmError> {
+    let read_error = |source| VmError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(|source| match source.kind() {
+        ErrorKind::NotFound => VmError::KernelMissing(path.to_path_buf()),
+        _ => read_error(source),
+    })?;
+    let mut head = Vec::with_capacity(HEADERS_READ);
+    file.take(HEADERS_READ as u64)
+        .read_to_end(&mut head)
+        .map_err(read_error)?;
+    detect_format(&head)
+        .and_then(|format| memory_range_of(&head, format))
+        .ok_or_else(|| VmError::NotAKernel(path.to_path_buf()))
+}
+
+/// How much of a kernel file [`memory_range`] reads: the ELF program headers of a vmlinux
+/// follow its 64-byte file header, a bzImage's setup header is in its first KiB.
+const HEADERS_READ: usize = 64 * 1024;
+
+/// [`memory_range`] for a kernel whose first bytes are `head`; `None` if its headers are not
+/// within them (or describe no memory).
+fn memory_range_of(head: &[u8], format: KernelFormat) -> Option<Range<u64>> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(head.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(head.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(head.get(at..at + 8)?.try_into().ok()?));
+    match format {
+        KernelFormat::ElfVmlinux => {
+            const PT_LOAD: u32 = 1;
+            let program_headers = usize::try_from(u64_at(0x20)?).ok()?;
+            let entry_size = usize::from(u16_at(0x36)?);
+            let mut range: Option<Range<u64>> = None;
+            for index in 0..usize::from(u16_at(0x38)?) {
+                let header = program_headers.checked_add(index.checked_mul(entry_size)?)?;
+                if u32_at(header)? == PT_LOAD {
+                    let start = u64_at(header + 0x18)?;
+                    let end = start.checked_add(u64_at(header + 0x28)?)?;
+                    range = Some(match range {
+                        Some(range) => range.start.min(start)..range.end.max(end),
+                        None => start..end,
+                    });
+                }
+            }
+            range
+        }
+        KernelFormat::BzImage => {
+            let start = u64_at(0x258)?;
+            Some(start..start.checked_add(u64::from(u32_at(0x260)?))?)
+        }
+    }
+}
+
 /// Total bytes of guest RAM.
 fn ram_size(ram: &GuestRam) -> u64 {
     use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
@@ -166,6 +225,57 @@ mod tests {
         let mut bz = vec![0u8; 1024];
         bz[0x202..0x206].copy_from_slice(b"HdrS");
         assert_eq!(detect_format(&bz), Some(KernelFormat::BzImage));
+    }
+
+    #[test]
+    fn memory_range_reads_the_segments_or_the_setup_header() {
+        let mut elf = elf_head(2, 2, 62);
+        elf[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        elf[0x38..0x3a].copy_from_slice(&3u16.to_le_bytes());
+        // (type, paddr, memsz): two loadable segments around a note.
+        for (kind, paddr, memsz) in [
+            (1u32, 0x100_0000u64, 0x80_0000u64),
+            (1, 0x180_0000, 0x40_0000),
+            (4, 0x400_0000, 0x10),
+        ] {
+            let mut header = vec![0u8; 56];
+            header[..4].copy_from_slice(&kind.to_le_bytes());
+            header[0x18..0x20].copy_from_slice(&paddr.to_le_bytes());
+            header[0x28..0x30].copy_from_slice(&memsz.to_le_bytes());
+            elf.extend(header);
+        }
+        assert_eq!(
+            memory_range_of(&elf, KernelFormat::ElfVmlinux),
+            Some(0x100_0000..0x1c0_0000)
+        );
+        assert_eq!(
+            memory_range_of(&elf[..64 + 56], KernelFormat::ElfVmlinux),
+            None,
+            "program headers cut off"
+        );
+
+        let mut bz = vec![0u8; 1024];
+        bz[0x258..0x260].copy_from_slice(&0x100_0000u64.to_le_bytes());
+        bz[0x260..0x264].copy_from_slice(&0x200_0000u32.to_le_bytes());
+        assert_eq!(
+            memory_range_of(&bz, KernelFormat::BzImage),
+            Some(0x100_0000..0x300_0000)
+        );
+    }
+
+    #[test]
+    fn the_default_kernel_lies_above_16_mib() {
+        let Ok(kernel) = default_kernel() else {
+            eprintln!("SKIPPED: no guest kernel (run kernels/build.sh)");
+            return;
+        };
+        let range = memory_range(&kernel).unwrap();
+        assert_eq!(range.start, 16 << 20, "{range:x?}");
+        assert!(
+            (1 << 20..128 << 20).contains(&(range.end - range.start)),
+            "{range:x?}"
+        );
     }
 
     #[test]

@@ -220,30 +220,15 @@ impl Vm {
                 max: CMDLINE_MAX_SIZE - 1,
             })?;
 
-        let layout = boot::load(
+        let kernel = boot::load(
             &ram,
             config.memory_bytes,
             config.vcpus,
             &config.kernel,
             &config.initrd,
             &cmdline,
+            timeline,
         )?;
-        timeline.step(format!(
-            "kernel loaded: {}, entry {:#x}",
-            layout.kernel.format.label(),
-            layout.kernel.entry
-        ));
-        if let Some((addr, size)) = layout.initrd {
-            timeline.step(format!(
-                "initrd loaded: {} parts, {} KiB at {addr:#x}",
-                config.initrd.len(),
-                size.div_ceil(1024)
-            ));
-        }
-        timeline.step(format!(
-            "boot_params (e820, command line), MP table ({} vCPUs), GDT and page tables written",
-            config.vcpus
-        ));
 
         let supported = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -254,8 +239,7 @@ impl Vm {
         let mut vcpus = Vec::with_capacity(usize::from(config.vcpus));
         let mut tsc_khz = None;
         for index in 0..config.vcpus {
-            let (fd, khz) =
-                vcpu::create(&vm, index, config.vcpus, &supported, layout.kernel.entry)?;
+            let (fd, khz) = vcpu::create(&vm, index, config.vcpus, &supported, kernel.entry)?;
             if index == 0 {
                 tsc_khz = khz;
                 timeline.step("vCPU 0 registers set (64-bit long mode)");

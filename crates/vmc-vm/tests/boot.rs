@@ -163,6 +163,44 @@ fn initrd_parts_are_concatenated_high_in_memory() {
 }
 
 #[test]
+fn the_initrd_copy_is_billed_to_its_own_step() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = build_guest("boot_report", dir.path());
+    let initrd = dir.path().join("big.cpio");
+    std::fs::write(&initrd, vec![0x5a; 32 << 20]).unwrap();
+    let mut config = config(kernel, 128, 1, "");
+    config.initrd = vec![initrd];
+    let mut timeline = timeline();
+    Vm::create(&config, &mut timeline).unwrap();
+    let steps = timeline.steps();
+    let index = |prefix: &str| {
+        steps
+            .iter()
+            .position(|s| s.what.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no step {prefix:?} in {steps:?}"))
+    };
+    let kernel_loaded = index("kernel loaded");
+    let initrd_loaded = index("initrd loaded");
+    let boot_structures = index("boot_params");
+    assert_eq!(
+        [initrd_loaded, boot_structures],
+        [kernel_loaded + 1, kernel_loaded + 2],
+        "{steps:?}"
+    );
+    // Each step is recorded when it ends: copying 32 MiB takes far longer than writing the
+    // few KiB of boot structures that follow it.
+    let copy = steps[initrd_loaded].at - steps[kernel_loaded].at;
+    let structures = steps[boot_structures].at - steps[initrd_loaded].at;
+    assert!(
+        copy > structures * 4,
+        "initrd copy {copy:?}, boot structures {structures:?}"
+    );
+}
+
+#[test]
 fn panic_on_the_console_then_reset_is_reported_as_a_kernel_panic() {
     if !kvm_or_skip() {
         return;

@@ -7,7 +7,7 @@
 
 use crate::devices::bus::{BusDevice, BusEffect};
 use std::io;
-use vmc_protocol::exit_device::{BootMilestone, MILESTONE_PORT, PORT_RANGE, STATUS_PORT};
+use vmc_protocol::exit_device::{BootMilestone, MILESTONE_PORT, STATUS_PORT};
 use vmc_runtime::Milestone;
 
 /// What a guest write to the device reported.
@@ -38,10 +38,6 @@ fn milestone(byte: u8) -> Option<Milestone> {
         BootMilestone::WorkloadExited => Milestone::WorkloadExit,
     })
 }
-
-/// How many ports the device occupies from [`MILESTONE_PORT`] (its window [`PORT_RANGE`],
-/// `0x600..0x608`).
-pub const PORT_COUNT: u16 = PORT_RANGE.1;
 
 /// The device on the bus: decodes writes, reads all ones.
 #[derive(Debug, Default)]

@@ -18,7 +18,6 @@ use i8042::I8042;
 use serial::SerialConsole;
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use vmc_protocol::exit_device::MILESTONE_PORT;
 
 /// Inserts the legacy I/O-port devices into `bus`: the console UART `com1` (at its base
 /// port), an i8042 and the exit device.
@@ -38,10 +37,11 @@ where
         u64::from(i8042::COMMAND_PORT - i8042::BASE_PORT + 1),
         Arc::new(Mutex::new(I8042::default())),
     )?;
+    let (exit_base, exit_len) = vmc_protocol::exit_device::PORT_RANGE;
     bus.insert(
         Space::Pio,
-        u64::from(MILESTONE_PORT),
-        u64::from(exit_device::PORT_COUNT),
+        u64::from(exit_base),
+        u64::from(exit_len),
         Arc::new(Mutex::new(ExitDevice)),
     )
 }
@@ -123,6 +123,9 @@ mod tests {
             "no COM2: the workload's stdio is on the vsock channel"
         );
         assert_eq!(lsr(0x3e8), None, "no COM3");
+        let claimed = |port: u64| bus.read(Space::Pio, port, &mut [0]);
+        assert!(claimed(0x3f8) && claimed(0x3ff));
+        assert!(!claimed(0x3f7) && !claimed(0x400) && !claimed(0x2f8) && !claimed(0x2ff));
     }
 
     #[test]

@@ -508,7 +508,14 @@ mod tests {
         /// Makes one request of `parts` available, serves the queue, and returns the used
         /// length and the status byte.
         fn request(&mut self, parts: &[Part]) -> (u32, u8) {
-            let (table, avail, used) = self.rings;
+            let slot = self.make_available(parts);
+            self.block.process_queue();
+            answer(&self.memory, self.rings.2, slot)
+        }
+
+        /// Writes a request of `parts` into the queue; returns its ring slot.
+        fn make_available(&self, parts: &[Part]) -> u16 {
+            let (table, avail, _) = self.rings;
             let descriptors: Vec<RawDescriptor> = parts
                 .iter()
                 .enumerate()
@@ -533,13 +540,7 @@ mod tests {
                 .write_obj(next, GuestAddress(avail + 2))
                 .unwrap();
             self.memory.write_obj(0xffu8, GuestAddress(STATUS)).unwrap();
-            self.block.process_queue();
-            let used_index: u16 = self.memory.read_obj(GuestAddress(used + 2)).unwrap();
-            assert_eq!(used_index, next, "one used entry per request");
-            let element = used + 4 + 8 * u64::from(avail_index % QUEUE);
-            let len: u32 = self.memory.read_obj(GuestAddress(element + 4)).unwrap();
-            let status: u8 = self.memory.read_obj(GuestAddress(STATUS)).unwrap();
-            (len, status)
+            avail_index
         }
 
         fn header(&self, kind: u32, sector: u64) {
@@ -562,6 +563,20 @@ mod tests {
         fn file_sector(&self, sector: u64) -> Vec<u8> {
             read_sector(&self.path, sector)
         }
+    }
+
+    /// The used length and status byte of the request in ring slot `slot`.
+    fn answer(memory: &GuestRam, used: u64, slot: u16) -> (u32, u8) {
+        let used_index: u16 = memory.read_obj(GuestAddress(used + 2)).unwrap();
+        assert_eq!(
+            used_index,
+            slot.wrapping_add(1),
+            "one used entry per request"
+        );
+        let element = used + 4 + 8 * u64::from(slot % QUEUE);
+        let len: u32 = memory.read_obj(GuestAddress(element + 4)).unwrap();
+        let status: u8 = memory.read_obj(GuestAddress(STATUS)).unwrap();
+        (len, status)
     }
 
     fn read_sector(path: &Path, sector: u64) -> Vec<u8> {
@@ -761,6 +776,33 @@ mod tests {
             panic!("opened a directory as a disk");
         };
         assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn the_event_loop_serves_a_notified_queue() {
+        use crate::devices::event_loop::EventLoop;
+        let s = setup(2, true);
+        s.header(VIRTIO_BLK_T_IN, 1);
+        let slot = s.make_available(&[(HEADER, 16, false), (DATA, 512, true), (STATUS, 1, true)]);
+        let notify = s.block.queue_events().get(0).unwrap().try_clone().unwrap();
+        let block = Arc::new(std::sync::Mutex::new(s.block));
+        let mut event_loop = EventLoop::new().unwrap();
+        event_loop.add(block.clone());
+        let running = event_loop.start(None, |err| panic!("{err}")).unwrap();
+        notify.write(1).unwrap();
+        let mut poll = libc::pollfd {
+            fd: s.irq.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polls one valid descriptor for at most 5 s.
+        let ready = unsafe { libc::poll(&mut poll, 1, 5000) };
+        running.stop();
+        assert_eq!(ready, 1, "the interrupt was raised");
+        assert_eq!(answer(&s.memory, s.rings.2, slot), (513, OK));
+        let mut data = [0u8; 512];
+        s.memory.read_slice(&mut data, GuestAddress(DATA)).unwrap();
+        assert_eq!(data, [1; 512]);
     }
 
     #[test]

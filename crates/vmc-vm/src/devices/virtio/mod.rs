@@ -160,17 +160,12 @@ impl QueueEvents {
     }
 
     /// The number of queues.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.0.len()
     }
 
-    /// Whether there are no queues.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Watches every queue's eventfd on the event loop, its event data the queue index
-    /// (a device's other event sources use data values from [`QueueEvents::len`] up).
+    /// (a device's other event sources use data values from [`QueueEvents::count`] up).
     pub fn subscribe(&self, ops: &mut EventOps) -> Result<(), event_manager::Error> {
         for (index, event) in self.0.iter().enumerate() {
             ops.add(Events::with_data(event, index as u32, EventSet::IN))?;
@@ -245,7 +240,7 @@ where
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let notify = IoEventAddress::Mmio(slot.base + mmio::QUEUE_NOTIFY_OFFSET);
-        for index in 0..device.queue_events().len() {
+        for index in 0..device.queue_events().count() {
             let event = device.queue_events().get(index).expect("index below len");
             vm.register_ioevent(event, &notify, index as u32)
                 .map_err(kvm("KVM_IOEVENTFD"))?;
