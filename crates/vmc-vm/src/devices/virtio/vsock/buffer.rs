@@ -27,10 +27,15 @@ struct State {
 }
 
 impl StreamBuffer {
-    /// An empty buffer of `capacity` bytes; the host thread's changes signal `wake_device`.
+    /// An empty buffer of `capacity` bytes, allocated now (so that the confined threads
+    /// using it never allocate or free for it); the host thread's changes signal
+    /// `wake_device`.
     pub fn new(capacity: usize, wake_device: Arc<EventFd>) -> Arc<Self> {
         Arc::new(StreamBuffer {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                bytes: VecDeque::with_capacity(capacity),
+                ..State::default()
+            }),
             changed: Condvar::new(),
             capacity,
             wake_device,

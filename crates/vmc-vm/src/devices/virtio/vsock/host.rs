@@ -19,6 +19,9 @@ use vmm_sys_util::eventfd::EventFd;
 /// Bytes each stream buffers on the host (and, for guest→host streams, the credit the guest
 /// gets).
 pub const STREAM_BUFFER_BYTES: usize = 256 * 1024;
+/// How much a stream thread reads or writes at once (on its stack: the threads allocate
+/// nothing, so glibc's malloc never opens files in them, which their filter forbids).
+const CHUNK_BYTES: usize = 64 * 1024;
 
 /// The buffers of one run's streams.
 #[derive(Clone)]
@@ -89,7 +92,7 @@ pub fn spawn_stdin(
         "vmc-vm-stdin".into(),
         filters.map(|filters| (filters, ThreadKind::Io)),
         move || {
-            let mut chunk = vec![0u8; 64 * 1024];
+            let mut chunk = [0u8; CHUNK_BYTES];
             while wait_readable(input, &stop) {
                 // SAFETY: reads at most `chunk.len()` bytes into `chunk`, which outlives the call.
                 let count = unsafe { libc::read(input, chunk.as_mut_ptr().cast(), chunk.len()) };
@@ -123,7 +126,7 @@ pub fn spawn_output(
         format!("vmc-vm-{name}"),
         filters.map(|filters| (filters, ThreadKind::Io)),
         move || {
-            let mut chunk = vec![0u8; 64 * 1024];
+            let mut chunk = [0u8; CHUNK_BYTES];
             loop {
                 let count = buffer.peek_blocking(&mut chunk);
                 if count == 0 {

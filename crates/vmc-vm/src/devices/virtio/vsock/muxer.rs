@@ -4,7 +4,7 @@
 //! connection in turn.
 
 use super::connection::{Connection, HostEnd, Received};
-use super::packet::{write_header, Reply, OP_REQUEST, OP_RST, TYPE_STREAM};
+use super::packet::{write_header, Reply, MAX_PACKET_DATA, OP_REQUEST, OP_RST, TYPE_STREAM};
 use std::collections::{BTreeMap, VecDeque};
 use virtio_vsock::packet::{VsockPacket, PKT_HEADER_SIZE};
 use vm_memory::bitmap::BitmapSlice;
@@ -33,7 +33,8 @@ impl Muxer {
             connections: Vec::new(),
             refusals: VecDeque::new(),
             next: 0,
-            scratch: Vec::new(),
+            // Allocated now, in full: the event-loop thread only reuses it.
+            scratch: Vec::with_capacity(MAX_PACKET_DATA as usize),
         }
     }
 
