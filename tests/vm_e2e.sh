@@ -68,6 +68,10 @@ vm_script=$work/vm-cases.sh
   done < tests/parity-cases.txt
   cat <<'CASES'
 case_ signal vm busybox sh -c 'kill -TERM $$'
+case_ init-forwards vm busybox sh -c 'trap "echo got TERM; exit 7" TERM; kill -TERM 1; sleep 30 & wait'
+case_ guest-world vm busybox sh -c 'ifconfig lo | grep -o UP; test -e /vmc/run.json || echo settings-removed'
+case_ stdout-drained sh -c 'vmc run --mode vm --rm busybox sh -c "yes x | head -c 1000000; echo err >&2" 2>/dev/null | wc -c'
+case_ stdout-stderr-apart sh -c 'vmc run --mode vm --rm busybox sh -c "echo out; echo err >&2" 2>&1 >/dev/null'
 case_ trace sh -c 'vmc run --mode vm --rm --trace=json busybox true 2>&1 >/dev/null'
 case_ memtotal vm -m 128m busybox sh -c 'grep MemTotal /proc/meminfo'
 case_ cpus vm --cpus 2 busybox sh -c 'grep -c ^processor /proc/cpuinfo'
@@ -152,8 +156,12 @@ expect kept-record 6 ""
 expect debian-write-run 0 "changed"
 expect debian-write-isolated 0 "no marker"
 expect python3-oom-report 0 "1"
-expect seccomp-threads 0 $'vmc 2\nvmc-vcpu0 2\nvmc-vm-launcher 2\nvmc-vm-signals 2\nvmc-vm-stdin 2'
-expect seccomp-unconfined 0 $'vmc 0\nvmc-vcpu0 0\nvmc-vm-signals 0\nvmc-vm-stdin 0'
+expect init-forwards 7 "got TERM"
+expect guest-world 0 $'UP\nsettings-removed'
+expect stdout-drained 0 "1000000"
+expect stdout-stderr-apart 0 "err"
+expect seccomp-threads 0 $'vmc 2\nvmc-vcpu0 2\nvmc-vm-devices 2\nvmc-vm-launcher 2\nvmc-vm-signals 2\nvmc-vm-stderr 2\nvmc-vm-stdin 2\nvmc-vm-stdout 2'
+expect seccomp-unconfined 0 $'vmc 0\nvmc-vcpu0 0\nvmc-vm-devices 0\nvmc-vm-signals 0\nvmc-vm-stderr 0\nvmc-vm-stdin 0\nvmc-vm-stdout 0'
 
 # The VM timeline: every milestone, in order, at non-decreasing times.
 trace=$(vm_case trace stdout)

@@ -74,6 +74,20 @@ pub enum InitError {
     /// The loopback interface could not be brought up.
     #[error("bringing up the loopback interface: {0}")]
     Loopback(Errno),
+    /// A stream of the host↔guest channel could not be connected.
+    #[error("connecting the {} stream to the host (vsock port {}): {errno} (the guest kernel needs CONFIG_VIRTIO_VSOCKETS, the VMM a vsock device)", .stream.name(), .stream.port())]
+    Channel {
+        /// The stream.
+        stream: vmc_protocol::channel::Stream,
+        /// The error.
+        errno: Errno,
+    },
+    /// The pseudo-terminal of a `-t` run could not be set up.
+    #[error("setting up the workload's terminal: {0} (the guest kernel needs CONFIG_UNIX98_PTYS)")]
+    Terminal(Errno),
+    /// The workload's stdin, stdout or stderr could not be connected.
+    #[error("connecting the workload's stdio: {0}")]
+    Stdio(Errno),
     /// The console's terminal settings could not be changed.
     #[error("configuring the console: {0}")]
     Console(Errno),

@@ -2,12 +2,14 @@
 //!
 //! Reports "init started" to the VMM's exit device, mounts the pseudo filesystems, reads the
 //! per-run settings from `/vmc/run.json`, switches root into the image's disks if the run has
-//! them (`disk_root`), applies the settings, runs the workload on the console (its stderr on the
-//! second serial line unless the run is a terminal run), waits for its output to drain,
-//! reports its exit status and resets the VM (the kernel needs `reboot=k` so the reset goes
+//! them (`disk_root`), applies the settings, connects the host↔guest channel's streams
+//! (vsock), runs the workload with its stdio on them (or on a pseudo-terminal relayed to them
+//! for a `-t` run), waits for its output to reach the host, reports its exit status and
+//! resets the VM (the kernel needs `reboot=k` so the reset goes
 //! through the i8042 controller the VMM watches). Build it statically with
 //! scripts/build-vmc-init.sh.
 
+mod channel;
 mod console;
 mod disk_root;
 mod error;
@@ -15,8 +17,10 @@ mod exit_device;
 mod loopback;
 mod memory;
 mod mounts;
-mod stdin_relay;
+mod relay;
+mod stdio;
 mod supervise;
+mod terminal;
 
 use error::InitError;
 use exit_device::ExitDevice;
@@ -37,7 +41,6 @@ fn main() {
         eprintln!("vmc-init: {err}");
         INIT_FAILED
     });
-    console::drain();
     device.status(status);
     device.milestone(BootMilestone::WorkloadExited);
     reset_vm();
@@ -56,12 +59,10 @@ fn boot_and_run(device: &ExitDevice) -> Result<WorkloadStatus, InitError> {
     }
     loopback::bring_up_loopback()?;
     mounts::create_dir(&config.workdir, 0o755)?;
-    console::configure(config.tty, config.terminal_size)?;
-    console::separate_stderr(config.tty);
-    let control_line = console::open_control_line();
+    let channel = channel::Channel::open(&config)?;
     let oom_kills = memory::OomKills::count_from_now();
     memory::overcommit_like_a_container();
-    let status = supervise::run_workload(&config, device, control_line)?;
+    let status = supervise::run_workload(&config, device, channel)?;
     Ok(oom_kills.classify(status))
 }
 

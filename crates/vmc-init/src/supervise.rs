@@ -1,30 +1,34 @@
-//! Running the workload as PID 1's child: credentials, exec, signal forwarding, reaping.
+//! Running the workload as PID 1's child: credentials, exec, its stdio on the channel's
+//! streams (or on a pseudo-terminal relayed to them), signal forwarding, reaping.
 
-use crate::console::{self, WorkloadStdin};
+use crate::channel::Channel;
 use crate::error::InitError;
 use crate::exit_device::ExitDevice;
+use crate::relay::Relay;
+use crate::stdio::Stdio;
+use crate::terminal::set_size;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, signal, SigHandler, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, fork, setgid, setgroups, setsid, setuid, ForkResult, Gid, Pid, Uid};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use vmc_protocol::channel::{ControlDecoder, ControlMessage};
 use vmc_protocol::exit_device::{BootMilestone, WorkloadStatus, INIT_FAILED_CODE};
-use vmc_protocol::RunConfig;
-use vmc_protocol::TerminalSize;
+use vmc_protocol::{RunConfig, TerminalSize};
 use vmc_runtime::env::DEFAULT_PATH;
 use vmc_runtime::exec::ExecCommand;
-use vmc_runtime::guest_control::{Decoder, GuestControl};
 use vmc_runtime::signals::FORWARDED;
 
-/// Starts the workload and supervises it until it exits: forwards the signals the init
-/// receives or reads on `control_line` (from vmc, through the VMM), reaps every orphan that
-/// ends up as the init's child, and returns the workload's status.
+/// Starts the workload with its stdio relayed to `channel` and supervises it until it exits:
+/// forwards the signals the init receives or the host sends on the control stream, reaps
+/// every orphan that ends up as the init's child, and returns the workload's status once its
+/// output has reached the host.
 pub fn run_workload(
     config: &RunConfig,
     device: &ExitDevice,
-    control_line: Option<OwnedFd>,
+    channel: Channel,
 ) -> Result<WorkloadStatus, InitError> {
     let mut signals: SigSet = FORWARDED.into_iter().collect();
     signals.add(Signal::SIGCHLD);
@@ -35,19 +39,20 @@ pub fn run_workload(
             what: "blocking signals",
             errno,
         })?;
-    let stdin = WorkloadStdin::for_run(config.tty, config.interactive)?;
+    let stdio = Stdio::create(config, &channel)?;
     // SAFETY: the init is single-threaded, so the child may run any code after fork.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let code = exec_workload(config, &stdin, device);
+            let code = exec_workload(config, &stdio, device);
             // SAFETY: _exit ends the child without running the init's exit handlers.
             unsafe { libc::_exit(code) }
         }
         Ok(ForkResult::Parent { child }) => {
-            // The workload holds its stdin now; a relay that outlives the workload's reading
-            // gets EPIPE instead of blocking.
-            drop(stdin);
-            supervise(child, &signals, control_line.as_ref())
+            let (mut relay, terminal) = stdio.into_relay();
+            let status = supervise(child, &signals, &channel.control, &mut relay, terminal)?;
+            relay.finish();
+            channel.drain();
+            Ok(status)
         }
         Err(errno) => Err(InitError::Supervise {
             what: "forking the workload",
@@ -57,8 +62,8 @@ pub fn run_workload(
 }
 
 /// In the child: becomes the workload or returns the exit status explaining why it could not.
-fn exec_workload(config: &RunConfig, stdin: &WorkloadStdin, device: &ExitDevice) -> i32 {
-    if let Err(err) = enter_workload_context(config, stdin) {
+fn exec_workload(config: &RunConfig, stdio: &Stdio, device: &ExitDevice) -> i32 {
+    if let Err(err) = enter_workload_context(config, stdio) {
         eprintln!("vmc-init: {err}");
         return INIT_FAILED_CODE.into();
     }
@@ -81,9 +86,9 @@ fn exec_workload(config: &RunConfig, stdin: &WorkloadStdin, device: &ExitDevice)
 }
 
 /// In the child: restores the signal mask and SIGPIPE's default action (Rust ignores it, and
-/// an ignored signal stays ignored across exec), starts a session attached to the console,
-/// connects stdin, drops to the workload's user and enters its working directory.
-fn enter_workload_context(config: &RunConfig, stdin: &WorkloadStdin) -> Result<(), InitError> {
+/// an ignored signal stays ignored across exec), starts a session, connects its stdio, drops
+/// to the workload's user and enters its working directory.
+fn enter_workload_context(config: &RunConfig, stdio: &Stdio) -> Result<(), InitError> {
     let unblocking = |errno| InitError::Supervise {
         what: "restoring signal handling",
         errno,
@@ -95,7 +100,7 @@ fn enter_workload_context(config: &RunConfig, stdin: &WorkloadStdin) -> Result<(
         what: "starting a session",
         errno,
     })?;
-    console::attach_workload(config.tty, stdin).map_err(InitError::Console)?;
+    stdio.attach().map_err(InitError::Stdio)?;
     let (uid, gid) = (config.uid, config.gid);
     let credentials = |errno| InitError::Credentials { uid, gid, errno };
     setgroups(&[Gid::from_raw(gid)]).map_err(credentials)?;
@@ -107,30 +112,36 @@ fn enter_workload_context(config: &RunConfig, stdin: &WorkloadStdin) -> Result<(
     })
 }
 
-/// Waits for the workload to exit, reaping orphans meanwhile and passing on to it the signals
-/// the init receives and those the VMM sends on `control_line` (where it also sends new
-/// terminal sizes).
+/// Waits for the workload to exit, reaping orphans meanwhile, passing on to it the signals
+/// the init receives and those the host sends on `control` (where it also sends new terminal
+/// sizes, for `terminal`), and relaying its stdio.
 fn supervise(
     workload: Pid,
     signals: &SigSet,
-    control_line: Option<&OwnedFd>,
+    control: &OwnedFd,
+    relay: &mut Relay,
+    terminal: Option<OwnedFd>,
 ) -> Result<WorkloadStatus, InitError> {
     let failed = |what| move |errno| InitError::Supervise { what, errno };
     let signal_fd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
         .map_err(failed("creating a signalfd"))?;
-    let mut decoder = Decoder::default();
+    let mut decoder = ControlDecoder::default();
+    let mut control_open = true;
     loop {
         let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
-        if let Some(line) = control_line {
-            fds.push(PollFd::new(line.as_fd(), PollFlags::POLLIN));
+        if control_open {
+            fds.push(PollFd::new(control.as_fd(), PollFlags::POLLIN));
         }
+        fds.extend(relay.poll_fds());
         match poll(&mut fds, PollTimeout::NONE) {
             Err(Errno::EINTR) => continue,
             other => other.map_err(failed("waiting for signals"))?,
         };
         let ready = |fd: &PollFd| fd.revents().is_some_and(|events| !events.is_empty());
-        let (signalled, line_ready) = (ready(&fds[0]), fds.get(1).is_some_and(ready));
+        let signalled = ready(&fds[0]);
+        let control_ready = control_open && ready(&fds[1]);
         drop(fds);
+        relay.run();
         if signalled {
             let info = signal_fd
                 .read_signal()
@@ -145,43 +156,51 @@ fn supervise(
                 None => {}
             }
         }
-        if let (Some(line), true) = (control_line, line_ready) {
-            for message in read_control_line(line, &mut decoder)? {
-                obey(workload, message);
+        if control_ready {
+            match read_control(control, &mut decoder)? {
+                Some(messages) => {
+                    for message in messages {
+                        obey(workload, message, terminal.as_ref());
+                    }
+                }
+                None => control_open = false,
             }
         }
     }
 }
 
-/// Reads what the VMM sent on the control line.
-fn read_control_line(
-    line: &OwnedFd,
-    decoder: &mut Decoder,
-) -> Result<Vec<GuestControl>, InitError> {
-    let mut bytes = [0u8; 64];
-    match nix::unistd::read(line, &mut bytes) {
-        Ok(count) => Ok(decoder.decode(&bytes[..count])),
-        Err(Errno::EINTR | Errno::EAGAIN) => Ok(Vec::new()),
+/// Reads what the host sent on the control stream; `None` once the host has closed it.
+fn read_control(
+    control: &OwnedFd,
+    decoder: &mut ControlDecoder,
+) -> Result<Option<Vec<ControlMessage>>, InitError> {
+    let mut bytes = [0u8; 256];
+    match nix::unistd::read(control, &mut bytes) {
+        Ok(0) => Ok(None),
+        Ok(count) => Ok(Some(decoder.decode(&bytes[..count]))),
+        Err(Errno::EINTR | Errno::EAGAIN) => Ok(Some(Vec::new())),
         Err(errno) => Err(InitError::Supervise {
-            what: "reading the VMM's control line",
+            what: "reading the host's control stream",
             errno,
         }),
     }
 }
 
-/// Carries out one message of the VMM: a signal vmc forwards (or SIGKILL, after three
-/// interrupts), or a new size of the console (the kernel then sends SIGWINCH to the workload).
-fn obey(workload: Pid, message: GuestControl) {
+/// Carries out one message of the host: a signal vmc forwards (or SIGKILL, after three
+/// interrupts), or a new size of the terminal (the kernel then sends SIGWINCH to the workload).
+fn obey(workload: Pid, message: ControlMessage, terminal: Option<&OwnedFd>) {
     match message {
-        GuestControl::Signal(signal)
-            if FORWARDED.contains(&signal) || signal == Signal::SIGKILL =>
-        {
-            signal_workload(workload, signal)
-        }
-        GuestControl::Signal(_) => {}
-        GuestControl::Resize { rows, cols } => {
-            if let Err(err) = console::set_size(TerminalSize { rows, cols }) {
-                eprintln!("vmc-init: resizing the console: {err}");
+        ControlMessage::Signal(number) => match Signal::try_from(i32::from(number)) {
+            Ok(signal) if FORWARDED.contains(&signal) || signal == Signal::SIGKILL => {
+                signal_workload(workload, signal)
+            }
+            _ => {}
+        },
+        ControlMessage::Resize { rows, cols } => {
+            if let Some(terminal) = terminal {
+                if let Err(errno) = set_size(terminal.as_raw_fd(), TerminalSize { rows, cols }) {
+                    eprintln!("vmc-init: resizing the terminal: {errno}");
+                }
             }
         }
     }

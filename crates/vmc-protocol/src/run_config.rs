@@ -18,17 +18,17 @@ pub struct RunConfig {
     pub gid: u32,
     /// Host name of the guest; empty keeps the kernel's default.
     pub hostname: String,
-    /// The console is the workload's terminal: cooked mode, and the workload is its controlling
-    /// process so Ctrl-C raises SIGINT; stderr shares the console. Without it the console is
-    /// switched to raw mode so the workload's bytes reach the host unchanged, and its stderr
-    /// goes to the second serial line (ttyS1, vmc's stderr), also raw.
+    /// The workload gets a terminal (a pseudo-terminal in the guest, in cooked mode, its
+    /// controlling terminal so Ctrl-C raises SIGINT) for stdin, stdout and stderr, relayed to
+    /// the channel's stdin and stdout streams. Without it its stdout and stderr are pipes to
+    /// the stdout and stderr streams, so their bytes reach the host unchanged and apart.
     pub tty: bool,
-    /// Give the workload vmc's stdin: the console itself for a terminal run, else a pipe that
-    /// a relay fills from the console (the VMM sends stdin escaped, with an end marker that
-    /// closes the pipe). Otherwise stdin is `/dev/null`.
+    /// Give the workload vmc's stdin (the channel's stdin stream, whose end is the workload's
+    /// end-of-file): on the terminal for a terminal run, else a pipe. Otherwise stdin is
+    /// `/dev/null`.
     pub interactive: bool,
-    /// For a terminal run: the host terminal's size, given to the console so full-screen
-    /// programs lay out correctly (later resizes do not reach the guest).
+    /// For a terminal run: the host terminal's size, given to the terminal so full-screen
+    /// programs lay out correctly (later sizes come on the control stream).
     #[serde(default)]
     pub terminal_size: Option<TerminalSize>,
     /// The image's root filesystem is on disks ([`crate::root_disks`]): the init mounts the image

@@ -7,7 +7,6 @@
 
 pub mod env;
 pub mod exec;
-pub mod guest_control;
 pub mod limits;
 pub mod memory;
 pub mod outcome;
@@ -15,7 +14,6 @@ pub mod paths;
 pub mod rootfs;
 pub mod signals;
 pub mod spec;
-pub mod stdin_stream;
 pub mod terminal;
 pub mod text;
 pub mod timeline;

@@ -1,7 +1,7 @@
 //! The signals vmc passes on to the workload, in both modes: a container's supervisor sends
-//! them to the workload's process; in a VM the VMM sends them on the receive line of COM2 (the
-//! guest's ttyS1), where vmc-init reads them and signals the workload
-//! ([`crate::guest_control`]).
+//! them to the workload's process; in a VM the VMM sends them on the control stream of the
+//! host↔guest channel (`vmc_protocol::channel`), where vmc-init reads them and signals the
+//! workload.
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};

@@ -1,4 +1,4 @@
-//! What the guest is told about the run: its per-run settings and how stdin reaches it.
+//! What the guest is told about the run: its per-run settings and what the channel carries.
 
 use crate::error::VmRuntimeError;
 use vmc_protocol::{RunConfig, TerminalSize};
@@ -6,7 +6,7 @@ use vmc_runtime::env::workload_env;
 use vmc_runtime::terminal::window_size;
 use vmc_runtime::user::home_for;
 use vmc_runtime::RunSpec;
-use vmc_vm::StdinMode;
+use vmc_vm::VsockConfig;
 
 /// The guest's per-run settings. HOME comes from the spec's environment (`vmc run` puts it
 /// there) or else from the image's /etc/passwd, read inside the image.
@@ -31,12 +31,12 @@ pub fn run_config(spec: &RunSpec) -> Result<RunConfig, VmRuntimeError> {
     })
 }
 
-/// How stdin reaches the guest: as keys on its terminal with `-t`, as an escaped stream with
-/// an end otherwise (`-i`), or not at all.
-pub fn stdin_mode(spec: &RunSpec) -> Option<StdinMode> {
-    match (spec.interactive, spec.tty) {
-        (false, _) => None,
-        (true, true) => Some(StdinMode::Terminal),
-        (true, false) => Some(StdinMode::Stream),
+/// What the host↔guest channel carries for the run besides the workload's output: vmc's
+/// stdin with `-i`, the signals vmc receives, and with `-t` its window sizes.
+pub fn channel_config(spec: &RunSpec) -> VsockConfig {
+    VsockConfig {
+        stdin: spec.interactive,
+        forward_signals: true,
+        terminal: spec.tty,
     }
 }

@@ -4,7 +4,7 @@ use crate::cmdline::cmdline;
 use crate::disks;
 use crate::embedded_init::write_embedded_init;
 use crate::error::VmRuntimeError;
-use crate::guest_settings::{run_config, stdin_mode};
+use crate::guest_settings::{channel_config, run_config};
 use crate::kvm_check::check_kvm_can_run_linux;
 use crate::memory_check::{check_fits, GuestFootprint, ImageSize};
 use crate::memory_probe::GuestMemoryProbe;
@@ -80,9 +80,7 @@ impl VmRuntime {
             initrd: vec![init_archive, run_archive.clone()],
             cmdline: cmdline(self.options.console),
             console: self.options.console,
-            stdin: stdin_mode(spec),
-            forward_signals: true,
-            terminal: spec.tty,
+            vsock: Some(channel_config(spec)),
             seccomp: match spec.security.seccomp {
                 SeccompPolicy::Unconfined => VmmSeccomp::Unconfined,
                 // A profile file is refused for VM mode before the run (`support`).
@@ -91,7 +89,7 @@ impl VmRuntime {
             disks: disks.configs.clone(),
         };
         let mut vm = Vm::create(&config, timeline)?;
-        // With -t the guest's console is the workload's terminal: pass every key through.
+        // With -t the workload's terminal is in the guest: pass every key through.
         let _raw_terminal = spec.tty.then(RawMode::enter).flatten();
         observer.memory_probe_ready(Arc::new(GuestMemoryProbe {
             regions: vm.ram_regions(),

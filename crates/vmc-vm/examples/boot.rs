@@ -23,9 +23,7 @@ fn main() {
         initrd: Vec::new(),
         cmdline: "console=ttyS0 reboot=k panic=-1".into(),
         console: true,
-        stdin: None,
-        forward_signals: false,
-        terminal: false,
+        vsock: None,
         seccomp: VmmSeccomp::Confined,
         disks: Vec::new(),
     };

@@ -34,9 +34,7 @@ fn main() {
         initrd: Vec::new(),
         cmdline: "console=ttyS0 panic=-1".into(),
         console: false,
-        stdin: None,
-        forward_signals: false,
-        terminal: false,
+        vsock: None,
         seccomp: if unconfined {
             VmmSeccomp::Unconfined
         } else {

@@ -25,15 +25,9 @@ pub struct VmConfig {
     /// Show the guest kernel's console messages from the start; when `false`, console output
     /// is shown only from the moment the guest init reports that it started.
     pub console: bool,
-    /// Forward vmc's stdin to the guest console, and how; `None` leaves the console's input
-    /// empty.
-    pub stdin: Option<StdinMode>,
-    /// Pass the signals vmc receives (SIGINT, SIGTERM, …) on to the guest init, which signals
-    /// the workload ([`vmc_runtime::signals`]); otherwise they act on vmc as usual.
-    pub forward_signals: bool,
-    /// The guest console is the workload's terminal (`-t`): with `forward_signals`, a change of
-    /// vmc's window size (SIGWINCH) resizes the console.
-    pub terminal: bool,
+    /// The host↔guest channel (a virtio-vsock device) carrying the workload's stdio and the
+    /// host's control messages; `None`: no vsock device.
+    pub vsock: Option<VsockConfig>,
     /// Whether the VMM's threads run under their seccomp filters ([`crate::seccomp`]).
     pub seccomp: VmmSeccomp,
     /// The guest's disks, as virtio-blk devices: disk `i` is `/dev/vd{a+i}`.
@@ -60,16 +54,18 @@ pub enum VmmSeccomp {
     Unconfined,
 }
 
-/// How vmc's stdin reaches the guest console (COM1). Either way the forwarding starts when
-/// the guest reports that the workload is about to run: before that, the guest kernel's UART
-/// driver would swallow the bytes while it sets the port up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StdinMode {
-    /// Bytes unchanged, as keys typed on the workload's terminal (`-t`); Ctrl-D is the end.
-    Terminal,
-    /// Escaped and, when stdin ends, ended with a marker the guest init turns into the close
-    /// of the workload's stdin pipe ([`vmc_runtime::stdin_stream`]).
-    Stream,
+/// What the host↔guest channel ([`vmc_protocol::channel`]) carries besides the workload's
+/// stdout and stderr, which it always carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VsockConfig {
+    /// vmc's stdin goes to the workload (`-i`), its end included.
+    pub stdin: bool,
+    /// The signals vmc receives (SIGINT, SIGTERM, …) go to the guest init, which signals the
+    /// workload ([`vmc_runtime::signals`]); otherwise they act on vmc as usual.
+    pub forward_signals: bool,
+    /// The workload has a terminal (`-t`): with `forward_signals`, a change of vmc's window
+    /// size (SIGWINCH) resizes it.
+    pub terminal: bool,
 }
 
 impl VmConfig {
@@ -131,9 +127,7 @@ mod tests {
             initrd: Vec::new(),
             cmdline: String::new(),
             console: false,
-            stdin: None,
-            forward_signals: false,
-            terminal: false,
+            vsock: None,
             seccomp: VmmSeccomp::Confined,
             disks: Vec::new(),
         }

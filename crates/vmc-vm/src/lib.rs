@@ -2,17 +2,19 @@
 //!
 //! [`Vm::create`] turns a [`VmConfig`] into a ready VM — KVM VM with in-kernel interrupt
 //! controllers and PIT, exactly `memory_bytes` of guest RAM, the kernel (ELF vmlinux or
-//! bzImage) and initrd loaded for a direct 64-bit boot, COM1 (console, to stdout) / COM2
-//! (workload stderr, to stderr) / i8042 / exit devices on the device bus, one virtio-blk
-//! disk per [`VmConfig::disks`] entry (virtio-mmio, served by the device event-loop thread),
-//! and one vCPU per `vcpus` — and [`Vm::run`] runs it until the guest resets. [`probe::probe`] tells whether this host's KVM
-//! can run Linux guests at all.
+//! bzImage) and initrd loaded for a direct 64-bit boot, COM1 (the kernel's console, to
+//! stdout) / i8042 / exit devices on the device bus, one virtio-blk disk per
+//! [`VmConfig::disks`] entry and the virtio-vsock channel carrying the workload's stdio and
+//! vmc's signals ([`VmConfig::vsock`]; virtio-mmio, served by the device event-loop thread),
+//! and one vCPU per `vcpus` — and [`Vm::run`] runs it until the guest resets.
+//! [`probe::probe`] tells whether this host's KVM can run Linux guests at all.
 //!
 //! Unless [`VmConfig::seccomp`] says otherwise, `Vm::run` confines the VMM as Firecracker
-//! does: a seccomp filter per kind of thread (the calling thread, the vCPU threads, the stdin
-//! and signal threads, the device event loop), each installed before the guest runs. The calling thread keeps its
-//! filter for the rest of its life (a filter cannot be lifted): it still allows everything
-//! vmc does besides running a guest, but no new processes, programs or sockets.
+//! does: a seccomp filter per kind of thread (the calling thread, the vCPU threads, the device
+//! event loop, the stream and signal threads), each installed before the guest runs. The
+//! calling thread keeps its filter for the rest of its life (a filter cannot be lifted): it
+//! still allows everything vmc does besides running a guest, but no new processes, programs
+//! or sockets.
 //!
 //! Timing points recorded in the run's [`Timeline`](vmc_runtime::Timeline):
 //! - `RuntimeReady`: `Vm::create` finished (VM, RAM, kernel, devices, vCPU registers).
@@ -37,7 +39,7 @@ mod threads;
 mod vcpu;
 mod vm;
 
-pub use config::{DiskConfig, StdinMode, VmConfig, VmmSeccomp};
+pub use config::{DiskConfig, VmConfig, VmmSeccomp, VsockConfig};
 pub use error::VmError;
 pub use memory::RamRegion;
 pub use vm::{open_kvm, ExitReason, Vm, VmExit};

@@ -36,7 +36,8 @@ pub enum ThreadKind {
     Main,
     /// A vCPU thread: KVM_RUN and the port devices.
     Vcpu,
-    /// A host input thread: stdin or signals to the guest's serial ports.
+    /// A thread of the channel's host ends: stdin into its stream, a stream out to stdout or
+    /// stderr, or the signals onto the control stream.
     Io,
     /// The device event loop ([`crate::devices::event_loop`]): virtio queues and disk I/O.
     Devices,
@@ -84,12 +85,24 @@ pub fn filters() -> Result<&'static Filters, VmError> {
     FILTERS
         .get_or_init(|| {
             let filters = Filters::compile().map_err(|err| err.to_string())?;
+            fix_malloc_arena_limit();
             vmm_sys_util::signal::register_signal_handler(libc::SIGSYS, on_sigsys)
                 .map_err(|err| format!("cannot install the SIGSYS handler: {err}"))?;
             Ok(filters)
         })
         .as_ref()
         .map_err(|reason| VmError::SeccompCompile(reason.clone()))
+}
+
+/// Sets glibc's limit on malloc arenas to its own default (8 per CPU) before any thread is
+/// confined. Left unset, glibc works the limit out when a thread needs the ninth arena, by
+/// reading /sys/devices/system/cpu/online: an `openat` that a confined thread (a VM with
+/// several vCPU and stream threads) must not make.
+fn fix_malloc_arena_limit() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let limit = i32::try_from(cpus.saturating_mul(8)).unwrap_or(i32::MAX);
+    // SAFETY: mallopt only changes a malloc parameter; M_ARENA_MAX takes any positive count.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, limit) };
 }
 
 impl Filters {
@@ -349,8 +362,9 @@ fn vcpu_rules() -> seccompiler::Result<Rules> {
     Ok(rules)
 }
 
-/// A host input thread: waits for and reads stdin, its eventfds or the signalfd, and reads
-/// the terminal's window size.
+/// A thread of the channel's host ends: waits for and reads stdin, its eventfds or the
+/// signalfd, writes stdout/stderr and the device's wake-up eventfd (`write`, in the common
+/// set), waits on its stream buffer (`futex`), and reads the terminal's window size.
 fn io_rules() -> seccompiler::Result<Rules> {
     let mut rules = common_rules()?;
     rules.allow(&[libc::SYS_read, libc::SYS_poll]).allow_arg(

@@ -1,28 +1,28 @@
 //! Passing the signals vmc receives on to the workload in the guest, and for a terminal run the
-//! new window size on SIGWINCH, as messages on COM2's receive line, which vmc-init reads
-//! ([`vmc_runtime::guest_control`]).
+//! new window size on SIGWINCH, as messages on the channel's control stream, which vmc-init
+//! reads ([`vmc_protocol::channel::ControlMessage`]).
 
-use crate::devices::serial::{deliver, wait_readable, SerialConsole};
+use crate::devices::virtio::vsock::host::wait_readable;
+use crate::devices::virtio::vsock::StreamBuffer;
 use crate::error::VmError;
 use crate::seccomp::{Filters, ThreadKind};
 use crate::threads;
 use nix::sys::signal::Signal;
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use vmc_runtime::guest_control::GuestControl;
+use vmc_protocol::channel::ControlMessage;
 use vmc_runtime::signals::{SignalCatcher, INTERRUPTS_BEFORE_KILL};
 use vmc_runtime::terminal::window_size;
 use vmm_sys_util::eventfd::EventFd;
 
-/// Forwards the signals `catcher` catches to the guest through `com2`, from the moment
-/// `ready` is signalled (signals caught before wait in the signalfd) until `stop` is, on a
-/// thread confined by the I/O filter of `filters` if given. With `terminal` (a `-t` run),
-/// SIGWINCH passes on the new size of vmc's terminal.
-pub fn spawn_signal_forwarder<W: Write + Send + 'static>(
+/// Forwards the signals `catcher` catches to the guest on the `control` stream, from the
+/// moment `ready` is signalled (signals caught before wait in the signalfd) until `stop` is,
+/// on a thread confined by the I/O filter of `filters` if given. With `terminal` (a `-t`
+/// run), SIGWINCH passes on the new size of vmc's terminal.
+pub fn spawn_signal_forwarder(
     catcher: Arc<SignalCatcher>,
-    com2: Arc<Mutex<SerialConsole<W>>>,
+    control: Arc<StreamBuffer>,
     terminal: bool,
     ready: Arc<EventFd>,
     stop: Arc<EventFd>,
@@ -34,42 +34,42 @@ pub fn spawn_signal_forwarder<W: Write + Send + 'static>(
         filters.map(|filters| (filters, ThreadKind::Io)),
         move || {
             if wait_readable(ready.as_raw_fd(), &stop) {
-                forward_signals(&catcher, &com2, terminal, &stop);
+                forward_signals(&catcher, &control, terminal, &stop);
             }
         },
     )
 }
 
 /// The body of [`spawn_signal_forwarder`] once the guest is ready.
-fn forward_signals<W: Write>(
+fn forward_signals(
     catcher: &SignalCatcher,
-    com2: &Mutex<SerialConsole<W>>,
+    control: &StreamBuffer,
     terminal: bool,
     stop: &EventFd,
 ) {
     let mut interrupts = 0;
-    let mut line = Vec::new();
+    let mut framed = Vec::new();
     while wait_readable(catcher.fd().as_fd().as_raw_fd(), stop) {
         while let Some(signal) = catcher.next() {
             let message = match signal {
                 Signal::SIGINT => {
                     interrupts += 1;
                     if interrupts < INTERRUPTS_BEFORE_KILL {
-                        GuestControl::Signal(signal)
+                        ControlMessage::Signal(signal as u8)
                     } else {
                         eprintln!("vmc: interrupted {interrupts} times: killing the workload");
-                        GuestControl::Signal(Signal::SIGKILL)
+                        ControlMessage::Signal(Signal::SIGKILL as u8)
                     }
                 }
                 Signal::SIGWINCH => match terminal.then(window_size).flatten() {
-                    Some((rows, cols)) => GuestControl::Resize { rows, cols },
+                    Some((rows, cols)) => ControlMessage::Resize { rows, cols },
                     None => continue,
                 },
-                signal => GuestControl::Signal(signal),
+                signal => ControlMessage::Signal(signal as u8),
             };
-            line.clear();
-            message.encode(&mut line);
-            if !deliver(&line, com2, stop) {
+            framed.clear();
+            message.encode(&mut framed);
+            if !control.write_all(&framed) {
                 return;
             }
         }
@@ -79,30 +79,33 @@ fn forward_signals<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::serial::{ConsoleOutput, COM2_PORT};
     use std::os::unix::thread::JoinHandleExt;
     use std::time::{Duration, Instant};
+    use vmc_protocol::channel::ControlDecoder;
 
-    /// What the guest reads from COM2 within a second.
-    fn received(com2: &Mutex<SerialConsole<Vec<u8>>>) -> Option<u8> {
+    /// The next control message the guest would read, within a second.
+    fn received(control: &StreamBuffer, decoder: &mut ControlDecoder) -> Option<ControlMessage> {
         let deadline = Instant::now() + Duration::from_secs(1);
         while Instant::now() < deadline {
-            let mut com2 = com2.lock().unwrap();
-            if com2.read(COM2_PORT + 5) & 1 == 1 {
-                return Some(com2.read(COM2_PORT));
+            let mut messages = Vec::new();
+            control.take(|first, second| {
+                messages.extend(decoder.decode(first));
+                messages.extend(decoder.decode(second));
+                first.len() + second.len()
+            });
+            if let Some(message) = messages.first() {
+                assert_eq!(messages.len(), 1, "one message at a time: {messages:?}");
+                return Some(*message);
             }
-            drop(com2);
             std::thread::sleep(Duration::from_millis(5));
         }
         None
     }
 
     #[test]
-    fn signals_reach_com2_as_their_numbers_and_a_third_interrupt_kills() {
-        let irq = EventFd::new(libc::EFD_NONBLOCK).unwrap();
-        let mut com2 = SerialConsole::new(COM2_PORT, irq, ConsoleOutput::new(Vec::new(), true));
-        com2.write(COM2_PORT + 4, 0x0b).unwrap(); // the guest opened the port: RTS up
-        let com2 = Arc::new(Mutex::new(com2));
+    fn signals_reach_the_control_stream_and_a_third_interrupt_kills() {
+        let wake = Arc::new(EventFd::new(libc::EFD_NONBLOCK).unwrap());
+        let control = StreamBuffer::new(4096, wake);
         // Blocks the forwarded signals in this thread and in the forwarder it starts.
         let catcher = Arc::new(SignalCatcher::new().unwrap());
         let ready = Arc::new(EventFd::new(libc::EFD_NONBLOCK).unwrap());
@@ -110,7 +113,7 @@ mod tests {
         ready.write(1).unwrap();
         let thread = spawn_signal_forwarder(
             Arc::clone(&catcher),
-            Arc::clone(&com2),
+            Arc::clone(&control),
             false,
             ready,
             Arc::clone(&stop),
@@ -122,19 +125,21 @@ mod tests {
             // stays pending there until the forwarder reads it from its signalfd.
             unsafe { libc::pthread_kill(thread.as_pthread_t(), signal as i32) };
         };
+        let mut decoder = ControlDecoder::default();
+        let signal = |signal: i32| Some(ControlMessage::Signal(signal as u8));
         send(Signal::SIGTERM);
-        assert_eq!(received(&com2), Some(libc::SIGTERM as u8));
+        assert_eq!(received(&control, &mut decoder), signal(libc::SIGTERM));
         send(Signal::SIGWINCH);
         send(Signal::SIGINT);
         assert_eq!(
-            received(&com2),
-            Some(libc::SIGINT as u8),
-            "SIGWINCH is not sent"
+            received(&control, &mut decoder),
+            signal(libc::SIGINT),
+            "SIGWINCH without a terminal is not sent"
         );
         send(Signal::SIGINT);
-        assert_eq!(received(&com2), Some(libc::SIGINT as u8));
+        assert_eq!(received(&control, &mut decoder), signal(libc::SIGINT));
         send(Signal::SIGINT);
-        assert_eq!(received(&com2), Some(libc::SIGKILL as u8));
+        assert_eq!(received(&control, &mut decoder), signal(libc::SIGKILL));
         stop.write(1).unwrap();
         thread.join().unwrap();
     }

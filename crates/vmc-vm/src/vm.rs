@@ -2,15 +2,15 @@
 
 use crate::arch::x86_64::layout::{CMDLINE_MAX_SIZE, KVM_TSS_ADDR};
 use crate::boot;
-use crate::config::{host_ram_bytes, StdinMode, VmConfig, VmmSeccomp};
+use crate::config::{host_ram_bytes, VmConfig, VmmSeccomp, VsockConfig};
 use crate::devices::bus::Bus;
 use crate::devices::event_loop::{EventLoop, RunningEventLoop};
 use crate::devices::exit_device::ExitDeviceEvent;
 use crate::devices::insert_legacy_devices;
-use crate::devices::serial::{
-    self, ConsoleOutput, SerialConsole, COM1_IRQ, COM1_PORT, COM2_IRQ, COM2_PORT,
-};
+use crate::devices::serial::{ConsoleOutput, SerialConsole, COM1_IRQ, COM1_PORT};
 use crate::devices::virtio::block::Block;
+use crate::devices::virtio::vsock::host::{self, HostStreams};
+use crate::devices::virtio::vsock::Vsock;
 use crate::devices::virtio::{self, MmioSlots};
 use crate::error::VmError;
 use crate::kick;
@@ -22,7 +22,7 @@ use crate::vcpu::{self, VcpuEvent, VcpuRunner, VcpuStop};
 use kvm_bindings::{kvm_pit_config, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use linux_loader::cmdline::Cmdline;
-use std::io::{Stderr, Stdout, Write};
+use std::io::{Stdout, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -89,14 +89,11 @@ pub struct Vm {
     vcpus: Vec<VcpuFd>,
     bus: Arc<Bus>,
     com1: Arc<Mutex<SerialConsole<Stdout>>>,
-    com2: Arc<Mutex<SerialConsole<Stderr>>>,
     event_loop: Option<EventLoop>,
     com1_irq: EventFd,
-    com2_irq: EventFd,
     vm: VmFd,
-    stdin: Option<StdinMode>,
-    forward_signals: bool,
-    terminal: bool,
+    /// The channel's stream buffers and what it carries, with a vsock device.
+    channel: Option<(HostStreams, VsockConfig)>,
     seccomp: VmmSeccomp,
     vcpu_count: u8,
     memory_bytes: u64,
@@ -105,8 +102,8 @@ pub struct Vm {
 
 impl Vm {
     /// Creates the VM: KVM VM with in-kernel irqchip and PIT, exactly `memory_bytes` of RAM,
-    /// devices (the legacy ports, one virtio-blk per disk, each adding its parameters to the
-    /// command line), kernel + initrd + boot structures loaded, and `vcpus` vCPUs with vCPU 0
+    /// devices (the legacy ports, one virtio-blk per disk, the vsock device, each virtio
+    /// device adding its parameter to the command line), kernel + initrd + boot structures loaded, and `vcpus` vCPUs with vCPU 0
     /// at the kernel entry in 64-bit mode. Records a trace step for each and marks
     /// [`Milestone::RuntimeReady`].
     pub fn create(config: &VmConfig, timeline: &mut Timeline) -> Result<Vm, VmError> {
@@ -159,23 +156,15 @@ impl Vm {
             COM1_IRQ,
             ConsoleOutput::new(std::io::stdout(), config.console),
         )?;
-        // Only the workload writes to COM2 (its stderr), so it is shown from the start.
-        let (com2, com2_irq) = create_uart(
-            &vm,
-            COM2_PORT,
-            COM2_IRQ,
-            ConsoleOutput::new(std::io::stderr(), true),
-        )?;
-        let (com1, com2) = (Arc::new(Mutex::new(com1)), Arc::new(Mutex::new(com2)));
+        let com1 = Arc::new(Mutex::new(com1));
         let mut bus = Bus::default();
-        insert_legacy_devices(&mut bus, &com1, &com2)?;
-        timeline.step(
-            "devices: COM1 (0x3f8, IRQ 4), COM2 (0x2f8, IRQ 3), i8042 (0x60/0x64), exit device (0x600/0x604)",
-        );
+        insert_legacy_devices(&mut bus, &com1)?;
+        timeline.step("devices: COM1 (0x3f8, IRQ 4), i8042 (0x60/0x64), exit device (0x600/0x604)");
         let mut event_loop = EventLoop::new()?;
         let mut slots = MmioSlots::default();
+        let virtio_devices = config.disks.len() + usize::from(config.vsock.is_some());
         for (name, disk, block) in disks {
-            let slot = slots.take(config.disks.len())?;
+            let slot = slots.take(virtio_devices)?;
             let capacity_mib = block.capacity_bytes() >> 20;
             let block = Arc::new(Mutex::new(block));
             virtio::attach(
@@ -199,6 +188,30 @@ impl Vm {
                 slot.gsi
             ));
         }
+        let channel = match config.vsock {
+            Some(vsock) => {
+                let (device, streams) = Vsock::new(vsock.stdin)?;
+                let slot = slots.take(virtio_devices)?;
+                virtio::attach(
+                    &vm,
+                    &ram,
+                    slot,
+                    Arc::new(Mutex::new(device)),
+                    &mut bus,
+                    &mut event_loop,
+                    &mut cmdline,
+                )?;
+                timeline.step(format!(
+                    "virtio-vsock: guest CID {}, streams stdout, stderr, control{}, MMIO {:#x}, GSI {}",
+                    vmc_protocol::channel::GUEST_CID,
+                    if vsock.stdin { ", stdin" } else { "" },
+                    slot.base,
+                    slot.gsi
+                ));
+                Some((streams, vsock))
+            }
+            None => None,
+        };
         let cmdline = cmdline
             .as_cstring()
             .ok()
@@ -249,14 +262,10 @@ impl Vm {
             vcpus,
             bus: Arc::new(bus),
             com1,
-            com2,
             event_loop: Some(event_loop),
             com1_irq,
-            com2_irq,
             vm,
-            stdin: config.stdin,
-            forward_signals: config.forward_signals,
-            terminal: config.terminal,
+            channel,
             seccomp: config.seccomp,
             vcpu_count: config.vcpus,
             memory_bytes: config.memory_bytes,
@@ -299,7 +308,11 @@ impl Vm {
         }
         kick::install()?;
         // Before any thread starts, so that all of them block the signals to forward.
-        let signals = if self.forward_signals {
+        let forward_signals = self
+            .channel
+            .as_ref()
+            .is_some_and(|(_, vsock)| vsock.forward_signals);
+        let signals = if forward_signals {
             let catcher = SignalCatcher::new().map_err(|errno| VmError::Host {
                 what: "catch the signals to forward",
                 source: errno.into(),
@@ -443,9 +456,9 @@ impl Vm {
         Ok(running)
     }
 
-    /// Starts the threads that pass the host's input to the guest: stdin to COM1 when the VM
-    /// was asked to, and the signals `signals` catches to COM2, confined by `filters` if given.
-    /// They wait for [`HostInput::guest_ready`].
+    /// Starts the threads of the channel's streams, confined by `filters` if given: vmc's
+    /// stdin into the stdin stream (`-i`), the stdout and stderr streams out to vmc's, and the
+    /// signals `signals` catches onto the control stream from [`HostInput::guest_ready`] on.
     fn start_host_input(
         &self,
         signals: Option<Arc<SignalCatcher>>,
@@ -461,23 +474,35 @@ impl Vm {
             ready: event()?,
             stop: event()?,
             threads: Vec::new(),
+            streams: None,
             signals: signals.clone(),
         };
-        if let Some(mode) = self.stdin {
-            input.threads.push(serial::spawn_input_forwarder(
+        let Some((streams, vsock)) = &self.channel else {
+            return Ok(input);
+        };
+        input.streams = Some(streams.clone());
+        if let Some(stdin) = &streams.stdin {
+            input.threads.push(host::spawn_stdin(
                 std::io::stdin().as_raw_fd(),
-                Arc::clone(&self.com1),
-                mode,
-                Arc::clone(&input.ready),
+                Arc::clone(stdin),
                 Arc::clone(&input.stop),
                 filters,
             )?);
         }
+        let outputs = [
+            ("stdout", std::io::stdout().as_raw_fd(), &streams.stdout),
+            ("stderr", std::io::stderr().as_raw_fd(), &streams.stderr),
+        ];
+        for (name, fd, buffer) in outputs {
+            input
+                .threads
+                .push(host::spawn_output(name, fd, Arc::clone(buffer), filters)?);
+        }
         if let Some(catcher) = signals {
             input.threads.push(signals::spawn_signal_forwarder(
                 catcher,
-                Arc::clone(&self.com2),
-                self.terminal,
+                Arc::clone(&streams.control),
+                vsock.terminal,
                 Arc::clone(&input.ready),
                 Arc::clone(&input.stop),
                 filters,
@@ -583,18 +608,19 @@ fn stop_vcpu_threads(stop: &AtomicBool, threads: Vec<JoinHandle<Option<()>>>) {
     }
 }
 
-/// The threads passing stdin and signals to the guest, and how to start and stop them.
+/// The threads of the channel's streams, and how to start and stop them.
 struct HostInput {
     ready: Arc<EventFd>,
     stop: Arc<EventFd>,
     threads: Vec<JoinHandle<Option<()>>>,
+    /// The stream buffers, ended when the run is over.
+    streams: Option<HostStreams>,
     /// Kept until the threads have ended, so that the signal mask is restored in this thread.
     signals: Option<Arc<SignalCatcher>>,
 }
 
 impl HostInput {
-    /// Lets the copying begin: the guest is about to execute the workload, its serial lines
-    /// are set up to receive.
+    /// Lets the signals through: the guest is about to execute the workload.
     fn guest_ready(&self) {
         let _ = self.ready.write(1);
     }
@@ -604,9 +630,13 @@ impl HostInput {
         self.stop_threads();
     }
 
-    /// Signals the threads to stop, waits for them, then lets the signal catcher go.
+    /// Signals the threads to stop (the output threads first write what they hold), waits
+    /// for them, then lets the signal catcher go.
     fn stop_threads(&mut self) {
         let _ = self.stop.write(1);
+        if let Some(streams) = &self.streams {
+            streams.finish();
+        }
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
@@ -623,7 +653,6 @@ impl Drop for HostInput {
 impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.vm.unregister_irqfd(&self.com1_irq, COM1_IRQ);
-        let _ = self.vm.unregister_irqfd(&self.com2_irq, COM2_IRQ);
     }
 }
 

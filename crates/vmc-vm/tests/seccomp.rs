@@ -1,6 +1,6 @@
 //! The VMM's seccomp filters on a running VM: every thread of the VM carries one (Seccomp: 2
 //! in /proc/self/task/*/status) while the guest runs, and none with `VmmSeccomp::Unconfined`.
-//! The guest (tests/guests/wait_for_com2.S) runs until the signal thread passes it a signal.
+//! The guest (tests/guests/wait_for_memory.S) runs until the test writes a byte into its RAM.
 
 mod common;
 
@@ -8,7 +8,20 @@ use common::{build_guest, config, kvm_or_skip, timeline};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use vmc_vm::{Vm, VmmSeccomp};
+use vmc_vm::{Vm, VmmSeccomp, VsockConfig};
+
+/// The guest physical address the waiting guest polls.
+const RELEASE_ADDRESS: u64 = 0x30_0000;
+/// The status the test makes the guest report.
+const RELEASE_STATUS: u8 = 42;
+/// The VMM's threads of a VM with a vsock channel forwarding signals.
+const VM_THREADS: [&str; 5] = [
+    "vmc-vcpu0",
+    "vmc-vm-devices",
+    "vmc-vm-signals",
+    "vmc-vm-stdout",
+    "vmc-vm-stderr",
+];
 
 /// A thread of this process: its name and its Seccomp mode (0 none, 2 filter).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,41 +67,53 @@ fn gettid() -> i32 {
     unsafe { libc::gettid() }
 }
 
-/// Boots the waiting guest with `seccomp`; while it runs, reads every thread's Seccomp
-/// mode from a thread started before the VM, then sends SIGTERM to the VM's signal thread,
-/// which passes it to the guest, which ends. Returns the threads seen, the thread that ran
+/// Boots the waiting guest with `seccomp` and a vsock channel; while it runs, reads every
+/// thread's Seccomp mode from a thread started before the VM, then writes the byte the guest
+/// waits for into its RAM, and the guest ends. Returns the threads seen, the thread that ran
 /// the VM and the one that looked.
 fn threads_of_a_running_vm(seccomp: VmmSeccomp) -> (BTreeMap<i32, Task>, i32, i32) {
     // One such VM at a time: the observer finds the VM's threads by name.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(build_guest("wait_for_com2", dir.path()), 64, 1, "");
-    config.forward_signals = true;
+    let mut config = config(build_guest("wait_for_memory", dir.path()), 64, 1, "");
+    config.vsock = Some(VsockConfig {
+        stdin: false,
+        forward_signals: true,
+        terminal: false,
+    });
     config.seccomp = seccomp;
-    let observer = std::thread::spawn(|| {
+    let mut timeline = timeline();
+    let mut vm = Vm::create(&config, &mut timeline).unwrap();
+    let release = vm
+        .ram_regions()
+        .iter()
+        .find(|region| region.guest.contains(&RELEASE_ADDRESS))
+        .map(|region| region.host.start + (RELEASE_ADDRESS - region.guest.start) as usize)
+        .expect("the release byte is in guest RAM");
+    let observer = std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let seen = tasks();
-            if let Some((&tid, _)) = seen.iter().find(|(_, t)| t.name == "vmc-vm-signals") {
-                // SAFETY: sends SIGTERM to a thread of this process, which blocks it and
-                // reads it from its signalfd.
-                unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGTERM) };
+            let names: Vec<&str> = seen.values().map(|t| t.name.as_str()).collect();
+            if VM_THREADS.iter().all(|name| names.contains(name)) {
+                // SAFETY: `release` is inside guest RAM, mapped while the VM exists (the VM
+                // runs until the guest reads this byte); a volatile write is how the guest
+                // sees it.
+                unsafe { std::ptr::write_volatile(release as *mut u8, RELEASE_STATUS) };
                 return (seen, gettid());
             }
-            assert!(Instant::now() < deadline, "no signal thread: {seen:?}");
+            assert!(Instant::now() < deadline, "not all VM threads: {seen:?}");
             std::thread::sleep(Duration::from_millis(5));
         }
     });
-    let mut timeline = timeline();
-    let mut vm = Vm::create(&config, &mut timeline).unwrap();
     let runner = gettid();
     let exit = vm.run(&mut timeline).unwrap();
     let (seen, observer_tid) = observer.join().unwrap();
     assert_eq!(
         exit.status,
-        Some(libc::SIGTERM),
-        "the guest read the signal"
+        Some(i32::from(RELEASE_STATUS)),
+        "the guest read the byte"
     );
     (seen, runner, observer_tid)
 }
@@ -110,12 +135,7 @@ fn every_thread_of_a_running_vm_carries_a_filter() {
         return;
     }
     let (seen, runner, observer) = threads_of_a_running_vm(VmmSeccomp::Confined);
-    for name in [
-        "vmc-vcpu0",
-        "vmc-vm-signals",
-        "vmc-vm-devices",
-        "vmc-vm-launcher",
-    ] {
+    for name in VM_THREADS.iter().chain(&["vmc-vm-launcher"]) {
         assert_eq!(mode_of(&seen, name), 2, "{name}: {seen:?}");
     }
     assert_eq!(
@@ -134,7 +154,7 @@ fn an_unconfined_vm_has_no_filters() {
         return;
     }
     let (seen, runner, _) = threads_of_a_running_vm(VmmSeccomp::Unconfined);
-    for name in ["vmc-vcpu0", "vmc-vm-signals", "vmc-vm-devices"] {
+    for name in VM_THREADS {
         assert_eq!(mode_of(&seen, name), 0, "{name}: {seen:?}");
     }
     assert_eq!(seen[&runner].seccomp, 0, "{seen:?}");

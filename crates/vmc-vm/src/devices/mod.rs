@@ -1,6 +1,5 @@
 //! The guest's devices, one file (or module) each, and the bus that routes the vCPUs' port
-//! I/O and MMIO exits to them ([`bus`]): the legacy port devices (COM1/COM2, i8042, the exit
-//! device), the virtio devices on their virtio-mmio transports ([`virtio`]), and the
+//! I/O and MMIO exits to them ([`bus`]): the legacy port devices (COM1, i8042, the exit device), the virtio devices on their virtio-mmio transports ([`virtio`]), and the
 //! event-loop thread that serves the virtio queues ([`event_loop`]). The interrupt
 //! controllers (PIC, IOAPIC, LAPIC) and the PIT are KVM's in-kernel models and never reach
 //! userspace.
@@ -20,22 +19,18 @@ use serial::SerialConsole;
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// Inserts the legacy I/O-port devices into `bus`: the UARTs `com1` and `com2` (each at its
-/// own base port), an i8042 and the exit device.
-pub fn insert_legacy_devices<O, E>(
+/// Inserts the legacy I/O-port devices into `bus`: the console UART `com1` (at its base
+/// port), an i8042 and the exit device.
+pub fn insert_legacy_devices<O>(
     bus: &mut Bus,
     com1: &Arc<Mutex<SerialConsole<O>>>,
-    com2: &Arc<Mutex<SerialConsole<E>>>,
 ) -> Result<(), VmError>
 where
     O: Write + Send + 'static,
-    E: Write + Send + 'static,
 {
     let uart_len = u64::from(serial::REGISTER_COUNT);
     let com1_base = u64::from(lock(com1).base());
-    let com2_base = u64::from(lock(com2).base());
     bus.insert(Space::Pio, com1_base, uart_len, com1.clone())?;
-    bus.insert(Space::Pio, com2_base, uart_len, com2.clone())?;
     bus.insert(
         Space::Pio,
         u64::from(i8042::BASE_PORT),
@@ -59,7 +54,7 @@ fn lock<T: ?Sized>(device: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::bus::BusEffect;
-    use super::serial::{ConsoleOutput, COM1_PORT, COM2_PORT};
+    use super::serial::{ConsoleOutput, COM1_PORT};
     use super::*;
     use std::io;
     use vmm_sys_util::eventfd::EventFd;
@@ -94,29 +89,24 @@ mod tests {
         )))
     }
 
-    fn legacy_bus(stdout: &Captured, stderr: &Captured) -> Bus {
+    fn legacy_bus(stdout: &Captured) -> Bus {
         let mut bus = Bus::default();
-        insert_legacy_devices(&mut bus, &uart(COM1_PORT, stdout), &uart(COM2_PORT, stderr))
-            .unwrap();
+        insert_legacy_devices(&mut bus, &uart(COM1_PORT, stdout)).unwrap();
         bus
     }
 
     #[test]
-    fn each_uart_transmits_to_its_own_sink() {
-        let (stdout, stderr) = (Captured::default(), Captured::default());
-        let bus = legacy_bus(&stdout, &stderr);
-        let com2 = u64::from(COM2_PORT);
-        assert_eq!(bus.write(Space::Pio, com2, b"e").unwrap(), BusEffect::None);
-        assert_eq!(stderr.bytes(), b"e", "COM2's THR reaches the stderr sink");
-        assert!(stdout.bytes().is_empty(), "COM2's THR stays off stdout");
-        bus.write(Space::Pio, u64::from(COM1_PORT), b"o").unwrap();
+    fn the_console_transmits_to_its_sink() {
+        let stdout = Captured::default();
+        let bus = legacy_bus(&stdout);
+        let com1 = u64::from(COM1_PORT);
+        assert_eq!(bus.write(Space::Pio, com1, b"o").unwrap(), BusEffect::None);
         assert_eq!(stdout.bytes(), b"o");
-        assert_eq!(stderr.bytes(), b"e");
     }
 
     #[test]
     fn uart_registers_answer_and_empty_ports_are_unclaimed() {
-        let bus = legacy_bus(&Captured::default(), &Captured::default());
+        let bus = legacy_bus(&Captured::default());
         let lsr = |port: u16| {
             let mut value = [0];
             bus.read(Space::Pio, u64::from(port) + 5, &mut value)
@@ -128,19 +118,19 @@ mod tests {
             "COM1 transmitter empty"
         );
         assert_eq!(
-            lsr(COM2_PORT).map(|v| v & 0x60),
-            Some(0x60),
-            "COM2 transmitter empty"
+            lsr(0x2f8),
+            None,
+            "no COM2: the workload's stdio is on the vsock channel"
         );
         assert_eq!(lsr(0x3e8), None, "no COM3");
         let claimed = |port: u64| bus.read(Space::Pio, port, &mut [0]);
-        assert!(claimed(0x3f8) && claimed(0x3ff) && claimed(0x2f8) && claimed(0x2ff));
-        assert!(!claimed(0x3f7) && !claimed(0x400) && !claimed(0x2f7) && !claimed(0x300));
+        assert!(claimed(0x3f8) && claimed(0x3ff));
+        assert!(!claimed(0x3f7) && !claimed(0x400) && !claimed(0x2f8) && !claimed(0x2ff));
     }
 
     #[test]
     fn the_reset_and_the_exit_device_reach_the_vm() {
-        let bus = legacy_bus(&Captured::default(), &Captured::default());
+        let bus = legacy_bus(&Captured::default());
         assert_eq!(
             bus.write(Space::Pio, 0x64, &[0xfe]).unwrap(),
             BusEffect::Reset

@@ -59,9 +59,7 @@ pub fn config(kernel: PathBuf, memory_mib: u64, vcpus: u8, cmdline: &str) -> VmC
         initrd: Vec::new(),
         cmdline: cmdline.to_string(),
         console: false,
-        stdin: None,
-        forward_signals: false,
-        terminal: false,
+        vsock: None,
         seccomp: VmmSeccomp::Confined,
         disks: Vec::new(),
     }

@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Interrupts (GSIs, the in-kernel IOAPIC's pins, all 24 in the MP table): 0 PIT, 1 i8042
-//! (never raised), 3 COM2, 4 COM1, 5..=23 the virtio devices, one each.
+//! (never raised), 3 (COM2's, unused), 4 COM1, 5..=23 the virtio devices, one each.
 
 /// Guest address of the GDT.
 pub const GDT_ADDR: u64 = 0x500;
