@@ -85,9 +85,9 @@ ms_between() { if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGI
 vmc_pid_of() {
   parent=$1
   for dir in "/proc/$parent" /proc/[0-9]*; do
-    read -r comm <"$dir/comm" 2>/dev/null || continue
+    { read -r comm <"$dir/comm"; } 2>/dev/null || continue
     case $comm in vmc-old | vmc-new) ;; *) continue ;; esac
-    read -r stat <"$dir/stat" 2>/dev/null || continue
+    { read -r stat <"$dir/stat"; } 2>/dev/null || continue
     # After the command name: the state, then the parent's pid.
     # shellcheck disable=SC2086 # split into fields
     set -- ${stat##*) }
@@ -98,11 +98,20 @@ vmc_pid_of() {
   done
 }
 
+# Whether process $1 exists and has not ended: a command substitution cannot reap its parent
+# shell's child, so an ended run stays a zombie until the parent waits for it.
+running() {
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  # shellcheck disable=SC2086 # split into fields
+  set -- ${stat##*) }
+  [ "$1" != Z ]
+}
+
 # Samples the VMM's smaps every second while PID lives; prints "rss_kb guest_kb overhead_kb" of
 # the last reading that still had the guest RAM mapped (bench/vmm-rss.sh's method).
 sample_rss() {
   pid=$1 kib=$2 last='' vmm=''
-  while kill -0 "$pid" 2>/dev/null; do
+  while running "$pid"; do
     sleep 1
     [ -n "$vmm" ] || vmm=$(vmc_pid_of "$pid")
     [ -n "$vmm" ] || continue

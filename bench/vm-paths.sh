@@ -203,7 +203,7 @@ awk -F, -v where="$where" -v rounds="$rounds" -v churn="$churn_mib" \
     } else if ($3 ~ /^cat-/) {
       if ($11 > 0) add(bin SUBSEP c ": MiB/s (workload exec -> exit)", $6 / 1048576 / ($11 / 1000))
       add(bin SUBSEP c ": wall (ms)", $9)
-    } else if ($3 == "rss-python3") {
+    } else if ($3 == "rss-python3" && $13 != "") {
       add(bin SUBSEP c ": VMM process RSS (MiB)", $13 / 1024)
       add(bin SUBSEP c ": guest RAM resident (MiB)", $14 / 1024)
       add(bin SUBSEP c ": VMM overhead outside guest RAM (MiB)", $15 / 1024)
