@@ -49,6 +49,9 @@ fn main() {
 /// Sets up the guest, then runs the workload to completion.
 fn boot_and_run(device: &ExitDevice) -> Result<WorkloadStatus, InitError> {
     mounts::mount_pseudo_filesystems()?;
+    // Kernel messages below emergency level (an OOM kill's report, say) would otherwise reach
+    // vmc's stdout among the workload's output; a panic still shows.
+    quiet_kernel_console_to(ONLY_EMERGENCIES);
     console::reopen()?;
     let config = take_run_config()?;
     if config.root_disks {
@@ -86,7 +89,8 @@ fn take_run_config() -> Result<RunConfig, InitError> {
 /// read-only and the scratch disk is deleted after the run), so writing dirty pages back would
 /// only delay the end.
 fn reset_vm() -> ! {
-    silence_kernel_console_if_quiet();
+    // The kernel's "reboot: Restarting system" is an emergency-level message: off too.
+    quiet_kernel_console_to(NO_MESSAGES);
     // SAFETY: reboot takes a plain command code; RB_AUTOBOOT does not return on success.
     let rc = unsafe { libc::reboot(libc::RB_AUTOBOOT) };
     eprintln!(
@@ -97,14 +101,18 @@ fn reset_vm() -> ! {
     std::process::exit(rc)
 }
 
-/// With `quiet` on the kernel command line, turns kernel console messages off entirely, so
-/// the kernel's "reboot: Restarting system" (an emergency-level message that `quiet` lets
-/// through) does not follow the workload's output.
-fn silence_kernel_console_if_quiet() {
+/// Console log level that lets only emergency messages (a panic) through.
+const ONLY_EMERGENCIES: &str = "1";
+
+/// Console log level that lets no kernel message through.
+const NO_MESSAGES: &str = "0";
+
+/// With `quiet` on the kernel command line, sets the kernel's console log level to `level`
+/// (best effort: if it fails, the only cost is kernel lines on the console).
+fn quiet_kernel_console_to(level: &str) {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     if is_quiet(&cmdline) {
-        // Best effort: if it fails, the only cost is that one kernel line on the console.
-        let _ = std::fs::write("/proc/sys/kernel/printk", "0");
+        let _ = std::fs::write("/proc/sys/kernel/printk", level);
     }
 }
 

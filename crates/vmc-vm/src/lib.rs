@@ -10,11 +10,10 @@
 //! [`probe::probe`] tells whether this host's KVM can run Linux guests at all.
 //!
 //! Unless [`VmConfig::seccomp`] says otherwise, `Vm::run` confines the VMM as Firecracker
-//! does: a seccomp filter per kind of thread (the calling thread, the vCPU threads, the device
-//! event loop, the stream and signal threads), each installed before the guest runs. The
-//! calling thread keeps its filter for the rest of its life (a filter cannot be lifted): it
-//! still allows everything vmc does besides running a guest, but no new processes, programs
-//! or sockets.
+//! does: a seccomp filter per kind of thread (the run's own thread "vmc-vm", the vCPU threads,
+//! the device event loop, the stream and signal threads), each installed before the guest
+//! runs. The thread that calls `Vm::run` only waits for the run's thread, so it stays
+//! unconfined: a process may build another image's disk or start a container afterwards.
 //!
 //! Timing points recorded in the run's [`Timeline`](vmc_runtime::Timeline):
 //! - `RuntimeReady`: `Vm::create` finished (VM, RAM, kernel, devices, vCPU registers).

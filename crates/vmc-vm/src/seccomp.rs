@@ -31,8 +31,8 @@ const EXIT_FORBIDDEN_SYSCALL: i32 = 125;
 /// The kinds of VMM thread, each confined by its own filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadKind {
-    /// The thread that creates and runs the VM (vmc's main thread): waits for the vCPUs,
-    /// then carries on with the rest of the process.
+    /// The thread that runs the VM ("vmc-vm", started by `Vm::run`): starts the device,
+    /// vCPU and I/O threads, waits for the vCPUs, then ends.
     Main,
     /// A vCPU thread: KVM_RUN and the port devices.
     Vcpu,

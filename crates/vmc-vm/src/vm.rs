@@ -300,14 +300,17 @@ impl Vm {
 
     /// Runs the guest until it resets, or fails. One thread per vCPU; marks
     /// [`Milestone::KernelEntry`] when vCPU 0 first enters the guest, and the exit device's
-    /// milestones at the instants the guest's port writes trapped. Confined (the default), the
-    /// calling thread takes the VMM's main seccomp filter for good before any vCPU starts.
+    /// milestones at the instants the guest's port writes trapped. The run's own loop is a
+    /// thread of its own ("vmc-vm"), which, confined (the default), takes the VMM's main
+    /// seccomp filter before any vCPU starts; the calling thread only waits for it, so it stays
+    /// unconfined and may go on to build the next image's disk or run a container.
     pub fn run(&mut self, timeline: &mut Timeline) -> Result<VmExit, VmError> {
         if self.vcpus.is_empty() {
             return Err(VmError::AlreadyRan);
         }
         kick::install()?;
-        // Before any thread starts, so that all of them block the signals to forward.
+        // In the calling thread, before any thread starts, so that all of them block the
+        // signals to forward; the mask is restored here when the last reference goes.
         let forward_signals = self
             .channel
             .as_ref()
@@ -321,6 +324,33 @@ impl Vm {
         } else {
             None
         };
+        let run_signals = signals.clone();
+        let result = std::thread::scope(|scope| {
+            let runner = std::thread::Builder::new()
+                .name("vmc-vm".into())
+                .spawn_scoped(scope, || self.run_confined(run_signals, timeline))
+                .map_err(|source| VmError::Host {
+                    what: "start the VM's run thread",
+                    source,
+                })?;
+            runner.join().unwrap_or_else(|_| {
+                Err(VmError::Host {
+                    what: "run the VM",
+                    source: std::io::Error::other("the VM's run thread panicked"),
+                })
+            })
+        });
+        drop(signals);
+        result
+    }
+
+    /// The body of [`Vm::run`], on its own thread: confines it, starts the device, vCPU and
+    /// I/O threads, and waits for the first vCPU to stop.
+    fn run_confined(
+        &mut self,
+        signals: Option<Arc<SignalCatcher>>,
+        timeline: &mut Timeline,
+    ) -> Result<VmExit, VmError> {
         let filters = self.confine(timeline)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (events, received) = mpsc::channel();
