@@ -1,0 +1,167 @@
+//! The supervisor of a detached run, conmon's role: one small process per run, in a session
+//! of its own (a killed `vmc` or a closed terminal leaves it running), that calls
+//! `Runtime::run` — so it holds the container's parent side or the VMM —, writes the
+//! workload's output to the run's log and records how it ended.
+//!
+//! The command that starts it ([`spawn`]) re-executes vmc's binary in its internal
+//! `supervise` mode and waits on a pipe, the supervisor's stdout, for one line: `started`
+//! once the workload's exec succeeded, `exited N` when it ended before that (a command that
+//! is not found), or `error MESSAGE` when the setup failed.
+
+use crate::error::{Result, RunsError};
+use crate::log::{copy_streams, LogWriter};
+use crate::store::RunStore;
+use crate::supervision::Supervision;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use vmc_runtime::{ExitOutcome, Runtime, Timeline};
+
+/// How a detached run's start went, as its supervisor reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The workload runs.
+    Up,
+    /// The workload ended before it could run (exec failed): its exit status.
+    Ended(i32),
+}
+
+/// Starts the supervisor of run `id` — `program` with `args` (vmc's binary in its supervise
+/// mode) — and waits until it reports the workload started, ended, or failed to start (then
+/// the error carries the supervisor's one line).
+pub fn spawn(program: &Path, args: &[&str]) -> Result<Started> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|err| {
+            RunsError::io(
+                format!("cannot start the supervisor {}", program.display()),
+                err,
+            )
+        })?;
+    let report = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    let _ = BufReader::new(report).read_line(&mut line);
+    // The supervisor outlives this process: it is not waited for (its parent becomes init).
+    drop(child);
+    let line = line.trim_end();
+    match line.split_once(' ').unwrap_or((line, "")) {
+        ("started", _) => Ok(Started::Up),
+        ("exited", code) => Ok(Started::Ended(code.parse().unwrap_or(125))),
+        ("error", message) => Err(RunsError::Setup(message.to_string())),
+        _ => Err(RunsError::Setup(
+            "the run's supervisor ended without reporting: see `vmc ps -a`".into(),
+        )),
+    }
+}
+
+/// The supervisor process's body: runs run `id` of `store` with `runtime`, its output into the
+/// log. Reports to the starter on its stdout (see the module's doc). Returns its exit status.
+pub fn supervise(runtime: &dyn Runtime, store: RunStore, id: &str) -> i32 {
+    // SAFETY: F_DUPFD_CLOEXEC duplicates fd 1, which the starter gave this process.
+    let report_fd = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_DUPFD_CLOEXEC, 3) };
+    if report_fd < 0 {
+        return 125;
+    }
+    // SAFETY: the kernel just returned this fd, and nothing else owns it.
+    let report = Arc::new(Mutex::new(Some(unsafe { File::from_raw_fd(report_fd) })));
+    match supervise_run(runtime, &store, id, &report) {
+        Ok(outcome) => {
+            say(&report, &format!("exited {}", outcome.exit_code()));
+            0
+        }
+        Err(err) => {
+            say(&report, &format!("error {}", one_line(&err.to_string())));
+            125
+        }
+    }
+}
+
+fn supervise_run(
+    runtime: &dyn Runtime,
+    store: &RunStore,
+    id: &str,
+    report: &Arc<Mutex<Option<File>>>,
+) -> Result<ExitOutcome> {
+    let _ = nix::unistd::setsid();
+    let _ = std::env::set_current_dir("/");
+    let record = store.load(id)?;
+    let spec = store.load_spec(id)?;
+    let dir = store.run_dir(id);
+    // The workload's stdout and stderr are this process's, pipes into the log.
+    let (stdout_read, stdout_write) = pipe()?;
+    let (stderr_read, stderr_write) = pipe()?;
+    redirect(&stdout_write, libc::STDOUT_FILENO)?;
+    redirect(&stderr_write, libc::STDERR_FILENO)?;
+    drop((stdout_write, stderr_write));
+    let mut log = LogWriter::open(&dir, record.log_max_size)?;
+    let logger = std::thread::Builder::new()
+        .name("log".into())
+        .spawn(move || {
+            let _ = vmc_runtime::signals::block_forwarded_in_this_thread();
+            copy_streams(stdout_read, stderr_read, &mut log)
+        })
+        .map_err(|err| RunsError::io("cannot start the log thread", err))?;
+    let supervision = Supervision::start(store.clone(), record)?;
+    let started_report = Arc::clone(report);
+    supervision.on_started(move || say(&started_report, "started"));
+    let mut timeline = Timeline::starting_at(std::time::Instant::now());
+    let result = runtime.run(&spec, &mut timeline, supervision.as_ref());
+    // The workload and all it started are gone: closing these ends the log's input.
+    let dev_null =
+        File::open("/dev/null").map_err(|err| RunsError::io("cannot open /dev/null", err))?;
+    redirect(&dev_null, libc::STDOUT_FILENO)?;
+    redirect(&dev_null, libc::STDERR_FILENO)?;
+    let logged = logger.join();
+    match result {
+        Ok(outcome) => {
+            supervision.finish(outcome)?;
+            if let Ok(Err(err)) = logged {
+                return Err(err);
+            }
+            Ok(outcome)
+        }
+        Err(err) => {
+            let _ = runtime.cleanup(id, &dir);
+            Err(RunsError::Setup(err.to_string()))
+        }
+    }
+}
+
+/// Writes the one report line, once: later reports are dropped.
+fn say(report: &Mutex<Option<File>>, line: &str) {
+    let mut report = report
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(mut file) = report.take() {
+        // A starter killed meanwhile closed the pipe: the run goes on all the same.
+        let _ = writeln!(file, "{line}");
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.lines().collect::<Vec<_>>().join("; ")
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|err| RunsError::io("cannot make a pipe for the workload's output", err.into()))
+}
+
+/// Makes `target` (0, 1 or 2) a copy of `fd`.
+fn redirect(fd: &impl AsRawFd, target: RawFd) -> Result<()> {
+    // SAFETY: dup2 of a valid fd onto one of this process's standard fds.
+    if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+        return Err(RunsError::io(
+            "cannot redirect the workload's output",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
