@@ -39,7 +39,7 @@ enum Command {
     /// Start exited runs again, detached.
     Start(commands::lifecycle::StartArgs),
     /// Stop runs, then start them again.
-    Restart(commands::lifecycle::RestartArgs),
+    Restart(commands::lifecycle::StopArgs),
     /// Manage runs (prune, inspect).
     #[command(subcommand)]
     Container(commands::ps::ContainerCommand),

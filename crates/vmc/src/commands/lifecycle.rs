@@ -13,7 +13,7 @@ use vmc_runtime::text::escape;
 /// How long `vmc stop` waits for the supervisor to go after the SIGKILL, in ms.
 const KILLED_WAIT_MS: i32 = 10_000;
 
-/// Options of `vmc stop`.
+/// Options of `vmc stop` and `vmc restart`.
 #[derive(Args, Debug)]
 pub struct StopArgs {
     /// Seconds to wait after the stop signal before SIGKILL.
@@ -24,7 +24,7 @@ pub struct StopArgs {
         default_value_t = 10
     )]
     pub time: u32,
-    /// Runs to stop: names or id prefixes.
+    /// The runs: names or id prefixes.
     #[arg(required = true)]
     pub runs: Vec<String>,
 }
@@ -55,22 +55,6 @@ pub struct StartArgs {
     #[arg(short, long)]
     pub attach: bool,
     /// Runs to start: names or id prefixes.
-    #[arg(required = true)]
-    pub runs: Vec<String>,
-}
-
-/// Options of `vmc restart`.
-#[derive(Args, Debug)]
-pub struct RestartArgs {
-    /// Seconds to wait after the stop signal before SIGKILL.
-    #[arg(
-        short = 't',
-        long = "time",
-        value_name = "SECONDS",
-        default_value_t = 10
-    )]
-    pub time: u32,
-    /// Runs to restart: names or id prefixes.
     #[arg(required = true)]
     pub runs: Vec<String>,
 }
@@ -249,7 +233,7 @@ fn start_attached(store: &RunStore, record: &RunRecord) -> Result<u8> {
 }
 
 /// `vmc restart`: stop, then start.
-pub fn restart(args: RestartArgs) -> Result<u8> {
+pub fn restart(args: StopArgs) -> Result<u8> {
     for_each(&args.runs, |store, reference| {
         let record = store.find(reference)?;
         stop_run(store, &record, args.time)?;

@@ -86,19 +86,27 @@ pub fn ps(args: PsArgs) -> Result<u8> {
         }
         return Ok(0);
     }
+    // Docker's tabwriter sizes the columns to their text: STATUS varies the most.
+    let statuses: Vec<String> = records.iter().map(status_text).collect();
+    let width = statuses
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(22);
     println!(
-        "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<22}  NAME",
+        "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<width$}  NAME",
         "RUN ID", "MODE", "IMAGE", "COMMAND", "CREATED", "STATUS"
     );
-    for record in &records {
+    for (record, status) in records.iter().zip(&statuses) {
         println!(
-            "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<22}  {}",
+            "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<width$}  {}",
             &record.id[..12],
             record.mode.as_str(),
             truncate(&escape(&record.image), 16),
             truncate(&format!("\"{}\"", escape(&record.command.join(" "))), 24),
             ago(unix_now() - record.created as i64),
-            status_text(record),
+            status,
             escape(&record.name)
         );
     }
