@@ -38,7 +38,7 @@ report() {
 
 id=$("$vmc" run -d --rm "$image" sleep 30) || die "vmc run -d failed"
 trap '"$vmc" rm -f "$id" >/dev/null 2>&1 || true' EXIT
-pid=$(pgrep -f "supervise $id" | head -1) || die "no supervisor for run $id"
+pid=$(pgrep -f "vmc-supervisor $id" | head -1) || die "no supervisor for run $id"
 # Let the start settle (the log thread and the control thread are waiting by then).
 sleep 1
 report "vmc supervisor" "$pid"

@@ -182,7 +182,7 @@ for f in "$work"/m*.id; do
   [ -e "$VMC_HOME/runs/$id" ] && left_dirs=$((left_dirs + 1))
   [ -n "$(find /sys/fs/cgroup -maxdepth 4 -name "*${id:0:12}*" 2>/dev/null | head -1)" ] && left_cgroups=$((left_cgroups + 1))
   grep -q "$id" /proc/self/mountinfo && left_mounts=$((left_mounts + 1))
-  pgrep -f "supervise $id" >/dev/null && left_procs=$((left_procs + 1))
+  pgrep -f "vmc-supervisor $id" >/dev/null && left_procs=$((left_procs + 1))
 done
 check twenty-leave-nothing "run dirs $left_dirs, cgroups $left_cgroups, mounts $left_mounts, supervisors $left_procs" \
   test $((left_dirs + left_cgroups + left_mounts + left_procs)) -eq 0

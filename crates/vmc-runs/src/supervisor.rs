@@ -3,13 +3,15 @@
 //! `Runtime::run` — so it holds the container's parent side or the VMM —, writes the
 //! workload's output to the run's log and records how it ended.
 //!
-//! The command that starts it ([`spawn`]) re-executes vmc's binary in its internal
-//! `supervise` mode and waits on a pipe, the supervisor's stdout, for one line: `started`
+//! The command that starts it ([`spawn`]) executes the small `vmc-supervisor` binary (not a
+//! fork of vmc: its pages stay out of the supervisor) and waits on a pipe, the supervisor's
+//! stdout, for one line: `started`
 //! once the workload's exec succeeded, `exited N` when it ended before that (a command that
 //! is not found), or `error MESSAGE` when the setup failed.
 
 use crate::error::{Result, RunsError};
 use crate::log::{copy_streams, LogWriter};
+use crate::record::RunRecord;
 use crate::store::RunStore;
 use crate::supervision::Supervision;
 use std::fs::File;
@@ -18,7 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use vmc_runtime::{ExitOutcome, Runtime, Timeline};
+use vmc_runtime::{ExitOutcome, Mode, Runtime, Timeline};
 
 /// How a detached run's start went, as its supervisor reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +31,11 @@ pub enum Started {
     Ended(i32),
 }
 
-/// Starts the supervisor of run `id` — `program` with `args` (vmc's binary in its supervise
-/// mode) — and waits until it reports the workload started, ended, or failed to start (then
-/// the error carries the supervisor's one line).
-pub fn spawn(program: &Path, args: &[&str]) -> Result<Started> {
+/// Starts the supervisor `program` of run `id` and waits until it reports the workload
+/// started, ended, or failed to start (then the error carries the supervisor's one line).
+pub fn spawn(program: &Path, id: &str) -> Result<Started> {
     let mut child = Command::new(program)
-        .args(args)
+        .arg(id)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -61,9 +62,10 @@ pub fn spawn(program: &Path, args: &[&str]) -> Result<Started> {
     }
 }
 
-/// The supervisor process's body: runs run `id` of `store` with `runtime`, its output into the
-/// log. Reports to the starter on its stdout (see the module's doc). Returns its exit status.
-pub fn supervise(runtime: &dyn Runtime, store: RunStore, id: &str) -> i32 {
+/// The supervisor process's body: runs run `id` of the run store with the runtime that
+/// `runtime_for` gives for its mode, its output into the log. Reports to the starter on its
+/// stdout (see the module's doc). Returns its exit status.
+pub fn supervise(runtime_for: impl FnOnce(Mode) -> Box<dyn Runtime>, id: &str) -> i32 {
     // SAFETY: F_DUPFD_CLOEXEC duplicates fd 1, which the starter gave this process.
     let report_fd = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_DUPFD_CLOEXEC, 3) };
     if report_fd < 0 {
@@ -71,7 +73,12 @@ pub fn supervise(runtime: &dyn Runtime, store: RunStore, id: &str) -> i32 {
     }
     // SAFETY: the kernel just returned this fd, and nothing else owns it.
     let report = Arc::new(Mutex::new(Some(unsafe { File::from_raw_fd(report_fd) })));
-    match supervise_run(runtime, &store, id, &report) {
+    let opened = RunStore::open().and_then(|store| Ok((store.load(id)?, store)));
+    let result = opened.and_then(|(record, store)| {
+        let runtime = runtime_for(record.mode);
+        supervise_run(runtime.as_ref(), &store, record, &report)
+    });
+    match result {
         Ok(outcome) => {
             say(&report, &format!("exited {}", outcome.exit_code()));
             0
@@ -86,14 +93,14 @@ pub fn supervise(runtime: &dyn Runtime, store: RunStore, id: &str) -> i32 {
 fn supervise_run(
     runtime: &dyn Runtime,
     store: &RunStore,
-    id: &str,
+    record: RunRecord,
     report: &Arc<Mutex<Option<File>>>,
 ) -> Result<ExitOutcome> {
     let _ = nix::unistd::setsid();
     let _ = std::env::set_current_dir("/");
-    let record = store.load(id)?;
-    let spec = store.load_spec(id)?;
-    let dir = store.run_dir(id);
+    let id = record.id.clone();
+    let spec = store.load_spec(&id)?;
+    let dir = store.run_dir(&id);
     // The workload's stdout and stderr are this process's, pipes into the log.
     let (stdout_read, stdout_write) = pipe()?;
     let (stderr_read, stderr_write) = pipe()?;
@@ -128,7 +135,7 @@ fn supervise_run(
             Ok(outcome)
         }
         Err(err) => {
-            let _ = runtime.cleanup(id, &dir);
+            let _ = runtime.cleanup(&id, &dir);
             Err(RunsError::Setup(err.to_string()))
         }
     }

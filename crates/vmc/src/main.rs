@@ -43,12 +43,7 @@ enum Command {
     /// Manage runs (prune, inspect).
     #[command(subcommand)]
     Container(commands::ps::ContainerCommand),
-    /// The supervisor of a detached run (started by `vmc run -d` and `vmc start`).
-    #[command(hide = true)]
-    Supervise {
-        /// The run's id.
-        id: String,
-    },
+
     /// Import an image from a docker-archive, OCI layout or root filesystem.
     Import(commands::image::ImportArgs),
     /// List images.
@@ -104,7 +99,6 @@ impl Command {
             Command::Start(args) => commands::lifecycle::start(args),
             Command::Restart(args) => commands::lifecycle::restart(args),
             Command::Container(command) => commands::ps::container(command),
-            Command::Supervise { id } => commands::supervise::supervise(&id),
             Command::Import(args) => commands::image::import(args),
             Command::Images(args) => commands::image::images(args),
             Command::Inspect(args) => commands::image::inspect(args),

@@ -211,11 +211,8 @@ pub fn start_run(store: &RunStore, record: &RunRecord) -> Result<Started> {
     runtime
         .cleanup(&record.id, &store.run_dir(&record.id))
         .map_err(|err| anyhow::anyhow!(err))?;
-    let program = std::env::current_exe().context("cannot find vmc's own binary")?;
-    Ok(vmc_runs::supervisor::spawn(
-        &program,
-        &["supervise", &record.id],
-    )?)
+    let program = crate::modes::supervisor_program()?;
+    Ok(vmc_runs::supervisor::spawn(&program, &record.id)?)
 }
 
 /// `vmc start -a`: starts the run and prints its output until it ends; its exit status.

@@ -7,4 +7,3 @@ pub mod lifecycle;
 pub mod logs;
 pub mod ps;
 pub mod run;
-pub mod supervise;

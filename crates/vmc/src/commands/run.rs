@@ -228,8 +228,8 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
 /// Starts the detached run of `record` (its spec saved) under a supervisor process of its
 /// own; prints its id once the workload has started. A setup failure leaves nothing behind.
 fn run_detached(runs: &RunStore, record: &RunRecord, runtime: &dyn Runtime) -> Result<u8> {
-    let program = std::env::current_exe().context("cannot find vmc's own binary")?;
-    match vmc_runs::supervisor::spawn(&program, &["supervise", &record.id]) {
+    let program = crate::modes::supervisor_program()?;
+    match vmc_runs::supervisor::spawn(&program, &record.id) {
         Ok(Started::Up) => {
             println!("{}", record.id);
             Ok(0)
