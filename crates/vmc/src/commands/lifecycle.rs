@@ -199,18 +199,23 @@ pub fn start(args: StartArgs) -> Result<u8> {
     })
 }
 
-/// Starts the run of `record` again (a live run is left as it is) under a new supervisor.
-/// The writable layer is made anew: it lives on a tmpfs of the run's mount namespace.
+/// Starts the run of `record` again (a live run is left as it is) under a new supervisor,
+/// from the same spec and run directory. The writable layer is made anew: it lives on a tmpfs
+/// of the run's mount namespace.
 pub fn start_run(store: &RunStore, record: &RunRecord) -> Result<Started> {
     if record.status().is_live() {
         return Ok(Started::Up);
     }
     // The spec is checked before anything is touched.
     store.load_spec(&record.id)?;
-    let runtime = runtime_for(record.mode, &ModeOptions::default())?;
-    runtime
-        .cleanup(&record.id, &store.run_dir(&record.id))
-        .map_err(|err| anyhow::anyhow!(err))?;
+    // An exited run was torn down by its supervisor; a dead one may have left mounts,
+    // cgroups or processes.
+    if record.status() == RunStatus::Dead {
+        let runtime = runtime_for(record.mode, &ModeOptions::default())?;
+        runtime
+            .cleanup(&record.id, &store.run_dir(&record.id))
+            .map_err(|err| anyhow::anyhow!(err))?;
+    }
     let program = crate::modes::supervisor_program()?;
     Ok(vmc_runs::supervisor::spawn(&program, &record.id)?)
 }
