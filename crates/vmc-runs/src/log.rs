@@ -36,6 +36,7 @@ pub struct LogWriter {
     file: File,
     size: u64,
     max_size: Option<u64>,
+    failed: Option<RunsError>,
 }
 
 impl LogWriter {
@@ -53,6 +54,7 @@ impl LogWriter {
             file,
             size,
             max_size,
+            failed: None,
         })
     }
 
@@ -79,17 +81,28 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Writes one entry; the first failure is kept for [`copy_streams`] to return.
+    fn write_or_remember(&mut self, stream: &str, bytes: &[u8]) {
+        if let Err(err) = self.write(stream, bytes) {
+            self.failed.get_or_insert(err);
+        }
+    }
+
     fn rotate(&mut self) -> Result<()> {
         let current = self.dir.join(LOG_FILE);
         std::fs::rename(&current, self.dir.join(ROTATED_LOG_FILE))
             .map_err(|err| RunsError::io("cannot rotate the run's log", err))?;
+        let failed = self.failed.take();
         *self = LogWriter::open(&self.dir, self.max_size)?;
+        self.failed = failed;
         Ok(())
     }
 }
 
 /// Copies the workload's stdout and stderr (the read ends of their pipes) into `log`, a line
-/// per entry, until both are at end of file. Event-driven: it sleeps in poll(2).
+/// per entry, until both are at end of file. Event-driven: it sleeps in poll(2). A log that
+/// cannot be written (a full disk) does not stop the reading, so the workload never blocks on
+/// its output: the entries are dropped and the first error returned at the end.
 pub fn copy_streams(stdout: OwnedFd, stderr: OwnedFd, log: &mut LogWriter) -> Result<()> {
     let mut streams = [
         Some(LineSplitter::new(stdout, "stdout")),
@@ -119,12 +132,12 @@ pub fn copy_streams(stdout: OwnedFd, stderr: OwnedFd, log: &mut LogWriter) -> Re
         let mut ready = ready.into_iter();
         for slot in streams.iter_mut() {
             let Some(splitter) = slot else { continue };
-            if ready.next() == Some(true) && !splitter.read_into(log)? {
+            if ready.next() == Some(true) && !splitter.read_into(log) {
                 *slot = None;
             }
         }
     }
-    Ok(())
+    log.failed.take().map_or(Ok(()), Err)
 }
 
 /// One output stream, cut into lines.
@@ -145,26 +158,26 @@ impl LineSplitter {
 
     /// Reads what is there and logs the complete lines; false at end of file (the rest of
     /// an unfinished line logged).
-    fn read_into(&mut self, log: &mut LogWriter) -> Result<bool> {
+    fn read_into(&mut self, log: &mut LogWriter) -> bool {
         let mut buf = [0u8; 8192];
         let n = match self.fd.read(&mut buf) {
             Ok(n) => n,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => return Ok(true),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => return true,
             Err(_) => 0,
         };
         self.pending.extend_from_slice(&buf[..n]);
         while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=end).collect();
-            log.write(self.stream, &line)?;
+            log.write_or_remember(self.stream, &line);
         }
         while self.pending.len() >= MAX_ENTRY_BYTES || (n == 0 && !self.pending.is_empty()) {
             let piece: Vec<u8> = self
                 .pending
                 .drain(..MAX_ENTRY_BYTES.min(self.pending.len()))
                 .collect();
-            log.write(self.stream, &piece)?;
+            log.write_or_remember(self.stream, &piece);
         }
-        Ok(n > 0)
+        n > 0
     }
 }
 
