@@ -156,6 +156,18 @@ out=$("$vmc" kill "$prefix-h" 2>&1); status=$?
 check kill-of-exited-refused "1 and 'not running', got $status [$out]" \
   eval '[ "$status" -eq 1 ] && [[ $out == *"not running"* ]]'
 
+# --- Ctrl-C while a detached run's setup hangs (a volume onto a FIFO, as
+# crates/vmc/tests/hostile_images.rs hangs it): passed on to the supervisor, which ends the
+# setup; 130, one line, nothing left ---
+mkdir "$work/shared" && mkfifo "$work/shared/fifo" && : > "$work/file"
+"$vmc" run -d --name "$prefix-i" -v "$work/shared:/shared" -v "$work/file:/shared/fifo" busybox true 2> "$work/i.err" &
+starter=$!
+tries=0; until [ "$(status_of "$prefix-i")" = Created ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); done
+sleep 0.5
+kill -INT $starter; wait $starter; status=$?
+check interrupted-setup-130 "130, one line and no run left, got $status [$(cat "$work/i.err")]" \
+  eval '[ "$status" -eq 130 ] && [ "$(wc -l < "$work/i.err")" -eq 1 ] && ! "$vmc" ps -a | grep -q " $prefix-i\$"'
+
 # --- container prune removes what has ended ---
 "$vmc" container prune -f > "$work/prune.out"
 check prune-removes-ended "no $prefix-b left" eval '! "$vmc" ps -a | grep -q " $prefix-b\$"'

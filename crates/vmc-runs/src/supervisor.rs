@@ -14,12 +14,18 @@ use crate::log::{copy_streams, LogWriter};
 use crate::record::RunRecord;
 use crate::store::RunStore;
 use crate::supervision::Supervision;
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use vmc_runtime::signals::{SignalCatcher, ENDING_SETUP};
 use vmc_runtime::{ExitOutcome, Mode, Runtime, Timeline};
 
 /// How a detached run's start went, as its supervisor reported it.
@@ -29,10 +35,14 @@ pub enum Started {
     Up,
     /// The workload ended before it could run (exec failed): its exit status.
     Ended(i32),
+    /// This command was interrupted by the signal before the workload started; the signal
+    /// was passed on to the supervisor, which ended the setup as an attached run's.
+    Interrupted(Signal),
 }
 
 /// Starts the supervisor `program` of run `id` and waits until it reports the workload
 /// started, ended, or failed to start (then the error carries the supervisor's one line).
+/// While it waits, the signals that end a setup are passed on to the supervisor.
 pub fn spawn(program: &Path, id: &str) -> Result<Started> {
     let mut child = Command::new(program)
         .arg(id)
@@ -46,20 +56,63 @@ pub fn spawn(program: &Path, id: &str) -> Result<Started> {
                 err,
             )
         })?;
+    // Caught only once the supervisor runs: it must not inherit them blocked.
+    let signals = SignalCatcher::new().ok();
     let report = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    let _ = BufReader::new(report).read_line(&mut line);
+    let supervisor = Pid::from_raw(child.id() as i32);
+    let (line, interrupted) = read_report(report, signals.as_ref(), supervisor);
+    drop(signals);
     // The supervisor outlives this process: it is not waited for (its parent becomes init).
     drop(child);
     let line = line.trim_end();
-    match line.split_once(' ').unwrap_or((line, "")) {
-        ("started", _) => Ok(Started::Up),
-        ("exited", code) => Ok(Started::Ended(code.parse().unwrap_or(125))),
-        ("error", message) => Err(RunsError::Setup(message.to_string())),
-        _ => Err(RunsError::Setup(
+    match (line.split_once(' ').unwrap_or((line, "")), interrupted) {
+        (("started", _), _) => Ok(Started::Up),
+        (("exited", code), _) => Ok(Started::Ended(code.parse().unwrap_or(125))),
+        (_, Some(signal)) => Ok(Started::Interrupted(signal)),
+        (("error", message), None) => Err(RunsError::Setup(message.to_string())),
+        (_, None) => Err(RunsError::Setup(
             "the run's supervisor ended without reporting: see `vmc ps -a`".into(),
         )),
     }
+}
+
+/// Reads the supervisor's report line, passing the signals that end a setup on to it; the
+/// line and the last such signal.
+fn read_report(
+    report: std::process::ChildStdout,
+    signals: Option<&SignalCatcher>,
+    supervisor: Pid,
+) -> (String, Option<Signal>) {
+    let mut interrupted = None;
+    let mut line = String::new();
+    let mut report = BufReader::new(report);
+    loop {
+        let mut fds = vec![PollFd::new(report.get_ref().as_fd(), PollFlags::POLLIN)];
+        if let Some(signals) = signals {
+            fds.push(PollFd::new(signals.fd().as_fd(), PollFlags::POLLIN));
+        }
+        if matches!(nix::poll::poll(&mut fds, PollTimeout::NONE), Err(err) if err != Errno::EINTR) {
+            break;
+        }
+        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        let (reported, signalled) = (ready(&fds[0]), fds.get(1).is_some_and(ready));
+        drop(fds);
+        if let (true, Some(signals)) = (signalled, signals) {
+            while let Some(signal) = signals.next() {
+                if ENDING_SETUP.contains(&signal) {
+                    interrupted = Some(signal);
+                    // Before its runtime catches it, the signal ends the supervisor itself,
+                    // which has made nothing yet; after, it ends the setup.
+                    let _ = nix::sys::signal::kill(supervisor, signal);
+                }
+            }
+        }
+        if reported {
+            let _ = report.read_line(&mut line);
+            break;
+        }
+    }
+    (line, interrupted)
 }
 
 /// The supervisor process's body: runs run `id` of the run store with the runtime that

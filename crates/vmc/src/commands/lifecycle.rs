@@ -195,6 +195,10 @@ pub fn start(args: StartArgs) -> Result<u8> {
                 crate::commands::logs::print_stderr_of(store, &record.id);
                 bail!("run {reference} ended at once with status {code}")
             }
+            Started::Interrupted(signal) => bail!(
+                "run {reference} was interrupted by {} before its workload started",
+                signal.as_str()
+            ),
         }
     })
 }
@@ -242,6 +246,10 @@ pub fn restart(args: StopArgs) -> Result<u8> {
         match start_run(store, &store.load(&record.id)?)? {
             Started::Up => Ok(()),
             Started::Ended(code) => bail!("run {reference} ended at once with status {code}"),
+            Started::Interrupted(signal) => bail!(
+                "run {reference} was interrupted by {} before its workload started",
+                signal.as_str()
+            ),
         }
     })
 }

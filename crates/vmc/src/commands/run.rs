@@ -240,6 +240,13 @@ fn run_detached(runs: &RunStore, record: &RunRecord, runtime: &dyn Runtime) -> R
             crate::commands::logs::print_stderr_of(runs, &record.id);
             Ok(code as u8)
         }
+        Ok(Started::Interrupted(signal)) => {
+            let _ = runtime.cleanup(&record.id, &runs.run_dir(&record.id));
+            runs.remove(&record.id)?;
+            let interrupted = Interrupted(signal);
+            eprintln!("vmc: {interrupted}");
+            Ok(interrupted.exit_code() as u8)
+        }
         Err(err) => {
             let _ = runtime.cleanup(&record.id, &runs.run_dir(&record.id));
             runs.remove(&record.id)?;
