@@ -279,6 +279,8 @@ impl ContainerRuntime {
         let exec_failure = record_child_steps(&records, spec, &described, timeline)?;
         if let Some(message) = &exec_failure {
             self.print_error(message);
+        } else if records.iter().any(|r| r.event == Event::Exec) {
+            observer.workload_started(Arc::new(WorkloadPidfd(pidfd_open(pid)?)));
         }
         // Our copy of the slave would keep the pty open after the workload exits.
         let pty_master = pty.map(|p| p.master);
@@ -355,7 +357,8 @@ impl Runtime for ContainerRuntime {
             | RunOption::Privileged
             | RunOption::SeccompUnconfined
             | RunOption::SeccompProfile
-            | RunOption::NoNewPrivileges => Support::Honoured,
+            | RunOption::NoNewPrivileges
+            | RunOption::Detach => Support::Honoured,
         }
     }
 
@@ -900,6 +903,31 @@ fn pidfd_open(pid: Pid) -> Result<OwnedFd, ContainerError> {
     }
     // SAFETY: the kernel just returned this fd and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The workload's process, named by a pidfd: signals never reach a process that took its pid
+/// after it exited.
+struct WorkloadPidfd(OwnedFd);
+
+impl vmc_runtime::WorkloadSignals for WorkloadPidfd {
+    fn signal(&self, signal: i32) -> std::io::Result<()> {
+        // SAFETY: pidfd_send_signal takes a valid pidfd, a signal number, no siginfo and no
+        // flags; it only reads its arguments.
+        let sent = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        match std::io::Error::last_os_error() {
+            _ if sent == 0 => Ok(()),
+            err if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            err => Err(err),
+        }
+    }
 }
 
 /// Everything a run has created on the host; torn down by [`RunGuard::finish`], or on drop

@@ -18,6 +18,8 @@ pub struct ImageConfig {
     pub working_dir: String,
     /// `User` (`name`, `uid`, `uid:gid`, …).
     pub user: String,
+    /// `StopSignal` (`SIGTERM`, `SIGQUIT`, `15`, …), what `vmc stop` sends first.
+    pub stop_signal: String,
 }
 
 impl ImageConfig {
@@ -32,6 +34,7 @@ impl ImageConfig {
             env: c.env().clone().unwrap_or_default(),
             working_dir: c.working_dir().clone().unwrap_or_default(),
             user: c.user().clone().unwrap_or_default(),
+            stop_signal: c.stop_signal().clone().unwrap_or_default(),
         }
     }
 
@@ -62,6 +65,9 @@ impl ImageConfig {
         }
         if !self.user.is_empty() {
             builder = builder.user(self.user.clone());
+        }
+        if !self.stop_signal.is_empty() {
+            builder = builder.stop_signal(self.stop_signal.clone());
         }
         builder.build().expect("every Config field has a default")
     }

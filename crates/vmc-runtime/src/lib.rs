@@ -19,7 +19,7 @@ pub mod text;
 pub mod timeline;
 pub mod user;
 
-pub use memory::{MemoryProbe, MemoryReading, NoObserver, RunObserver};
+pub use memory::{MemoryProbe, MemoryReading, NoObserver, RunObserver, WorkloadSignals};
 pub use outcome::ExitOutcome;
 pub use spec::{BindMount, Mode, NetworkMode, Resources, RunSpec, SeccompPolicy, Security};
 pub use timeline::{Milestone, Timeline};
@@ -54,6 +54,9 @@ pub enum RunOption {
     SeccompProfile,
     /// `--security-opt no-new-privileges`.
     NoNewPrivileges,
+    /// `-d`: a supervisor process holds the run, and needs the runtime to say when the
+    /// workload has started ([`RunObserver::workload_started`]).
+    Detach,
 }
 
 /// Whether a runtime honours a [`RunOption`].

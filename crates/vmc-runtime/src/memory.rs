@@ -29,6 +29,17 @@ pub trait MemoryProbe: Send + Sync {
 pub trait RunObserver: Sync {
     /// Called once, when the runtime is ready, with a probe valid until `run` returns.
     fn memory_probe_ready(&self, probe: Arc<dyn MemoryProbe>);
+
+    /// Called once the workload has started (its exec succeeded), with a way to signal it
+    /// that stays safe after it has exited. Runtimes that cannot tell never call it.
+    fn workload_started(&self, _workload: Arc<dyn WorkloadSignals>) {}
+}
+
+/// Delivers signals to a running workload, any signal including SIGKILL (`vmc kill`,
+/// `vmc stop`), in whichever mode it runs.
+pub trait WorkloadSignals: Send + Sync {
+    /// Sends `signal` to the workload; a workload that has exited already is not an error.
+    fn signal(&self, signal: i32) -> std::io::Result<()>;
 }
 
 /// An observer that ignores everything (plain `vmc run`).

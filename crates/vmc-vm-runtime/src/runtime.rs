@@ -163,6 +163,9 @@ impl Runtime for VmRuntime {
             RunOption::NoNewPrivileges => Support::Refused(
                 "vmc-init does not set no_new_privs in the guest (use --mode container)",
             ),
+            RunOption::Detach => Support::Refused(
+                "the VM runtime does not report its workload's start to a supervisor yet (run it attached, or use --mode container)",
+            ),
             RunOption::Kernel | RunOption::Console | RunOption::SeccompUnconfined => {
                 Support::Honoured
             }

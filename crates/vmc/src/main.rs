@@ -2,7 +2,7 @@
 
 mod commands;
 mod modes;
-mod state;
+mod signals;
 mod trace;
 mod units;
 
@@ -26,8 +26,24 @@ enum Command {
     Run(Box<commands::run::RunArgs>),
     /// List runs.
     Ps(commands::ps::PsArgs),
-    /// Remove runs and whatever they left behind.
+    /// Remove runs and whatever they left behind (-f: stop them first).
     Rm(commands::ps::RmArgs),
+    /// Print a detached run's output.
+    Logs(commands::logs::LogsArgs),
+    /// Stop runs: their stop signal (the image's StopSignal, or SIGTERM), SIGKILL after -t.
+    Stop(commands::lifecycle::StopArgs),
+    /// Send a signal to runs' workloads (SIGKILL by default).
+    Kill(commands::lifecycle::KillArgs),
+    /// Wait until runs end, and print their exit statuses.
+    Wait(commands::lifecycle::WaitArgs),
+    /// Start exited runs again, detached.
+    Start(commands::lifecycle::StartArgs),
+    /// Stop runs, then start them again.
+    Restart(commands::lifecycle::StopArgs),
+    /// Manage runs (prune, inspect).
+    #[command(subcommand)]
+    Container(commands::ps::ContainerCommand),
+
     /// Import an image from a docker-archive, OCI layout or root filesystem.
     Import(commands::image::ImportArgs),
     /// List images.
@@ -76,6 +92,13 @@ impl Command {
             Command::Run(args) => commands::run::run(*args, started),
             Command::Ps(args) => commands::ps::ps(args),
             Command::Rm(args) => commands::ps::rm(args),
+            Command::Logs(args) => commands::logs::logs(args),
+            Command::Stop(args) => commands::lifecycle::stop(args),
+            Command::Kill(args) => commands::lifecycle::kill(args),
+            Command::Wait(args) => commands::lifecycle::wait(args),
+            Command::Start(args) => commands::lifecycle::start(args),
+            Command::Restart(args) => commands::lifecycle::restart(args),
+            Command::Container(command) => commands::ps::container(command),
             Command::Import(args) => commands::image::import(args),
             Command::Images(args) => commands::image::images(args),
             Command::Inspect(args) => commands::image::inspect(args),

@@ -78,6 +78,26 @@ pub fn ago(seconds: i64) -> String {
     }
 }
 
+/// A duration in seconds as Docker words it in `Up …`: "Less than a second", "3 seconds",
+/// "About a minute", "5 minutes", "About an hour", "3 hours", "2 days", …
+pub fn human_duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (minutes, hours) = (s / 60, (s as f64 / 3600.0).round() as i64);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        _ if minutes == 1 => "About a minute".into(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +128,8 @@ mod tests {
         assert_eq!(human_size(123_456_789), "123MB");
         assert_eq!(ago(3 * 3600 + 5), "3 hours ago");
         assert_eq!(ago(0), "Less than a second ago");
+        assert_eq!(human_duration(3), "3 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
     }
 }

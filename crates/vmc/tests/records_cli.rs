@@ -115,13 +115,14 @@ fn a_reused_pid_is_neither_shown_running_nor_killed() {
         "live",
         'c',
         supervisor.pid(),
-        serde_json::json!({"supervisor_start_time": start, "boot_id": boot_id()}),
+        serde_json::json!({"supervisor_start_time": start, "boot_id": boot_id(), "started": 1}),
     );
     for name in ["reused", "oldformat"] {
         let line = ps_line(home.path(), name);
-        assert!(line.contains("Dead") && !line.contains("Running"), "{line}");
+        assert!(line.contains("Dead") && !line.contains("Up "), "{line}");
     }
-    assert!(ps_line(home.path(), "live").contains("Running"));
+    let live = ps_line(home.path(), "live");
+    assert!(live.contains("Up "), "{live}");
     let running = text(&vmc(home.path(), &["ps"]).stdout);
     assert!(
         running.contains("live") && !running.contains("reused") && !running.contains("oldformat"),

@@ -3,7 +3,6 @@
 
 use crate::commands::run::{build_spec, ModeArg, RunArgs};
 use crate::modes::{runtime_for, ModeOptions};
-use crate::state::{self, new_run_id, RunStore};
 use crate::units::parse_size;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -14,6 +13,7 @@ use std::time::Instant;
 use vmc_bench::report::{table, BenchSettings, MemoryRun, ModeReport, RunRecord, SCHEMA_ID};
 use vmc_bench::{hypervisor_signature, phases, BenchReport, HostFacts, KvmFacts, KvmKind};
 use vmc_bench::{MemorySample, MemorySampler};
+use vmc_runs::{new_run_id, RunStore};
 use vmc_runtime::{ExitOutcome, Mode, NoObserver, RunObserver, Timeline};
 use vmc_vm::probe::{KvmAccess, Verdict};
 
@@ -189,7 +189,7 @@ impl Bencher<'_> {
         let runtime = runtime_for(mode.into(), &self.args.mode_options)?;
         let mode = Mode::from(mode);
         // Recorded like `vmc run --rm` does, so `vmc rm` can clean up after a crash.
-        let record = state::RunRecord::starting(&id[..12], mode, image, &spec);
+        let record = vmc_runs::RunRecord::creating(&id[..12], mode, image, &spec);
         self.runs.save(&record)?;
         let result = runtime.run(&spec, &mut timeline, observer);
         let cleanup = runtime.cleanup(&id, &spec.run_dir);

@@ -1,12 +1,12 @@
 //! Image commands: `vmc import`, `vmc images`, `vmc inspect`, `vmc rmi`, `vmc image …`.
 
-use crate::state::RunStore;
 use crate::units::{ago, human_size, unix_now};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use vmc_image::{Change, ImageSummary, ImportOptions, Store};
+use vmc_runs::RunStore;
 use vmc_runtime::text::{escape, to_json_pretty};
 
 /// `vmc import SOURCE [--tag NAME[:TAG]] [--change INSTR]…`

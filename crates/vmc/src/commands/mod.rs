@@ -3,5 +3,7 @@
 pub mod bench;
 pub mod doctor;
 pub mod image;
+pub mod lifecycle;
+pub mod logs;
 pub mod ps;
 pub mod run;

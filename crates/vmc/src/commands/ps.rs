@@ -1,10 +1,12 @@
-//! `vmc ps` and `vmc rm`: list and remove runs.
+//! `vmc ps`, `vmc rm`, `vmc container prune` and `vmc container inspect`: list, remove and
+//! show runs.
 
 use crate::modes::{runtime_for, ModeOptions};
-use crate::state::{RunRecord, RunStatus, RunStore};
-use crate::units::{ago, unix_now};
+use crate::units::{ago, human_duration, unix_now};
 use anyhow::{bail, Result};
-use clap::Args;
+use clap::{Args, Subcommand};
+use std::io::BufRead;
+use vmc_runs::{RunRecord, RunStatus, RunStore};
 use vmc_runtime::text::{escape, to_json_pretty};
 
 /// Options of `vmc ps`.
@@ -19,6 +21,34 @@ pub struct PsArgs {
     /// Print the records as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Show only the runs that match: status=created|running|exited|dead (implies -a).
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+}
+
+/// `vmc container …`: runs, as Docker's `container` group names them.
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Remove every run that is not running (exited or dead).
+    Prune(PruneArgs),
+    /// Show runs' records and specs as JSON.
+    Inspect(ContainerInspectArgs),
+}
+
+/// Options of `vmc container prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Options of `vmc container inspect`.
+#[derive(Args, Debug)]
+pub struct ContainerInspectArgs {
+    /// Runs to show: names or id prefixes.
+    #[arg(required = true)]
+    pub runs: Vec<String>,
 }
 
 /// Options of `vmc rm`.
@@ -34,10 +64,17 @@ pub struct RmArgs {
 
 /// Prints the runs like `docker ps`.
 pub fn ps(args: PsArgs) -> Result<u8> {
+    let statuses = status_filter(&args.filter)?;
     let records: Vec<RunRecord> = RunStore::open()?
         .list()?
         .into_iter()
-        .filter(|r| args.all || r.status() == RunStatus::Running)
+        .filter(|r| {
+            let status = r.status();
+            match &statuses {
+                Some(names) => names.contains(&status.name()),
+                None => args.all || status.is_live(),
+            }
+        })
         .collect();
     if args.json {
         println!("{}", to_json_pretty(&records)?);
@@ -49,19 +86,27 @@ pub fn ps(args: PsArgs) -> Result<u8> {
         }
         return Ok(0);
     }
+    // Docker's tabwriter sizes the columns to their text: STATUS varies the most.
+    let statuses: Vec<String> = records.iter().map(status_text).collect();
+    let width = statuses
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(22);
     println!(
-        "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<22}  NAME",
+        "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<width$}  NAME",
         "RUN ID", "MODE", "IMAGE", "COMMAND", "CREATED", "STATUS"
     );
-    for record in &records {
+    for (record, status) in records.iter().zip(&statuses) {
         println!(
-            "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<22}  {}",
+            "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<width$}  {}",
             &record.id[..12],
             record.mode.as_str(),
             truncate(&escape(&record.image), 16),
             truncate(&format!("\"{}\"", escape(&record.command.join(" "))), 24),
             ago(unix_now() - record.created as i64),
-            status_text(record.status()),
+            status,
             escape(&record.name)
         );
     }
@@ -86,27 +131,130 @@ pub fn rm(args: RmArgs) -> Result<u8> {
 
 fn remove_one(store: &RunStore, reference: &str, force: bool) -> Result<()> {
     let record = store.find(reference)?;
-    if record.status() == RunStatus::Running {
+    if record.status().is_live() {
         if !force {
             bail!("run {reference} is still running: stop it first or use `vmc rm -f`");
         }
-        if let Some(supervisor) = record.supervisor() {
+        // Through the supervisor, which tears the run down; a supervisor that does not
+        // answer (or has no control channel) is killed, and the cleanup below does the rest.
+        let _ = crate::commands::lifecycle::kill_run(store, &record);
+        if let Some(supervisor) = record.supervisor().filter(|s| s.is_alive()) {
             supervisor.kill()?;
         }
     }
+    remove_stopped(store, &record)
+}
+
+/// Removes what the stopped run of `record` left and its directory.
+fn remove_stopped(store: &RunStore, record: &RunRecord) -> Result<()> {
     let runtime = runtime_for(record.mode, &ModeOptions::default())?;
     runtime
         .cleanup(&record.id, &store.run_dir(&record.id))
         .map_err(|err| anyhow::anyhow!(err))?;
-    store.remove(&record.id)
+    Ok(store.remove(&record.id)?)
 }
 
-fn status_text(status: RunStatus) -> String {
-    match status {
-        RunStatus::Running => "Running".into(),
-        RunStatus::Exited(outcome) => format!("Exited ({})", outcome.exit_code()),
+/// The statuses `--filter status=` asks for, or `None` without a filter.
+fn status_filter(filters: &[String]) -> Result<Option<Vec<&'static str>>> {
+    const NAMES: [&str; 4] = ["created", "running", "exited", "dead"];
+    if filters.is_empty() {
+        return Ok(None);
+    }
+    filters
+        .iter()
+        .map(|filter| match filter.split_once('=') {
+            Some(("status", value)) => NAMES.iter().find(|n| **n == value).copied().ok_or_else(|| {
+                anyhow::anyhow!("invalid --filter {filter:?}: the status is one of created, running, exited, dead")
+            }),
+            _ => bail!("invalid --filter {filter:?}: vmc filters by status=created|running|exited|dead"),
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Docker's STATUS column: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`, `Dead`.
+fn status_text(record: &RunRecord) -> String {
+    let since = |time: Option<u64>| unix_now() - time.unwrap_or(record.created) as i64;
+    match record.status() {
+        RunStatus::Created => "Created".into(),
+        RunStatus::Up => format!("Up {}", human_duration(since(record.started))),
+        RunStatus::Exited(outcome) => match record.finished {
+            Some(_) => format!(
+                "Exited ({}) {}",
+                outcome.exit_code(),
+                ago(since(record.finished))
+            ),
+            None => format!("Exited ({})", outcome.exit_code()),
+        },
         RunStatus::Dead => "Dead".into(),
     }
+}
+
+/// `vmc container …`.
+pub fn container(command: ContainerCommand) -> Result<u8> {
+    match command {
+        ContainerCommand::Prune(args) => prune(args),
+        ContainerCommand::Inspect(args) => inspect(args),
+    }
+}
+
+/// `vmc container prune`: removes the runs that are not live, after a confirmation unless
+/// `-f`.
+fn prune(args: PruneArgs) -> Result<u8> {
+    if !args.force {
+        eprint!("WARNING! This will remove all stopped runs.\nAre you sure you want to continue? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let store = RunStore::open()?;
+    println!("Deleted Runs:");
+    let mut status = 0;
+    for record in store.list()? {
+        if record.status().is_live() {
+            continue;
+        }
+        match remove_stopped(&store, &record) {
+            Ok(()) => println!("{}", record.id),
+            Err(err) => {
+                eprintln!("vmc: {}", escape(&format!("{err:#}")));
+                status = 1;
+            }
+        }
+    }
+    Ok(status)
+}
+
+/// `vmc container inspect`: each run's record, its status and its spec, as a JSON array.
+fn inspect(args: ContainerInspectArgs) -> Result<u8> {
+    let store = RunStore::open()?;
+    let mut shown = Vec::new();
+    for reference in &args.runs {
+        let record = store.find(reference)?;
+        let spec = store.load_spec(&record.id).ok();
+        shown.push(serde_json::json!({
+            "Id": record.id,
+            "Name": record.name,
+            "State": {
+                "Status": record.status().name(),
+                "Running": record.status() == RunStatus::Up,
+                "ExitCode": match record.status() {
+                    RunStatus::Exited(outcome) => Some(outcome.exit_code()),
+                    _ => None,
+                },
+                "Pid": record.supervisor_pid,
+                "StartedAt": record.started,
+                "FinishedAt": record.finished,
+            },
+            "LogPath": record.detached.then(|| store.run_dir(&record.id).join(vmc_runs::log::LOG_FILE)),
+            "Record": record,
+            "Spec": spec,
+        }));
+    }
+    println!("{}", to_json_pretty(&shown)?);
+    Ok(0)
 }
 
 fn truncate(text: &str, width: usize) -> String {

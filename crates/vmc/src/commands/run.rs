@@ -1,7 +1,6 @@
 //! `vmc run`: resolve an image, build a [`RunSpec`] and hand it to the chosen runtime.
 
 use crate::modes::{runtime_for, ModeOptions};
-use crate::state::{new_run_id, RunRecord, RunStore};
 use crate::trace::{print_trace, TraceFormat};
 use crate::units::parse_size;
 use anyhow::{bail, Context, Result};
@@ -9,12 +8,14 @@ use clap::{Args, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
+use vmc_runs::supervisor::Started;
+use vmc_runs::{new_run_id, RunRecord, RunStore, Supervision};
 use vmc_runtime::env::env_value;
 use vmc_runtime::limits::docker_resources;
 use vmc_runtime::signals::Interrupted;
 use vmc_runtime::{
-    BindMount, ExitOutcome, Mode, NetworkMode, NoObserver, RunOption, RunSpec, Runtime,
-    SeccompPolicy, Security, Support, Timeline,
+    BindMount, ExitOutcome, Mode, NetworkMode, RunOption, RunSpec, Runtime, SeccompPolicy,
+    Security, Support, Timeline,
 };
 
 /// The run mode as the CLI spells it.
@@ -81,6 +82,13 @@ pub struct RunArgs {
     /// Remove the run's record when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Run in the background: print the run's id once the workload has started, and keep
+    /// its output in a log (`vmc logs`).
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Log options of a detached run: max-size=SIZE caps the log (rotated once).
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
     /// Keep stdin open.
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -134,6 +142,7 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
     let runtime = runtime_for(mode, &args.mode_options)?;
     check_options(&args, &security, runtime.as_ref())?;
     check_terminal(&args)?;
+    check_detach(&args)?;
     let store = vmc_image::Store::open_default()?;
     let image = store.resolve(&args.image)?;
     let rootfs = store.rootfs(&image)?;
@@ -154,9 +163,29 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
     };
     let mut spec = build_spec(&args, &image, rootfs, &id, runs.run_dir(&id))?;
     spec.security = security;
-    let mut record = RunRecord::starting(&name, mode, &args.image, &spec);
-    runs.save(&record)?;
-    let result = runtime.run(&spec, &mut timeline, &NoObserver);
+    let mut record = RunRecord::creating(&name, mode, &args.image, &spec);
+    record.detached = args.detach;
+    record.auto_remove = args.rm;
+    record.log_max_size = log_max_size(&args.log_opt)?;
+    let stop_signal = &image.config().stop_signal;
+    if !stop_signal.is_empty() {
+        record.stop_signal = crate::signals::parse_signal(stop_signal)
+            .with_context(|| format!("image {}: its StopSignal", args.image))?;
+    }
+    // The spec first: the record is what makes the run visible, complete from the start.
+    runs.save_spec(&spec)?;
+    if args.detach {
+        runs.save(&record)?;
+        return run_detached(&runs, &record, runtime.as_ref());
+    }
+    let supervision = match Supervision::start(runs.clone(), record) {
+        Ok(supervision) => supervision,
+        Err(err) => {
+            runs.remove(&id)?;
+            return Err(err.into());
+        }
+    };
+    let result = runtime.run(&spec, &mut timeline, supervision.as_ref());
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(err) => {
@@ -172,19 +201,12 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
     };
     // The workload ran: from here on its status is what vmc returns, even when the store
     // cannot take the record's last write (a full disk must not turn exit 42 into 125).
-    if args.rm {
-        if let Err(err) = runs.remove(&id) {
-            warn(&format!(
-                "cannot remove the run's record ({err:#}): remove it with `vmc rm {name}`"
-            ));
-        }
-    } else {
-        record.outcome = Some(outcome);
-        if let Err(err) = runs.save(&record) {
-            warn(&format!(
-                "cannot record the run's exit ({err:#}): vmc ps will show it as dead"
-            ));
-        }
+    if let Err(err) = supervision.finish(outcome) {
+        warn(&if args.rm {
+            format!("cannot remove the run's record ({err:#}): remove it with `vmc rm {name}`")
+        } else {
+            format!("cannot record the run's exit ({err:#}): vmc ps will show it as dead")
+        });
     }
     if outcome == ExitOutcome::OomKilled {
         eprintln!(
@@ -201,6 +223,75 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
         print_trace(&timeline, mode, format)?;
     }
     Ok(outcome.exit_code() as u8)
+}
+
+/// Starts the detached run of `record` (its spec saved) under a supervisor process of its
+/// own; prints its id once the workload has started. A setup failure leaves nothing behind.
+fn run_detached(runs: &RunStore, record: &RunRecord, runtime: &dyn Runtime) -> Result<u8> {
+    let program = crate::modes::supervisor_program()?;
+    match vmc_runs::supervisor::spawn(&program, &record.id) {
+        Ok(Started::Up) => {
+            println!("{}", record.id);
+            Ok(0)
+        }
+        Ok(Started::Ended(code)) => {
+            // The workload could not run (a command not found, say): its one line is in the
+            // log, as Docker prints it.
+            crate::commands::logs::print_stderr_of(runs, &record.id);
+            Ok(code as u8)
+        }
+        Ok(Started::Interrupted(signal)) => {
+            let _ = runtime.cleanup(&record.id, &runs.run_dir(&record.id));
+            runs.remove(&record.id)?;
+            let interrupted = Interrupted(signal);
+            eprintln!("vmc: {interrupted}");
+            Ok(interrupted.exit_code() as u8)
+        }
+        Err(err) => {
+            let _ = runtime.cleanup(&record.id, &runs.run_dir(&record.id));
+            runs.remove(&record.id)?;
+            Err(err.into())
+        }
+    }
+}
+
+/// The log's size cap given by `--log-opt max-size=SIZE`, the only log option vmc knows.
+fn log_max_size(options: &[String]) -> Result<Option<u64>> {
+    let mut max_size = None;
+    for option in options {
+        match option.split_once('=') {
+            Some(("max-size", size)) => {
+                let bytes = parse_size(size)
+                    .map_err(|err| anyhow::anyhow!("invalid --log-opt {option:?}: {err}"))?;
+                if bytes < 1024 {
+                    bail!("invalid --log-opt {option:?}: give a max-size of at least 1k");
+                }
+                max_size = Some(bytes);
+            }
+            _ => bail!("invalid --log-opt {option:?}: vmc knows max-size=SIZE (10m, say)"),
+        }
+    }
+    Ok(max_size)
+}
+
+/// Refuses what a detached run cannot do: no terminal or stdin reaches it, and its timeline
+/// is not printed.
+fn check_detach(args: &RunArgs) -> Result<()> {
+    if !args.detach {
+        if !args.log_opt.is_empty() {
+            bail!("--log-opt applies to detached runs only: add -d, or drop --log-opt");
+        }
+        return Ok(());
+    }
+    let refused = [
+        (args.interactive, "-i"),
+        (args.tty, "-t"),
+        (args.trace.is_some(), "--trace"),
+    ];
+    if let Some((_, flag)) = refused.iter().find(|(used, _)| *used) {
+        bail!("{flag} cannot be combined with -d in vmc: drop {flag}, or run attached");
+    }
+    Ok(())
 }
 
 /// Prints a one-line warning that does not change vmc's exit status.
@@ -242,6 +333,7 @@ fn used_options(args: &RunArgs, security: &Security) -> Vec<(RunOption, &'static
         "--kernel",
     );
     add(args.mode_options.console, RunOption::Console, "--console");
+    add(args.detach, RunOption::Detach, "-d");
     add(
         !security.cap_add.is_empty() || !security.cap_drop.is_empty(),
         RunOption::Capabilities,

@@ -1,10 +1,10 @@
 //! Choosing the runtime for a mode. Everything else in the CLI sees only `dyn Runtime`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use vmc_runtime::{Mode, Runtime};
-use vmc_vm_runtime::{VmOptions, VmRuntime};
+use vmc_vm_runtime::VmOptions;
 
 /// Options only one mode uses (VM mode's kernel and console).
 #[derive(Args, Debug, Default, Clone)]
@@ -17,13 +17,29 @@ pub struct ModeOptions {
     pub console: bool,
 }
 
+pub mod select;
+
 /// The runtime that implements `mode`.
 pub fn runtime_for(mode: Mode, options: &ModeOptions) -> Result<Box<dyn Runtime>> {
-    Ok(match mode {
-        Mode::Container => Box::new(vmc_container::ContainerRuntime::new()),
-        Mode::Vm => Box::new(VmRuntime::new(VmOptions {
+    Ok(select::runtime(
+        mode,
+        VmOptions {
             kernel: options.kernel.clone(),
             console: options.console,
-        })),
-    })
+        },
+    ))
+}
+
+/// The supervisor binary of detached runs, `vmc-supervisor` beside vmc's own.
+pub fn supervisor_program() -> Result<std::path::PathBuf> {
+    let program = std::env::current_exe()
+        .context("cannot find vmc's own binary")?
+        .with_file_name("vmc-supervisor");
+    if !program.is_file() {
+        anyhow::bail!(
+            "the supervisor of detached runs {} is missing: it is built with vmc (cargo build -p vmc)",
+            program.display()
+        );
+    }
+    Ok(program)
 }

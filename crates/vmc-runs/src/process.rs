@@ -7,7 +7,7 @@
 //! go through a pidfd opened before the final check, so they cannot reach a process that took
 //! the pid after it.
 
-use anyhow::{bail, Context, Result};
+use crate::error::{Result, RunsError};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -51,56 +51,86 @@ impl ProcessIdentity {
     /// until it is gone. Returns whether it was signalled; a process that no longer exists, or
     /// whose pid now belongs to another process, is left alone.
     pub fn kill(&self) -> Result<bool> {
-        if self.pid <= 0 {
+        let Some(pidfd) = self.pidfd()? else {
             return Ok(false);
+        };
+        if !send_signal(&pidfd, self.pid, libc::SIGKILL)? {
+            return Ok(false);
+        }
+        wait_readable(&pidfd, Some(EXIT_WAIT_MS));
+        Ok(true)
+    }
+
+    /// Waits until the process has exited, at most `timeout_ms` (forever with `None`).
+    /// Returns whether it is gone. Event-driven: a pidfd becomes readable when its process
+    /// exits.
+    pub fn wait_gone(&self, timeout_ms: Option<i32>) -> Result<bool> {
+        let Some(pidfd) = self.pidfd()? else {
+            return Ok(true);
+        };
+        Ok(wait_readable(&pidfd, timeout_ms) || !self.is_alive())
+    }
+
+    /// A pidfd of the recorded process, or `None` when it is gone (or its pid reused).
+    pub fn pidfd(&self) -> Result<Option<OwnedFd>> {
+        if self.pid <= 0 {
+            return Ok(None);
         }
         let pidfd = match pidfd_open(self.pid) {
             Ok(fd) => fd,
-            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
             Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => {
-                bail!("cannot signal process {} safely: pidfd_open needs Linux 5.3 or newer; stop that vmc yourself, then run `vmc rm` again", self.pid)
+                return Err(RunsError::NoPidfd(self.pid))
             }
             Err(err) => {
-                return Err(err).with_context(|| format!("pidfd_open of process {}", self.pid))
+                return Err(RunsError::io(
+                    format!("pidfd_open of process {}", self.pid),
+                    err,
+                ))
             }
         };
         // The pidfd now pins the process that held the pid when it was opened: if that is the
-        // recorded one, this check sees it; if it has died since, the signal fails with ESRCH.
-        if !self.is_alive() {
-            return Ok(false);
-        }
-        // SAFETY: pidfd_send_signal takes a valid pidfd, a signal number, no siginfo and no
-        // flags; it only reads its arguments.
-        let sent = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                pidfd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if sent != 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::ESRCH) {
-                return Ok(false);
-            }
-            return Err(err).with_context(|| format!("cannot kill process {}", self.pid));
-        }
-        // A pidfd becomes readable when its process exits; a timeout or EINTR only shortens
-        // the wait.
-        let mut poll_fd = libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll_fd is one valid, writable pollfd for the duration of the call.
-        unsafe { libc::poll(&mut poll_fd, 1, EXIT_WAIT_MS) };
-        Ok(true)
+        // recorded one, this check sees it; if it has died since, signals fail with ESRCH.
+        Ok(self.is_alive().then_some(pidfd))
     }
 }
 
-fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+/// Sends `signal` through `pidfd`; false when the process has exited.
+fn send_signal(pidfd: &OwnedFd, pid: i32, signal: i32) -> Result<bool> {
+    // SAFETY: pidfd_send_signal takes a valid pidfd, a signal number, no siginfo and no
+    // flags; it only reads its arguments.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if sent != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(false);
+        }
+        return Err(RunsError::io(format!("cannot signal process {pid}"), err));
+    }
+    Ok(true)
+}
+
+/// Waits until `fd` is readable, at most `timeout_ms` (forever with `None`); whether it is.
+/// EINTR only shortens the wait.
+fn wait_readable(fd: &OwnedFd, timeout_ms: Option<i32>) -> bool {
+    let mut poll_fd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll_fd is one valid, writable pollfd for the duration of the call.
+    unsafe { libc::poll(&mut poll_fd, 1, timeout_ms.unwrap_or(-1)) > 0 }
+}
+
+pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
