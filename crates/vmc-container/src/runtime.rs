@@ -6,6 +6,7 @@ use crate::cgroups::{
 };
 use crate::child::{self, ChildConfig, ChildStdio};
 use crate::error::ContainerError;
+use crate::layer::WritableLayer;
 use crate::masks::{self, READ_ONLY_PATHS};
 use crate::namespaces::{clone_flags, describe, single_id_map};
 use crate::plan::{cpath, through_proc, OverlayDirs, RootfsPlan};
@@ -20,6 +21,7 @@ use nix::unistd::Pid;
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vmc_runtime::env::{env_value, workload_env, DEFAULT_PATH};
@@ -122,6 +124,14 @@ impl ContainerRuntime {
                 source,
             })?;
         }
+        // The writable layer goes in here: no one else may look (the vmc home is closed too).
+        std::fs::set_permissions(&spec.run_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |source| ContainerError::RunDir {
+                action: "close",
+                path: spec.run_dir.clone(),
+                source,
+            },
+        )?;
         let overlay = OverlayDirs::in_run_dir(&spec.run_dir, &spec.rootfs);
         let mut run = RunGuard::default();
         let pty = spec.tty.then(Pty::open).transpose()?;
@@ -376,7 +386,7 @@ impl Runtime for ContainerRuntime {
         }
     }
 
-    fn cleanup(&self, id: &str, _run_dir: &Path) -> Result<(), RuntimeError> {
+    fn cleanup(&self, id: &str, run_dir: &Path) -> Result<(), RuntimeError> {
         match Hierarchy::detect(&self.cgroup_root) {
             Ok(hierarchy) => {
                 hierarchy.remove_leftover(id)?;
@@ -385,8 +395,14 @@ impl Runtime for ContainerRuntime {
             Err(ContainerError::NoCgroups(_)) => {}
             Err(err) => return Err(err.into()),
         }
-        // The writable layer lived on a tmpfs in the run's mount namespace: nothing of it is
-        // left in the run directory, which holds only the CLI's records.
+        // The mounts died with the run's mount namespace; its writable layer is on the disk.
+        WritableLayer::of(run_dir)
+            .remove()
+            .map_err(|source| ContainerError::RunDir {
+                action: "remove the writable layer in",
+                path: run_dir.to_path_buf(),
+                source,
+            })?;
         Ok(())
     }
 }
@@ -745,7 +761,7 @@ fn record_child_steps(
                 v1_hierarchies(described.joined)
             ),
             Event::Overlay => format!(
-                "overlay mounted (lower={}, upper={} on a tmpfs private to the container)",
+                "overlay mounted (lower={}, upper={} on the host's disk, kept until the run is removed)",
                 overlay.lower.display(),
                 overlay.upper.display()
             ),

@@ -89,6 +89,8 @@ pub trait Runtime {
     ) -> Result<ExitOutcome, RuntimeError>;
 
     /// Removes whatever a run with this id may have left behind after a crash of vmc
-    /// (mounts, cgroups, processes, scratch directories under `run_dir`). Idempotent.
+    /// (mounts, cgroups, processes, scratch directories under `run_dir`) and what it keeps
+    /// for a later run (a container's writable layer): `vmc rm` and `--rm` call it.
+    /// Idempotent.
     fn cleanup(&self, id: &str, run_dir: &Path) -> Result<(), RuntimeError>;
 }

@@ -201,6 +201,14 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
     };
     // The workload ran: from here on its status is what vmc returns, even when the store
     // cannot take the record's last write (a full disk must not turn exit 42 into 125).
+    if args.rm {
+        // The runtime removes what it keeps in the run directory (a writable layer).
+        if let Err(err) = runtime.cleanup(&id, &spec.run_dir) {
+            warn(&format!(
+                "cannot remove the run's writable layer ({err}): remove the run with `vmc rm {name}`"
+            ));
+        }
+    }
     if let Err(err) = supervision.finish(outcome) {
         warn(&if args.rm {
             format!("cannot remove the run's record ({err:#}): remove it with `vmc rm {name}`")
