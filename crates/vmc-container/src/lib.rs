@@ -31,7 +31,9 @@
 pub mod cgroups;
 mod child;
 pub mod error;
+mod exec;
 pub mod layer;
+mod live;
 pub mod masks;
 pub mod namespaces;
 pub mod plan;

@@ -208,9 +208,9 @@ pub fn host_mounts_mentioning(needle: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Asserts that run `spec` left nothing behind but its writable layer: no cgroup, no host
-/// mounts, only the layer's directories in its (initially empty) run directory, and that the
-/// runtime's cleanup then empties it.
+/// Asserts that run `spec` left nothing behind but its writable layer and the record of the
+/// workload `vmc exec` reads: no cgroup, no host mounts, only those in its (initially empty)
+/// run directory, and that the runtime's cleanup then empties it.
 pub fn assert_nothing_left(spec: &RunSpec) {
     assert_eq!(cgroup_dirs(&spec.id), Vec::<PathBuf>::new(), "cgroups left");
     assert_eq!(host_mounts_mentioning(&spec.run_dir), Vec::<String>::new());
@@ -221,9 +221,17 @@ pub fn assert_nothing_left(spec: &RunSpec) {
         .collect();
     left.sort();
     assert!(
-        left.iter()
-            .all(|name| ["merged", "upper", "work"].contains(&name.as_str())),
-        "files left in the run directory besides the writable layer: {left:?}"
+        left.iter().all(|name| {
+            [
+                "merged",
+                "upper",
+                "work",
+                "container.json",
+                "container.json.tmp",
+            ]
+            .contains(&name.as_str())
+        }),
+        "files left in the run directory besides the writable layer and the live record: {left:?}"
     );
     let merged = spec.run_dir.join("merged");
     if merged.exists() {

@@ -496,7 +496,7 @@ pub(crate) fn build_spec(
 
 /// Sets `KEY=VALUE` in `env`, replacing an earlier value; a bare `KEY` copies vmc's own value
 /// and is ignored when vmc has none (Docker's rule).
-fn set_env(env: &mut Vec<String>, entry: &str) {
+pub(crate) fn set_env(env: &mut Vec<String>, entry: &str) {
     let assignment = match entry.split_once('=') {
         Some(_) => entry.to_string(),
         None => match std::env::var(entry) {
@@ -504,9 +504,7 @@ fn set_env(env: &mut Vec<String>, entry: &str) {
             Err(_) => return,
         },
     };
-    let key = assignment.split('=').next().unwrap_or_default().to_string();
-    env.retain(|existing| existing.split('=').next() != Some(key.as_str()));
-    env.push(assignment);
+    vmc_runtime::env::set_var(env, assignment);
 }
 
 /// Parses `HOST:TARGET[:ro|:rw]`.
