@@ -2,16 +2,17 @@
 //! youki's `exec` do it.
 //!
 //! vmc finds the workload through the record its supervisor keeps ([`LiveContainer`]), opens
-//! a pidfd on it and checks that the pid still names it. Joining a PID namespace only changes
-//! where the caller's *children* go, so the calling thread enters the workload's PID
-//! namespace for one `clone` and goes back to its own. The child, born there, joins the
-//! run's cgroup (v1 `tasks`, v2 `cgroup.procs`), then the mount, UTS, IPC, network and cgroup
-//! namespaces (and the user namespace of a rootless run) at once with `setns` on the pidfd
-//! — so it sees the run's root, and its cgroup paths are the workload's —, changes into the
-//! working directory inside that root, and becomes the workload's identity: the same
-//! capability sets, seccomp filter and no_new_privs (`child::become_workload`), with the user
-//! resolved against the run's own /etc/passwd (read through `vmc_runtime::rootfs` under
-//! `/proc/PID/root`). Like the workload's child, it does not allocate between `clone` and
+//! a pidfd on it and checks that the pid still names it. A first child joins the run's
+//! cgroup (v1 `tasks`, v2 `cgroup.procs`), then every namespace of the workload at once with
+//! `setns` on the pidfd — the user namespace first when the run has one, so that a rootless
+//! vmc holds the capabilities the others ask for. Joining a PID namespace only places the
+//! caller's children there, so it creates the command's process as its own sibling
+//! (`CLONE_PARENT`: vmc is its parent and waits for it), tells vmc its pid and exits. The
+//! command's process, born in the run's PID namespace, changes into the working directory
+//! inside the run's root, opens its pty there with `-t`, and becomes the workload's identity:
+//! the same capability sets, seccomp filter and no_new_privs (`child::take_identity`), with
+//! the user resolved against the run's own /etc/passwd (read through `vmc_runtime::rootfs`
+//! under `/proc/PID/root`). Like the workload's child, neither allocates between `clone` and
 //! `execve`.
 
 use crate::cgroups::Hierarchy;
@@ -128,7 +129,8 @@ pub(crate) fn exec(
         }
     };
     let (report_read, report_write) = pipe()?;
-    let mut namespaces = CloneFlags::CLONE_NEWNS
+    let mut namespaces = CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWNET
@@ -167,10 +169,23 @@ pub(crate) fn exec(
             .map(|(_, child_end)| (child_end.as_raw_fd(), window_size())),
         report_fd: report_write.as_raw_fd(),
     };
-    let pid = spawn_in_pid_namespace(&pidfd, &config)?;
-    let mut child = ChildGuard(Some(pid));
+    // SAFETY: the child only runs `join`, which does not allocate or take locks and returns
+    // an exit status (its sibling ends in execve); `config` is copied with the address space.
+    let joiner = unsafe { spawn::spawn(CloneFlags::empty(), None, || join(&config)) }
+        .map_err(|e| ContainerError::sys("clone", e))?
+        .pid;
+    let mut child = ChildGuard(Some(joiner));
     drop((report_write, dev_null));
-    let records = ReportReader::new(report_read).read_to_end(&signals)?;
+    let records = ReportReader::new(report_read).read_to_end(&signals);
+    // It exits once its sibling exists (or it failed); the sibling is vmc's child.
+    let _ = nix::sys::wait::waitpid(joiner, None);
+    child.0 = records
+        .as_ref()
+        .ok()
+        .and_then(|records| records.iter().find(|r| r.event == Event::Started))
+        .and_then(|started| started.text.parse().ok())
+        .map(Pid::from_raw);
+    let records = records?;
     let pty_master = match &pty_socket {
         Some((vmc_end, _)) => receive_master(vmc_end)?,
         None => None,
@@ -181,6 +196,11 @@ pub(crate) fn exec(
             failure.text
         )));
     }
+    let pid = child.0.ok_or_else(|| {
+        ContainerError::Setup(format!(
+            "cannot join run {short}: the command's process was not started"
+        ))
+    })?;
     let exec_failure = records.iter().find(|r| r.event == Event::ExecFailed);
     if let Some(failure) = exec_failure {
         runtime.print_error(&failure.text);
@@ -281,35 +301,52 @@ fn cgroup_files(runtime: &ContainerRuntime, id: &str) -> Result<Vec<CString>, Co
         .collect()
 }
 
-/// Clones the child into the PID namespace of the process behind `pidfd`: this thread enters
-/// it for its children, clones, and goes back.
-fn spawn_in_pid_namespace(pidfd: &OwnedFd, config: &JoinConfig) -> Result<Pid, ContainerError> {
-    let own_path = Path::new("/proc/thread-self/ns/pid");
-    let own = File::open(own_path).map_err(|source| ContainerError::RunDir {
-        action: "open",
-        path: own_path.to_path_buf(),
-        source,
-    })?;
-    nix::sched::setns(pidfd, CloneFlags::CLONE_NEWPID)
-        .map_err(|e| ContainerError::sys("joining the run's PID namespace", e))?;
-    // SAFETY: the child only runs `join`, which does not allocate or take locks and ends in
-    // execve or returns an exit status; `config` is copied with the address space.
-    let spawned = unsafe { spawn::spawn(CloneFlags::empty(), None, || join(config)) };
-    let back = nix::sched::setns(&own, CloneFlags::CLONE_NEWPID);
-    let spawned = spawned.map_err(|e| ContainerError::sys("clone into the run", e))?;
-    if let Err(e) = back {
-        let _ = nix::sys::signal::kill(spawned.pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(spawned.pid, None);
-        return Err(ContainerError::sys("returning to vmc's PID namespace", e));
-    }
-    Ok(spawned.pid)
-}
-
-/// The child: joins the run and executes the command. Returns only on failure.
+/// The first child: joins the run's cgroup and namespaces, and starts the command's process
+/// in its PID namespace. Returns its exit status.
 fn join(config: &JoinConfig) -> isize {
     let reporter = Reporter::new(config.report_fd);
+    let joined = join_run(config).and_then(|()| {
+        // SAFETY: the sibling runs `command`, which does not allocate or take locks.
+        let sibling = unsafe { spawn::spawn_sibling(|| command(config, &reporter)) };
+        step(
+            sibling,
+            StepWhat::Text("starting the command in the run's PID namespace"),
+        )
+    });
+    match joined {
+        Ok(pid) => {
+            reporter.send(Event::Started, 0, format_args!("{pid}"));
+            0
+        }
+        Err(failure) => report_failure(&reporter, failure),
+    }
+}
+
+/// Joins the run's cgroup and all its namespaces (the PID namespace for its children).
+fn join_run<'a>(config: &'a JoinConfig) -> Result<(), StepError<'a>> {
+    step(
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL),
+        StepWhat::Text("setting the parent-death signal"),
+    )?;
+    for file in &config.cgroups {
+        step(
+            child::join_cgroup(libc::AT_FDCWD, file),
+            StepWhat::Path("joining the cgroup through", file),
+        )?;
+    }
+    // SAFETY: setns on a pidfd this process holds, with namespace flags only.
+    let rc = unsafe { libc::setns(config.pidfd, config.namespaces.bits()) };
+    step(
+        Errno::result(rc).map(drop),
+        StepWhat::Text("joining the run's namespaces"),
+    )
+}
+
+/// The command's process, in the run: takes the workload's identity and executes the
+/// command. Returns only on failure, with the exit status.
+fn command(config: &JoinConfig, reporter: &Reporter) -> isize {
     match enter(config) {
-        Ok(None) => child::execute(&config.command, &reporter),
+        Ok(None) => child::execute(&config.command, reporter),
         Ok(Some(errno)) => {
             reporter.send(
                 Event::ExecFailed,
@@ -322,39 +359,30 @@ fn join(config: &JoinConfig) -> isize {
             );
             NO_WORKDIR.into()
         }
-        Err((what, errno)) => {
-            reporter.send(
-                Event::SetupFailed,
-                0,
-                format_args!("{what}: {}", errno.desc()),
-            );
-            SETUP_FAILED
-        }
+        Err(failure) => report_failure(reporter, failure),
     }
 }
 
-/// Joins the run's cgroup and namespaces and takes the workload's identity. `Ok(Some(why))`
-/// when the working directory cannot be entered.
+fn report_failure(reporter: &Reporter, (what, errno): StepError) -> isize {
+    reporter.send(
+        Event::SetupFailed,
+        0,
+        format_args!("{what}: {}", errno.desc()),
+    );
+    SETUP_FAILED
+}
+
+/// Changes into the working directory, opens the pty with `-t`, and takes the workload's
+/// identity. `Ok(Some(why))` when the working directory cannot be entered.
 fn enter<'a>(config: &'a JoinConfig) -> Result<Option<Errno>, StepError<'a>> {
     if config.identity.die_with_vmc {
+        // vmc is this process's parent.
         step(
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL),
             StepWhat::Text("setting the parent-death signal"),
         )?;
     }
-    for file in &config.cgroups {
-        step(
-            child::join_cgroup(libc::AT_FDCWD, file),
-            StepWhat::Path("joining the cgroup through", file),
-        )?;
-    }
-    // SAFETY: setns on a pidfd this process holds, with namespace flags only.
-    let rc = unsafe { libc::setns(config.pidfd, config.namespaces.bits()) };
-    step(
-        Errno::result(rc).map(drop),
-        StepWhat::Text("joining the run's namespaces"),
-    )?;
-    // The mount namespace's root and working directory are the run's root now.
+    // The mount namespace's root and working directory are the run's root.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     if let Err(errno) = nix::unistd::chdir(config.workdir.as_c_str()) {
         return Ok(Some(errno));

@@ -824,7 +824,8 @@ fn record_child_steps(
                 format!("exec {}", spec.args.join(" "))
             }
             Event::ExecFailed => format!("exec failed: {}", record.text),
-            Event::SetupFailed => continue,
+            // Only `vmc exec` reports these.
+            Event::SetupFailed | Event::Started => continue,
         };
         timeline.step_at(what, at);
     }

@@ -354,3 +354,74 @@ fn exec_refuses_a_finished_run() {
         "vmc: run done is not running: `vmc exec` needs a running run (see `vmc ps -a`)\n"
     );
 }
+
+/// `setpriv` as nobody, with vmc's home in `home`: how a rootless vmc is run here.
+fn as_nobody(home: &Path) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", VMC])
+        .env("VMC_HOME", home.join("home"))
+        .env("HOME", home);
+    command
+}
+
+#[test]
+fn exec_joins_a_rootless_runs_user_namespace() {
+    skip_without_containers!();
+    let unprivileged_userns = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "unshare",
+            "-U",
+            "true",
+        ])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !unprivileged_userns {
+        eprintln!("SKIPPED: nobody cannot make a user namespace here (setpriv, unshare -U)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    let rootfs = dir.path().join("rootfs");
+    common::busybox_rootfs(&rootfs);
+    let imported = as_nobody(dir.path())
+        .args(["import", rootfs.to_str().unwrap(), "--tag", "bb"])
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    let mut run = as_nobody(dir.path())
+        .args(["run", "--name", "rootless", "bb", "sh", "-c"])
+        .arg("echo mine > /made; exec sleep 120")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let exec = |command: &str| {
+        as_nobody(dir.path())
+            .args(["exec", "rootless", "sh", "-c", command])
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !exec("true").status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the rootless run never became reachable"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = exec("id -u; cat /made; for ns in user pid mnt; do [ $(readlink /proc/1/ns/$ns) = $(readlink /proc/self/ns/$ns) ] && echo same $ns; done");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "0\nmine\nsame user\nsame pid\nsame mnt\n"
+    );
+    let removed = as_nobody(dir.path())
+        .args(["rm", "-f", "rootless"])
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    let _ = run.wait();
+}
