@@ -111,37 +111,12 @@ pub(crate) fn exec(
             path: "/dev/null".into(),
             source,
         })?;
-    let null = dev_null.as_raw_fd();
-    let stdio = if exec.detach {
-        ChildStdio {
-            stdin: Some(null),
-            stdout: Some(null),
-            stderr: Some(null),
-            tty: None,
-        }
-    } else {
-        ChildStdio {
-            stdin: (!exec.interactive && !exec.tty).then_some(null),
-            stdout: runtime.output.as_ref().map(|o| o.stdout.as_raw_fd()),
-            stderr: runtime.output.as_ref().map(|o| o.stderr.as_raw_fd()),
-            // The child opens the pty in the run.
-            tty: None,
-        }
-    };
+    let stdio = exec_stdio(runtime, exec, dev_null.as_raw_fd());
     let (report_read, report_write) = pipe()?;
-    let mut namespaces = CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWNET
-        | CloneFlags::CLONE_NEWCGROUP;
-    if live.rootless {
-        namespaces |= CloneFlags::CLONE_NEWUSER;
-    }
     let path = env_value(&env, "PATH").unwrap_or(DEFAULT_PATH);
     let config = JoinConfig {
         pidfd: pidfd.as_raw_fd(),
-        namespaces,
+        namespaces: namespaces(live.rootless),
         cgroups: cgroup_files(runtime, id)?,
         workdir: cpath(Path::new(workdir))?,
         command: ExecCommand::new(&exec.args, &env, path).map_err(|NulByte(value)| {
@@ -223,6 +198,40 @@ pub(crate) fn exec(
         other => Err(ContainerError::Setup(format!(
             "unexpected wait status {other:?}"
         ))),
+    }
+}
+
+/// The command's standard streams: vmc's, or `output`'s (stdin `/dev/null` without `-i`);
+/// all `/dev/null` with `-d`. With `-t` the child opens a pty in the run instead.
+fn exec_stdio(runtime: &ContainerRuntime, exec: &ExecSpec, null: RawFd) -> ChildStdio {
+    if exec.detach {
+        return ChildStdio {
+            stdin: Some(null),
+            stdout: Some(null),
+            stderr: Some(null),
+            tty: None,
+        };
+    }
+    ChildStdio {
+        stdin: (!exec.interactive && !exec.tty).then_some(null),
+        stdout: runtime.output.as_ref().map(|o| o.stdout.as_raw_fd()),
+        stderr: runtime.output.as_ref().map(|o| o.stderr.as_raw_fd()),
+        tty: None,
+    }
+}
+
+/// The workload's namespaces an exec joins: all of them, its user namespace when it has one.
+fn namespaces(rootless: bool) -> CloneFlags {
+    let all = CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWCGROUP;
+    if rootless {
+        all | CloneFlags::CLONE_NEWUSER
+    } else {
+        all
     }
 }
 

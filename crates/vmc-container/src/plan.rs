@@ -31,6 +31,10 @@ pub struct OverlayDirs {
     pub work: PathBuf,
     /// Where the combined tree is mounted and becomes the container's root.
     pub merged: PathBuf,
+    /// Mount with `volatile`: the overlay skips syncing the upper filesystem, at its unmount
+    /// too. Only for a layer that is thrown away when the run ends, which need not survive a
+    /// crash of the host (overlay refuses to mount such a layer again).
+    pub volatile: bool,
 }
 
 impl OverlayDirs {
@@ -42,16 +46,24 @@ impl OverlayDirs {
             upper: layer.upper().to_path_buf(),
             work: layer.work().to_path_buf(),
             merged: layer.merged().to_path_buf(),
+            volatile: false,
         }
+    }
+
+    /// The same overlay, mounted `volatile` if `volatile` (see [`OverlayDirs::volatile`]).
+    pub fn with_volatile(mut self, volatile: bool) -> Self {
+        self.volatile = volatile;
+        self
     }
 
     /// The overlay mount options.
     pub fn options(&self) -> String {
         format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={}{}",
             self.lower.display(),
             self.upper.display(),
-            self.work.display()
+            self.work.display(),
+            if self.volatile { ",volatile" } else { "" }
         )
     }
 }
@@ -448,6 +460,10 @@ mod tests {
         assert_eq!(
             overlay().options(),
             "lowerdir=/images/busybox,upperdir=/run/r1/upper,workdir=/run/r1/work"
+        );
+        assert_eq!(
+            overlay().with_volatile(true).options(),
+            "lowerdir=/images/busybox,upperdir=/run/r1/upper,workdir=/run/r1/work,volatile"
         );
     }
 

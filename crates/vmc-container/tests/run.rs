@@ -495,3 +495,24 @@ fn the_writable_layer_is_on_disk_and_outlives_the_run() {
     assert_nothing_left(&again);
     assert!(!upper.exists());
 }
+
+#[test]
+fn only_a_layer_removed_with_the_run_is_mounted_volatile() {
+    if skipped() {
+        return;
+    }
+    let dir = common::Fixture::new();
+    // The root's mount options, from the container's own mount table.
+    let root_options = |auto_remove: bool| {
+        let mut s = spec(
+            &["sh", "-c", "while read -r _ _ _ _ point options rest; do [ \"$point\" = / ] && echo \"$rest\"; done < /proc/self/mountinfo"],
+            &dir,
+        );
+        s.auto_remove = auto_remove;
+        let ran = run(&s).unwrap();
+        assert_nothing_left(&s);
+        ran.stdout
+    };
+    assert!(!root_options(false).contains("volatile"));
+    assert!(root_options(true).contains("volatile"));
+}

@@ -122,6 +122,10 @@ pub struct RunSpec {
     /// Capabilities, seccomp and privileges.
     #[serde(default)]
     pub security: Security,
+    /// The run is removed when it ends (`--rm`), its writable layer with it: the layer need
+    /// not survive a crash of the host.
+    #[serde(default)]
+    pub auto_remove: bool,
 }
 
 impl RunSpec {

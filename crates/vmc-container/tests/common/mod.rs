@@ -135,6 +135,7 @@ pub fn spec(args: &[&str], fixture: &Fixture) -> RunSpec {
         tty: false,
         interactive: false,
         security: Default::default(),
+        auto_remove: false,
     }
 }
 

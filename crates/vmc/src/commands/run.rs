@@ -491,6 +491,7 @@ pub(crate) fn build_spec(
         tty: args.tty,
         interactive: args.interactive,
         security: Security::default(),
+        auto_remove: args.rm,
     })
 }
 
