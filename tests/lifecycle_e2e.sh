@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Detached runs end to end, container mode: `run -d`, `logs [-f] [--tail] [-t]`, `stop`
 # (143 from a workload that dies of SIGTERM; 137 when it ignores TERM past -t 1), `kill -s
-# USR1` reaching a trap, `wait`, `start [-a]`, `restart`, `rm -f`, `container prune`, the
+# USR1` reaching a trap, `wait`, `start [-a]` (on the run's writable layer), `exec` into a
+# detached run, `restart`, `rm -f`, `container prune`, the
 # log's size cap, a supervisor that survives the killing of the command that started it, and
 # 20 runs started at once and stopped together leaving nothing behind (run dirs, cgroups,
 # mounts, processes). Runs in a home of its own (`container prune` removes every ended run),
@@ -88,6 +89,16 @@ out=$("$vmc" start -a "$prefix-b"); status=$?
 check start-a-runs-again "status 7 and the output again, got $status [$out]" \
   eval '[ "$status" -eq 7 ] && [ "$out" = "run 1 of b" ]'
 check log-keeps-both-runs "two runs in the log" test "$("$vmc" logs "$prefix-b" | grep -c 'of b')" -eq 2
+
+# --- the writable layer outlives the workload; exec reaches a detached run ---
+"$vmc" run -d --name "$prefix-w" busybox sh -c 'if [ -e /kept ]; then cat /kept; else echo written >/kept; fi' >/dev/null
+"$vmc" wait "$prefix-w" >/dev/null
+out=$("$vmc" start -a "$prefix-w")
+check start-keeps-the-writable-layer "the file the first run wrote, got [$out]" test "$out" = written
+"$vmc" run -d --name "$prefix-x" busybox sh -c 'echo inside >/made; exec sleep 60' >/dev/null
+tries=0; until out=$("$vmc" exec "$prefix-x" cat /made 2>/dev/null) || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+check exec-reaches-a-detached-run "the workload's file, got [$out]" test "$out" = inside
+"$vmc" rm -f "$prefix-x" >/dev/null
 "$vmc" run -d --name "$prefix-c" busybox sh -c "$dies_of_term" >/dev/null
 until_log "$prefix-c" started
 "$vmc" restart -t 5 "$prefix-c" >/dev/null

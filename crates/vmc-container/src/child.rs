@@ -49,16 +49,10 @@ pub struct ChildConfig {
     pub loopback: bool,
     /// Working directory inside the container, created when missing.
     pub workdir: CString,
-    /// User and group to switch to.
-    pub uid: u32,
-    /// Group to switch to.
-    pub gid: u32,
-    /// Drop supplementary groups (not allowed in an unprivileged user namespace).
-    pub clear_groups: bool,
     /// The workload's command, ready to execute.
     pub command: ExecCommand,
-    /// Standard streams.
-    pub stdio: ChildStdio,
+    /// Who the workload runs as, its standard streams and its confinement.
+    pub identity: Identity,
     /// Cgroup `tasks` files to write "0" into before anything else (cgroup v1): a thread that
     /// moves itself skips the global lock whose write side waits for an RCU grace period.
     pub join_cgroup: Vec<CString>,
@@ -74,10 +68,27 @@ pub struct ChildConfig {
     pub wait_for_id_maps: bool,
     /// Write end of the report pipe (close-on-exec).
     pub report_fd: RawFd,
+}
+
+/// The last steps before `execve`, the same for the workload and for a command `vmc exec`
+/// starts in its namespaces: standard streams, confinement, user, signal state.
+#[derive(Debug)]
+pub struct Identity {
+    /// User to switch to.
+    pub uid: u32,
+    /// Group to switch to.
+    pub gid: u32,
+    /// Drop supplementary groups (not allowed in an unprivileged user namespace).
+    pub clear_groups: bool,
+    /// Standard streams.
+    pub stdio: ChildStdio,
     /// The signal mask to restore before exec (the parent blocks forwarded signals).
     pub signal_mask: libc::sigset_t,
     /// Capabilities, seccomp filter and no_new_privs.
     pub confinement: Confinement,
+    /// Set SIGKILL as the parent-death signal again after the switch of user (which clears
+    /// it): the process dies with vmc.
+    pub die_with_vmc: bool,
 }
 
 /// The child's main function: sets the container up and executes the workload. Returns only
@@ -85,7 +96,7 @@ pub struct ChildConfig {
 pub fn run(config: &ChildConfig) -> isize {
     let reporter = Reporter::new(config.report_fd);
     match setup(config, &reporter) {
-        Ok(()) => execute(config, &reporter),
+        Ok(()) => execute(&config.command, &reporter),
         Err((what, errno)) => {
             reporter.send(
                 Event::SetupFailed,
@@ -98,10 +109,10 @@ pub fn run(config: &ChildConfig) -> isize {
 }
 
 /// A failed setup step: what was done (one line) and the error.
-type StepError<'a> = (StepWhat<'a>, Errno);
+pub(crate) type StepError<'a> = (StepWhat<'a>, Errno);
 
 /// What a failed step was doing, formatted without allocating.
-enum StepWhat<'a> {
+pub(crate) enum StepWhat<'a> {
     Op(&'a Op),
     Text(&'static str),
     Path(&'static str, &'a CStr),
@@ -117,7 +128,7 @@ impl std::fmt::Display for StepWhat<'_> {
     }
 }
 
-fn step<'a, T>(result: nix::Result<T>, what: StepWhat<'a>) -> Result<T, StepError<'a>> {
+pub(crate) fn step<'a, T>(result: nix::Result<T>, what: StepWhat<'a>) -> Result<T, StepError<'a>> {
     result.map_err(|errno| (what, errno))
 }
 
@@ -201,14 +212,26 @@ fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepErr
     for op in &config.cgroup_ops {
         apply(op, reporter).map_err(|errno| (StepWhat::Op(op), errno))?;
     }
-    setup_stdio(&config.stdio)?;
+    become_workload(&config.identity)
+}
+
+/// Connects the standard streams, confines the process and switches its user: everything
+/// but the `execve`.
+fn become_workload<'a>(identity: &Identity) -> Result<(), StepError<'a>> {
+    setup_stdio(&identity.stdio)?;
+    take_identity(identity)
+}
+
+/// Confines the process and switches its user, signal mask and dispositions as `identity`
+/// says (its standard streams are connected already).
+pub(crate) fn take_identity<'a>(identity: &Identity) -> Result<(), StepError<'a>> {
     // The order is runc's. Without no_new_privs, installing a seccomp filter needs
     // CAP_SYS_ADMIN, which the switch to a non-root user and capset take away: the filter
     // goes first, and the profile must allow what follows (prctl, setgroups, setresgid,
     // setresuid, capset, rt_sigaction, rt_sigprocmask, write, execve — Docker's does). With
     // no_new_privs the filter is the last step before exec. The bounding set is cut while
     // CAP_SETPCAP is still there.
-    let confinement = &config.confinement;
+    let confinement = &identity.confinement;
     if let (Some(filter), false) = (&confinement.filter, confinement.no_new_privs) {
         step(
             confine::install_filter(filter),
@@ -219,7 +242,7 @@ fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepErr
         confine::drop_bounding(confinement.capabilities),
         StepWhat::Text("dropping capabilities from the bounding set"),
     )?;
-    switch_user(config)?;
+    switch_user(identity)?;
     // A root workload keeps the set as permitted and effective; any other user none.
     let permitted = if confinement.root {
         confinement.capabilities
@@ -231,10 +254,12 @@ fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepErr
         StepWhat::Text("setting the capability sets"),
     )?;
     // The parent-death signal is cleared when credentials change: set it again.
-    step(
-        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL),
-        StepWhat::Text("setting the parent-death signal"),
-    )?;
+    if identity.die_with_vmc {
+        step(
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL),
+            StepWhat::Text("setting the parent-death signal"),
+        )?;
+    }
     // Every signal gets its default action: an ignored one would stay ignored across exec
     // (Rust ignores SIGPIPE; a shell starting vmc in the background ignores SIGINT), and a
     // shell workload could not even trap it. As in VM mode, where vmc-init starts afresh.
@@ -244,7 +269,11 @@ fn setup<'a>(config: &'a ChildConfig, reporter: &Reporter) -> Result<(), StepErr
         for signal in 1..=libc::SIGRTMAX() {
             libc::signal(signal, libc::SIG_DFL);
         }
-        libc::sigprocmask(libc::SIG_SETMASK, &config.signal_mask, std::ptr::null_mut());
+        libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &identity.signal_mask,
+            std::ptr::null_mut(),
+        );
     }
     if confinement.no_new_privs {
         step(
@@ -347,7 +376,7 @@ fn apply(op: &Op, reporter: &Reporter) -> nix::Result<()> {
 
 /// Moves this (single-threaded) process into a v1 cgroup by writing "0" to its `tasks` file
 /// (relative to the directory `dir`, or `AT_FDCWD`).
-fn join_cgroup(dir: RawFd, tasks: &CStr) -> nix::Result<()> {
+pub(crate) fn join_cgroup(dir: RawFd, tasks: &CStr) -> nix::Result<()> {
     // SAFETY: tasks is NUL-terminated; the fd is closed below.
     let fd = Errno::result(unsafe {
         libc::openat(dir, tasks.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC)
@@ -508,7 +537,7 @@ fn loopback_up() -> nix::Result<()> {
     result.map(drop)
 }
 
-fn setup_stdio<'a>(stdio: &ChildStdio) -> Result<(), StepError<'a>> {
+pub(crate) fn setup_stdio<'a>(stdio: &ChildStdio) -> Result<(), StepError<'a>> {
     let dup = |from: RawFd, to: RawFd| -> nix::Result<()> {
         if from == to {
             // dup2 onto itself keeps close-on-exec: clear it instead.
@@ -548,9 +577,9 @@ fn setup_stdio<'a>(stdio: &ChildStdio) -> Result<(), StepError<'a>> {
 /// Drops supplementary groups and switches group and user with raw system calls: glibc's
 /// wrappers broadcast the change to every thread it believes exists, and in this copy of a
 /// multi-threaded vmc those threads do not, so the wrappers would wait forever.
-fn switch_user<'a>(config: &ChildConfig) -> Result<(), StepError<'a>> {
-    let (uid, gid) = (config.uid as libc::c_long, config.gid as libc::c_long);
-    if config.clear_groups {
+fn switch_user<'a>(identity: &Identity) -> Result<(), StepError<'a>> {
+    let (uid, gid) = (identity.uid as libc::c_long, identity.gid as libc::c_long);
+    if identity.clear_groups {
         // SAFETY: setgroups(0, NULL) clears the list; no memory is read.
         let rc = unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) };
         step(
@@ -572,10 +601,10 @@ fn switch_user<'a>(config: &ChildConfig) -> Result<(), StepError<'a>> {
     )
 }
 
-/// Executes the workload; if that fails, reports why (126/127, worded as Docker does).
-fn execute(config: &ChildConfig, reporter: &Reporter) -> isize {
+/// Executes `command`; if that fails, reports why (126/127, worded as Docker does).
+pub(crate) fn execute(command: &ExecCommand, reporter: &Reporter) -> isize {
     reporter.event(Event::Exec);
-    let failure = config.command.exec();
+    let failure = command.exec();
     let code = failure.exit_code();
     reporter.send(Event::ExecFailed, code, format_args!("{failure}"));
     code.into()

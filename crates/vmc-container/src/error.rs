@@ -42,6 +42,9 @@ pub enum ContainerError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// `vmc exec` was given a run whose workload is not running.
+    #[error("run {0} is not running: `vmc exec` needs a running container (see `vmc ps`)")]
+    NotRunning(String),
     /// The image's root filesystem is missing.
     #[error("the image rootfs {0} does not exist: re-import the image")]
     MissingRootfs(PathBuf),

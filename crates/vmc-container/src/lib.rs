@@ -9,10 +9,9 @@
 //!    the child works, vmc makes `vmc/<id>` in the other v1 hierarchies and applies Docker's
 //!    device rules;
 //! 2. the child joins the run's v1 cgroups (it writes 0 to `tasks` itself, which avoids an RCU
-//!    grace period), makes its mount
-//!    tree private, mounts a tmpfs over the run's directory (visible only to the container)
-//!    holding the overlay's upper and work directories, mounts the overlay (lower = the
-//!    image's read-only rootfs), builds /proc, a tmpfs /dev, devpts, /dev/shm and a read-only
+//!    grace period), makes its mount tree private, mounts the overlay (lower = the image's
+//!    read-only rootfs, upper and work = the run's [`WritableLayer`] on the host's disk),
+//!    builds /proc, a tmpfs /dev, devpts, /dev/shm and a read-only
 //!    /sys, binds volumes, masks Docker's masked paths and makes its read-only ones read-only,
 //!    `pivot_root`s and detaches the old root, sets the host name, brings
 //!    loopback up and makes the working directory;
@@ -24,14 +23,17 @@
 //!    in between, as with `docker run` without `--init`: a PID 1 without a handler ignores
 //!    SIGTERM/SIGINT, so vmc kills the workload after three interrupts);
 //! 4. vmc forwards signals, proxies a pty with `--tty`, reaps the workload, reports OOM kills
-//!    and removes the cgroup. The mounts and the writable layer die with the namespace, so a
-//!    run never writes to the host's disk.
+//!    and removes the cgroup. The mounts die with the namespace; the writable layer stays in
+//!    the run's directory until [`vmc_runtime::Runtime::cleanup`] (`vmc rm`, `--rm`).
 
 #![warn(missing_docs)]
 
 pub mod cgroups;
 mod child;
 pub mod error;
+mod exec;
+pub mod layer;
+mod live;
 pub mod masks;
 pub mod namespaces;
 pub mod plan;
@@ -43,4 +45,5 @@ mod tty;
 
 pub use cgroups::CgroupMemory;
 pub use error::ContainerError;
+pub use layer::WritableLayer;
 pub use runtime::{ContainerRuntime, Output};

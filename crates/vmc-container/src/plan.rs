@@ -5,6 +5,7 @@
 //! and makes the layout testable without namespaces.
 
 use crate::error::ContainerError;
+use crate::layer::WritableLayer;
 use crate::masks::READ_ONLY_PATHS;
 use crate::report::Event;
 use nix::mount::MsFlags;
@@ -17,43 +18,52 @@ use vmc_runtime::{BindMount, NetworkMode};
 
 /// Where a run's overlay root filesystem lives.
 ///
-/// The writable layer is a tmpfs that the child mounts on the run's directory inside its own
-/// mount namespace: the host sees no new files (the run directory keeps vmc's records), the
-/// layer's pages count against the memory limit, and everything vanishes with the namespace,
-/// with no filesystem journal work at start or exit.
+/// The writable layer is on the host's disk, in the run's directory ([`WritableLayer`]): the
+/// workload's files are disk blocks, not memory, and they stay for a later run until the run
+/// is removed. The overlay itself is mounted only in the container's mount namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OverlayDirs {
     /// The image's read-only rootfs (overlay lowerdir).
     pub lower: PathBuf,
-    /// The tmpfs mount point: the run's directory.
-    pub tmpfs: PathBuf,
-    /// The run's writable layer (overlay upperdir), on the tmpfs.
+    /// The run's writable layer (overlay upperdir).
     pub upper: PathBuf,
-    /// Overlay's scratch directory (overlay workdir), on the tmpfs.
+    /// Overlay's scratch directory (overlay workdir), on the upper's filesystem.
     pub work: PathBuf,
     /// Where the combined tree is mounted and becomes the container's root.
     pub merged: PathBuf,
+    /// Mount with `volatile`: the overlay skips syncing the upper filesystem, at its unmount
+    /// too. Only for a layer that is thrown away when the run ends, which need not survive a
+    /// crash of the host (overlay refuses to mount such a layer again).
+    pub volatile: bool,
 }
 
 impl OverlayDirs {
-    /// The overlay of `lower` with its writable layer on a tmpfs over `run_dir`.
+    /// The overlay of `lower` with the writable layer of the run directory `run_dir`.
     pub fn in_run_dir(run_dir: &Path, lower: &Path) -> Self {
+        let layer = WritableLayer::of(run_dir);
         OverlayDirs {
             lower: lower.to_path_buf(),
-            tmpfs: run_dir.to_path_buf(),
-            upper: run_dir.join("upper"),
-            work: run_dir.join("work"),
-            merged: run_dir.join("merged"),
+            upper: layer.upper().to_path_buf(),
+            work: layer.work().to_path_buf(),
+            merged: layer.merged().to_path_buf(),
+            volatile: false,
         }
+    }
+
+    /// The same overlay, mounted `volatile` if `volatile` (see [`OverlayDirs::volatile`]).
+    pub fn with_volatile(mut self, volatile: bool) -> Self {
+        self.volatile = volatile;
+        self
     }
 
     /// The overlay mount options.
     pub fn options(&self) -> String {
         format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={}{}",
             self.lower.display(),
             self.upper.display(),
-            self.work.display()
+            self.work.display(),
+            if self.volatile { ",volatile" } else { "" }
         )
     }
 }
@@ -203,13 +213,6 @@ impl RootfsPlan<'_> {
         let inside = |rel: &str| cpath(&merged.join(rel));
         let mut ops = vec![
             Op::MakePrivate,
-            Op::Mount {
-                source: cstr("tmpfs"),
-                target: cpath(&self.overlay.tmpfs)?,
-                fstype: Some(cstr("tmpfs")),
-                flags: MsFlags::empty(),
-                data: Some(cstr("mode=755")),
-            },
             Op::Mkdir(cpath(&self.overlay.upper)?),
             Op::Mkdir(cpath(&self.overlay.work)?),
             Op::Mkdir(cpath(merged)?),
@@ -458,6 +461,10 @@ mod tests {
             overlay().options(),
             "lowerdir=/images/busybox,upperdir=/run/r1/upper,workdir=/run/r1/work"
         );
+        assert_eq!(
+            overlay().with_volatile(true).options(),
+            "lowerdir=/images/busybox,upperdir=/run/r1/upper,workdir=/run/r1/work,volatile"
+        );
     }
 
     #[test]
@@ -476,7 +483,7 @@ mod tests {
         assert_eq!(ops[0], Op::MakePrivate);
         let m = "/run/r1/merged";
         assert_eq!(
-            &ops[2..5],
+            &ops[1..4],
             [
                 Op::Mkdir(cstr("/run/r1/upper")),
                 Op::Mkdir(cstr("/run/r1/work")),
@@ -484,7 +491,6 @@ mod tests {
             ]
         );
         let expected: Vec<(String, String)> = [
-            ("/run/r1".to_string(), "tmpfs"),
             (m.to_string(), "overlay"),
             (format!("{m}/proc"), "proc"),
             (format!("{m}/dev"), "tmpfs"),

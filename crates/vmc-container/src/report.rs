@@ -38,10 +38,12 @@ pub enum Event {
     SetupFailed,
     /// The command could not be executed; the code is 126 or 127, the text says why.
     ExecFailed,
+    /// `vmc exec`: the command's process exists; the text is its pid.
+    Started,
 }
 
 impl Event {
-    const ALL: [(Event, u8); 13] = [
+    const ALL: [(Event, u8); 14] = [
         (Event::JoinedCgroup, b'J'),
         (Event::Released, b'S'),
         (Event::Overlay, b'O'),
@@ -55,6 +57,7 @@ impl Event {
         (Event::Exec, b'X'),
         (Event::SetupFailed, b'E'),
         (Event::ExecFailed, b'N'),
+        (Event::Started, b'T'),
     ];
 
     fn tag(self) -> u8 {

@@ -4,12 +4,15 @@ use crate::cgroups::devices::DEFAULT_RULES;
 use crate::cgroups::{
     mount as cgroup_fs, write_control, CgroupMemory, Hierarchy, Limits, RunCgroup, DEFAULT_ROOT,
 };
-use crate::child::{self, ChildConfig, ChildStdio};
+use crate::child::{self, ChildConfig, ChildStdio, Identity};
 use crate::error::ContainerError;
+use crate::layer::WritableLayer;
+use crate::live::{self, LiveContainer};
 use crate::masks::{self, READ_ONLY_PATHS};
 use crate::namespaces::{clone_flags, describe, single_id_map};
 use crate::plan::{cpath, through_proc, OverlayDirs, RootfsPlan};
 use crate::report::{self, Event, Record};
+use crate::security::profile::kernel_version;
 use crate::security::Confinement;
 use crate::spawn;
 use crate::tty::Pty;
@@ -20,6 +23,7 @@ use nix::unistd::Pid;
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vmc_runtime::env::{env_value, workload_env, DEFAULT_PATH};
@@ -29,8 +33,8 @@ use vmc_runtime::signals::{Interrupted, SignalCatcher, ENDING_SETUP, INTERRUPTS_
 use vmc_runtime::terminal::RawMode;
 use vmc_runtime::user::home_for;
 use vmc_runtime::{
-    ExitOutcome, Milestone, Mode, NetworkMode, RunOption, RunSpec, Runtime, RuntimeError, Support,
-    Timeline,
+    ExecSpec, ExitOutcome, Milestone, Mode, NetworkMode, RunOption, RunSpec, Runtime, RuntimeError,
+    Support, Timeline,
 };
 use vmc_runtime::{MemoryProbe, MemoryReading, RunObserver};
 
@@ -46,9 +50,9 @@ pub struct Output {
 /// The container run mode: namespaces, an overlay root, cgroup limits, the workload as PID 1.
 #[derive(Debug)]
 pub struct ContainerRuntime {
-    cgroup_root: PathBuf,
-    output: Option<Output>,
-    seccomp_cache: PathBuf,
+    pub(crate) cgroup_root: PathBuf,
+    pub(crate) output: Option<Output>,
+    pub(crate) seccomp_cache: PathBuf,
 }
 
 impl Default for ContainerRuntime {
@@ -82,7 +86,7 @@ impl ContainerRuntime {
 
     /// Prints a one-line message about the workload where its stderr goes (Docker prints
     /// "exec: …: not found" there too).
-    fn print_error(&self, message: &str) {
+    pub(crate) fn print_error(&self, message: &str) {
         let line = format!("vmc: {message}\n");
         match &self.output {
             Some(output) => {
@@ -122,7 +126,18 @@ impl ContainerRuntime {
                 source,
             })?;
         }
-        let overlay = OverlayDirs::in_run_dir(&spec.run_dir, &spec.rootfs);
+        // The writable layer goes in here: no one else may look (the vmc home is closed too).
+        std::fs::set_permissions(&spec.run_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |source| ContainerError::RunDir {
+                action: "close",
+                path: spec.run_dir.clone(),
+                source,
+            },
+        )?;
+        // A layer removed with the run skips the sync of its upper filesystem at the end
+        // (`volatile`, Linux 5.10), which takes longer than the rest of a short run.
+        let overlay = OverlayDirs::in_run_dir(&spec.run_dir, &spec.rootfs)
+            .with_volatile(spec.auto_remove && kernel_version() >= (5, 10));
         let mut run = RunGuard::default();
         let pty = spec.tty.then(Pty::open).transpose()?;
         let privileged = spec.security.privileged;
@@ -226,6 +241,11 @@ impl ContainerRuntime {
             }
         ));
         drop((go_read, report_write, dev_null, clone_into));
+        // While the child sets up: the record `vmc exec` will read once the workload runs.
+        if let Some(live) = LiveContainer::of(pid.as_raw(), rootless, spec) {
+            live.prepare(&spec.run_dir)?;
+            run.unpublished = Some(spec.run_dir.clone());
+        }
         if rootless {
             map_ids(pid, spec.uid, spec.gid)?;
             write_all(&go_write, b"m")?;
@@ -280,6 +300,12 @@ impl ContainerRuntime {
         if let Some(message) = &exec_failure {
             self.print_error(message);
         } else if records.iter().any(|r| r.event == Event::Exec) {
+            // `vmc exec` finds the workload before anyone is told that it runs.
+            if run.unpublished.take().is_some() {
+                if let Err(err) = live::publish(&spec.run_dir) {
+                    self.print_error(&format!("warning: vmc exec cannot reach this run: {err}"));
+                }
+            }
             observer.workload_started(Arc::new(WorkloadPidfd(pidfd_open(pid)?)));
         }
         // Our copy of the slave would keep the pty open after the workload exits.
@@ -288,7 +314,7 @@ impl ContainerRuntime {
             pid,
             &signals,
             pty_master.as_ref(),
-            spec,
+            spec.interactive,
             exec_failure.is_some(),
         )?;
         run.child = None;
@@ -296,7 +322,7 @@ impl ContainerRuntime {
             if !records.iter().any(|r| r.event == Event::Exec) {
                 return Err(died_before_exec(
                     signal,
-                    config.confinement.filter.is_some(),
+                    config.identity.confinement.filter.is_some(),
                 ));
             }
         }
@@ -358,7 +384,8 @@ impl Runtime for ContainerRuntime {
             | RunOption::SeccompUnconfined
             | RunOption::SeccompProfile
             | RunOption::NoNewPrivileges
-            | RunOption::Detach => Support::Honoured,
+            | RunOption::Detach
+            | RunOption::Exec => Support::Honoured,
         }
     }
 
@@ -376,7 +403,15 @@ impl Runtime for ContainerRuntime {
         }
     }
 
-    fn cleanup(&self, id: &str, _run_dir: &Path) -> Result<(), RuntimeError> {
+    fn exec(&self, id: &str, run_dir: &Path, exec: &ExecSpec) -> Result<ExitOutcome, RuntimeError> {
+        match crate::exec::exec(self, id, run_dir, exec) {
+            Ok(outcome) => Ok(outcome),
+            Err(ContainerError::Interrupted(interrupted)) => Err(Box::new(interrupted)),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    fn cleanup(&self, id: &str, run_dir: &Path) -> Result<(), RuntimeError> {
         match Hierarchy::detect(&self.cgroup_root) {
             Ok(hierarchy) => {
                 hierarchy.remove_leftover(id)?;
@@ -385,8 +420,16 @@ impl Runtime for ContainerRuntime {
             Err(ContainerError::NoCgroups(_)) => {}
             Err(err) => return Err(err.into()),
         }
-        // The writable layer lived on a tmpfs in the run's mount namespace: nothing of it is
-        // left in the run directory, which holds only the CLI's records.
+        // The mounts died with the run's mount namespace; its writable layer and the record
+        // `vmc exec` reads are on the disk.
+        WritableLayer::of(run_dir)
+            .remove()
+            .and_then(|()| live::remove(run_dir))
+            .map_err(|source| ContainerError::RunDir {
+                action: "remove the writable layer and live record in",
+                path: run_dir.to_path_buf(),
+                source,
+            })?;
         Ok(())
     }
 }
@@ -431,23 +474,26 @@ fn child_config(
         hostname: cstrings("hostname", std::slice::from_ref(&spec.hostname))?.remove(0),
         loopback: spec.network == NetworkMode::None,
         workdir: cpath(&workdir_in_root(spec)?)?,
-        uid: spec.uid,
-        gid: spec.gid,
-        clear_groups: !rootless,
         command: ExecCommand::new(&spec.args, &env, path).map_err(|NulByte(value)| {
             ContainerError::NulByte {
                 what: "command",
                 value,
             }
         })?,
-        stdio,
+        identity: Identity {
+            uid: spec.uid,
+            gid: spec.gid,
+            clear_groups: !rootless,
+            stdio,
+            signal_mask: signals.previous_mask(),
+            confinement,
+            die_with_vmc: true,
+        },
         join_cgroup: Vec::new(),
         join_cgroup_late: Vec::new(),
         go_fd: go_read.as_raw_fd(),
         wait_for_id_maps: rootless,
         report_fd: report_write.as_raw_fd(),
-        signal_mask: signals.previous_mask(),
-        confinement,
     })
 }
 
@@ -483,7 +529,7 @@ fn died_before_exec(signal: Signal, filtered: bool) -> ContainerError {
     ))
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), ContainerError> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), ContainerError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| ContainerError::sys("creating a pipe", e))
 }
@@ -626,13 +672,13 @@ fn confined_paths(masked: &[String], missing: &[&str]) -> String {
 
 /// Reads the child's report pipe, ending the run on SIGINT, SIGTERM, SIGHUP or SIGQUIT
 /// (the child may hang in its setup: a FIFO or a hung filesystem under a volume).
-struct ReportReader {
+pub(crate) struct ReportReader {
     pipe: std::fs::File,
     bytes: Vec<u8>,
 }
 
 impl ReportReader {
-    fn new(pipe: OwnedFd) -> Self {
+    pub(crate) fn new(pipe: OwnedFd) -> Self {
         ReportReader {
             pipe: std::fs::File::from(pipe),
             bytes: Vec::new(),
@@ -658,7 +704,10 @@ impl ReportReader {
     }
 
     /// Reads until the pipe closes (at exec, or when the child exits) and decodes everything.
-    fn read_to_end(mut self, signals: &SignalCatcher) -> Result<Vec<Record>, ContainerError> {
+    pub(crate) fn read_to_end(
+        mut self,
+        signals: &SignalCatcher,
+    ) -> Result<Vec<Record>, ContainerError> {
         while self.read_more(signals)? {}
         Ok(report::parse(&self.bytes))
     }
@@ -745,7 +794,7 @@ fn record_child_steps(
                 v1_hierarchies(described.joined)
             ),
             Event::Overlay => format!(
-                "overlay mounted (lower={}, upper={} on a tmpfs private to the container)",
+                "overlay mounted (lower={}, upper={} on the host's disk, kept until the run is removed)",
                 overlay.lower.display(),
                 overlay.upper.display()
             ),
@@ -779,19 +828,21 @@ fn record_child_steps(
                 format!("exec {}", spec.args.join(" "))
             }
             Event::ExecFailed => format!("exec failed: {}", record.text),
-            Event::SetupFailed => continue,
+            // Only `vmc exec` reports these.
+            Event::SetupFailed | Event::Started => continue,
         };
         timeline.step_at(what, at);
     }
     Ok(exec_failure.map(|failure| failure.text.clone()))
 }
 
-/// Waits for the workload to exit, forwarding signals and proxying the pty.
-fn supervise(
+/// Waits for the process `pid` (the workload, or a command of `vmc exec`) to exit,
+/// forwarding signals and proxying the pty (with vmc's stdin when `interactive`).
+pub(crate) fn supervise(
     pid: Pid,
     signals: &SignalCatcher,
     pty_master: Option<&OwnedFd>,
-    spec: &RunSpec,
+    interactive: bool,
     exec_failed: bool,
 ) -> Result<WaitStatus, ContainerError> {
     let pidfd = pidfd_open(pid)?;
@@ -799,7 +850,7 @@ fn supervise(
         .then(RawMode::enter)
         .flatten();
     let stdin = std::io::stdin();
-    let mut stdin_open = pty_master.is_some() && spec.interactive;
+    let mut stdin_open = pty_master.is_some() && interactive;
     let mut master_open = pty_master.is_some();
     let mut interrupts = 0;
     loop {
@@ -892,7 +943,7 @@ fn drain(master: &OwnedFd) {
     while copy(master.as_raw_fd(), libc::STDOUT_FILENO) {}
 }
 
-fn pidfd_open(pid: Pid) -> Result<OwnedFd, ContainerError> {
+pub(crate) fn pidfd_open(pid: Pid) -> Result<OwnedFd, ContainerError> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if fd < 0 {
@@ -936,14 +987,20 @@ impl vmc_runtime::WorkloadSignals for WorkloadPidfd {
 struct RunGuard {
     child: Option<Pid>,
     cgroup: Option<Box<dyn RunCgroup>>,
+    /// The run directory holding a live record not published yet.
+    unpublished: Option<PathBuf>,
 }
 
 impl RunGuard {
-    /// Kills a child still alive and removes the cgroup.
+    /// Kills a child still alive, deletes a live record that was never published and removes
+    /// the cgroup.
     fn finish(&mut self) -> Result<(), ContainerError> {
         if let Some(pid) = self.child.take() {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(run_dir) = self.unpublished.take() {
+            live::discard_unpublished(&run_dir);
         }
         self.cgroup.take().map_or(Ok(()), |c| c.remove())
     }

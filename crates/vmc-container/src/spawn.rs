@@ -94,6 +94,25 @@ pub unsafe fn spawn(
     })
 }
 
+/// Creates a sibling of the caller (`CLONE_PARENT`: the caller's parent is its parent, and
+/// reaps it) that runs `child` and exits with its status. Returns its pid in the caller's
+/// PID namespace. The sibling is born in the namespaces the caller has joined for its children
+/// (a PID namespace joined with `setns`).
+///
+/// # Safety
+/// As for [`spawn`]: `child` must not allocate or take locks.
+pub unsafe fn spawn_sibling(child: impl FnOnce() -> isize) -> nix::Result<Pid> {
+    // The plain system call: clone3 refuses an exit signal with CLONE_PARENT, and the kernel
+    // gives the sibling the caller's own exit signal anyway.
+    let pid = clone(CloneFlags::CLONE_PARENT)?;
+    if pid == 0 {
+        let status = child();
+        // SAFETY: as in `spawn`.
+        unsafe { libc::_exit(status as libc::c_int) };
+    }
+    Ok(Pid::from_raw(pid))
+}
+
 /// The raw system call: the child's pid in the parent, 0 in the child.
 fn clone3(args: &CloneArgs) -> nix::Result<libc::pid_t> {
     // SAFETY: args is a valid clone_args of the size given; without CLONE_VM or a stack the

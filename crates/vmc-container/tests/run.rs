@@ -456,3 +456,63 @@ fn third_interrupt_kills_a_workload_that_ignores_them() {
     assert_eq!(ran.outcome, ExitOutcome::Signaled(9));
     assert_nothing_left(&s);
 }
+
+#[test]
+fn the_writable_layer_is_on_disk_and_outlives_the_run() {
+    if skipped() {
+        return;
+    }
+    let dir = common::Fixture::new();
+    // 300 MB under a 64 MiB limit: the writes are disk blocks whose page cache the cgroup
+    // reclaims, not memory the workload holds (a tmpfs layer is OOM-killed here).
+    let mut s = spec(
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/big bs=1M count=300 2>/dev/null && echo kept > /note && \
+             { cat /sys/fs/cgroup/memory.peak 2>/dev/null || \
+               cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes; }",
+        ],
+        &dir,
+    );
+    s.resources.memory_bytes = Some(64 << 20);
+    let ran = run(&s).unwrap();
+    assert_eq!(ran.outcome, ExitOutcome::Exited(0), "{}", ran.stderr);
+    let peak: u64 = ran.stdout.trim().parse().expect("the cgroup's peak");
+    assert!(peak <= 64 << 20, "peak {peak}");
+    let upper = vmc_container::WritableLayer::of(&s.run_dir);
+    assert_eq!(
+        std::fs::metadata(upper.upper().join("big")).unwrap().len(),
+        300 << 20
+    );
+    // A later run on the same directory sees the files.
+    let again = spec(&["cat", "/note"], &dir);
+    let again = vmc_runtime::RunSpec {
+        id: s.id.clone(),
+        ..again
+    };
+    assert_eq!(run(&again).unwrap().stdout, "kept\n");
+    assert_nothing_left(&again);
+    assert!(!upper.exists());
+}
+
+#[test]
+fn only_a_layer_removed_with_the_run_is_mounted_volatile() {
+    if skipped() {
+        return;
+    }
+    let dir = common::Fixture::new();
+    // The root's mount options, from the container's own mount table.
+    let root_options = |auto_remove: bool| {
+        let mut s = spec(
+            &["sh", "-c", "while read -r _ _ _ _ point options rest; do [ \"$point\" = / ] && echo \"$rest\"; done < /proc/self/mountinfo"],
+            &dir,
+        );
+        s.auto_remove = auto_remove;
+        let ran = run(&s).unwrap();
+        assert_nothing_left(&s);
+        ran.stdout
+    };
+    assert!(!root_options(false).contains("volatile"));
+    assert!(root_options(true).contains("volatile"));
+}

@@ -11,6 +11,7 @@ use crate::error::{Result, RunsError};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use vmc_runtime::process::start_time;
 
 /// How long [`ProcessIdentity::kill`] waits for the killed process to be gone, in ms.
 const EXIT_WAIT_MS: i32 = 5000;
@@ -140,25 +141,6 @@ pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Field 22 of `/proc/PID/stat`, the start time in clock ticks since boot, of a process that
-/// has not exited.
-fn start_time(pid: i32) -> Option<u64> {
-    parse_start_time(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// The start time in a `/proc/PID/stat` line, unless the process is a zombie or dead. The
-/// command name (field 2) is in parentheses and may itself hold spaces and parentheses, so
-/// fields are counted after its last `)`.
-fn parse_start_time(stat: &str) -> Option<u64> {
-    let (_, after_name) = stat.rsplit_once(')')?;
-    // after_name starts with field 3 (the state); field 22 is 19 fields further.
-    let mut fields = after_name.split_whitespace();
-    if matches!(fields.next()?, "Z" | "X" | "x") {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
-}
-
 /// The host's boot id.
 fn boot_id() -> Option<String> {
     let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
@@ -168,17 +150,6 @@ fn boot_id() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_time_is_field_22_even_with_a_hostile_name() {
-        let stat = "4242 (a) b (c) R 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 \
-                    1000 200 18446744073709551615";
-        assert_eq!(parse_start_time(stat), Some(987_654));
-        assert_eq!(parse_start_time("1 (x) S 0"), None);
-        let zombie = stat.replacen(" R ", " Z ", 1);
-        assert_eq!(parse_start_time(&zombie), None);
-        assert_eq!(parse_start_time("garbage"), None);
-    }
 
     #[test]
     fn this_process_is_alive_and_a_changed_start_time_is_not() {

@@ -181,6 +181,12 @@ fn supervise_run(
     let logged = logger.join();
     match result {
         Ok(outcome) => {
+            if supervision.record().auto_remove {
+                // What the runtime keeps in the run directory (a writable layer) goes first.
+                runtime
+                    .cleanup(&id, &dir)
+                    .map_err(|err| RunsError::Setup(err.to_string()))?;
+            }
             supervision.finish(outcome)?;
             if let Ok(Err(err)) = logged {
                 return Err(err);

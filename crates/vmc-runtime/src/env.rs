@@ -19,6 +19,13 @@ pub fn workload_env(env: &[String], hostname: &str, home: &str) -> Vec<String> {
     full
 }
 
+/// Sets the `KEY=VALUE` `assignment` in `env`, replacing every earlier value of `KEY`.
+pub fn set_var(env: &mut Vec<String>, assignment: String) {
+    let key = assignment.split('=').next().unwrap_or_default();
+    env.retain(|existing| existing.split('=').next() != Some(key));
+    env.push(assignment);
+}
+
 /// The value of `key` in a `KEY=VALUE` environment (the first definition, as `getenv`).
 pub fn env_value<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
     env.iter()

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod memory;
 pub mod outcome;
 pub mod paths;
+pub mod process;
 pub mod rootfs;
 pub mod signals;
 pub mod spec;
@@ -21,7 +22,9 @@ pub mod user;
 
 pub use memory::{MemoryProbe, MemoryReading, NoObserver, RunObserver, WorkloadSignals};
 pub use outcome::ExitOutcome;
-pub use spec::{BindMount, Mode, NetworkMode, Resources, RunSpec, SeccompPolicy, Security};
+pub use spec::{
+    BindMount, ExecSpec, Mode, NetworkMode, Resources, RunSpec, SeccompPolicy, Security,
+};
 pub use timeline::{Milestone, Timeline};
 
 use std::path::Path;
@@ -57,6 +60,8 @@ pub enum RunOption {
     /// `-d`: a supervisor process holds the run, and needs the runtime to say when the
     /// workload has started ([`RunObserver::workload_started`]).
     Detach,
+    /// `vmc exec`: a command started in a live run.
+    Exec,
 }
 
 /// Whether a runtime honours a [`RunOption`].
@@ -88,7 +93,16 @@ pub trait Runtime {
         observer: &dyn RunObserver,
     ) -> Result<ExitOutcome, RuntimeError>;
 
+    /// Runs `exec` in the live run `id` whose directory is `run_dir`: in its namespaces and
+    /// cgroup, under the workload's confinement. Blocks until the command exits, forwarding
+    /// signals (and proxying a pty with `exec.tty`), and returns how it ended; with
+    /// `exec.detach` it returns once the command is executed. A run that is not running is
+    /// an error. Only called when [`Runtime::support`] honours [`RunOption::Exec`].
+    fn exec(&self, id: &str, run_dir: &Path, exec: &ExecSpec) -> Result<ExitOutcome, RuntimeError>;
+
     /// Removes whatever a run with this id may have left behind after a crash of vmc
-    /// (mounts, cgroups, processes, scratch directories under `run_dir`). Idempotent.
+    /// (mounts, cgroups, processes, scratch directories under `run_dir`) and what it keeps
+    /// for a later run (a container's writable layer): `vmc rm` and `--rm` call it.
+    /// Idempotent.
     fn cleanup(&self, id: &str, run_dir: &Path) -> Result<(), RuntimeError>;
 }

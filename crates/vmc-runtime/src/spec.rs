@@ -122,6 +122,10 @@ pub struct RunSpec {
     /// Capabilities, seccomp and privileges.
     #[serde(default)]
     pub security: Security,
+    /// The run is removed when it ends (`--rm`), its writable layer with it: the layer need
+    /// not survive a crash of the host.
+    #[serde(default)]
+    pub auto_remove: bool,
 }
 
 impl RunSpec {
@@ -129,4 +133,25 @@ impl RunSpec {
     pub fn short_id(&self) -> &str {
         &self.id[..12.min(self.id.len())]
     }
+}
+
+/// A command to start in a live run (`vmc exec`). What it leaves unset comes from the run:
+/// its user, working directory and environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecSpec {
+    /// The command and its arguments (looked up in the run's `PATH`).
+    pub args: Vec<String>,
+    /// `KEY=VALUE` strings added to the run's environment, replacing its values (`-e`).
+    pub env: Vec<String>,
+    /// The working directory (absolute), else the run's (`-w`).
+    pub workdir: Option<String>,
+    /// `USER[:GROUP]` resolved against the run's /etc/passwd and /etc/group, else the run's
+    /// user (`-u`).
+    pub user: Option<String>,
+    /// A pseudo-terminal (`-t`).
+    pub tty: bool,
+    /// Keep stdin connected (`-i`).
+    pub interactive: bool,
+    /// Return once the command is started; its output goes nowhere (`-d`).
+    pub detach: bool,
 }

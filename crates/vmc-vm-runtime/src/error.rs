@@ -29,6 +29,9 @@ pub enum VmRuntimeError {
     /// The host's KVM cannot boot Linux (the probe's explanation).
     #[error("{0}")]
     KvmCannotRunLinux(String),
+    /// What the command asks for cannot be done in a VM (why, and what to do instead).
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// `/dev/kvm` opens, yet the probe could not run.
     #[error("KVM is unavailable")]
     KvmUnavailable,

@@ -16,10 +16,14 @@ use vmc_image::initramfs::{self, GuestInit};
 use vmc_runtime::terminal::RawMode;
 use vmc_runtime::text::escape_lines;
 use vmc_runtime::{
-    ExitOutcome, Milestone, Mode, RunObserver, RunOption, RunSpec, Runtime, RuntimeError,
+    ExecSpec, ExitOutcome, Milestone, Mode, RunObserver, RunOption, RunSpec, Runtime, RuntimeError,
     SeccompPolicy, Support, Timeline,
 };
 use vmc_vm::{Vm, VmConfig, VmmSeccomp};
+
+/// Why `vmc exec` does not reach into a VM yet.
+const EXEC_REFUSED: &str =
+    "vmc-init cannot start a second command in the guest yet (exec over the host-guest channel is not built): use --mode container";
 
 /// Options only VM mode has.
 #[derive(Debug, Default, Clone)]
@@ -166,6 +170,7 @@ impl Runtime for VmRuntime {
             RunOption::Detach => Support::Refused(
                 "the VM runtime does not report its workload's start to a supervisor yet (run it attached, or use --mode container)",
             ),
+            RunOption::Exec => Support::Refused(EXEC_REFUSED),
             RunOption::Kernel | RunOption::Console | RunOption::SeccompUnconfined => {
                 Support::Honoured
             }
@@ -180,6 +185,15 @@ impl Runtime for VmRuntime {
     ) -> Result<ExitOutcome, RuntimeError> {
         self.boot(spec, timeline, observer)
             .map_err(|err| Box::new(err) as RuntimeError)
+    }
+
+    fn exec(
+        &self,
+        _id: &str,
+        _run_dir: &Path,
+        _exec: &ExecSpec,
+    ) -> Result<ExitOutcome, RuntimeError> {
+        Err(Box::new(VmRuntimeError::Unsupported(EXEC_REFUSED)))
     }
 
     fn cleanup(&self, _id: &str, _run_dir: &Path) -> Result<(), RuntimeError> {

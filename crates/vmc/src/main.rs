@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run a command in a new microVM or container made from an image.
     Run(Box<commands::run::RunArgs>),
+    /// Run a command in a running container (its namespaces, cgroup and confinement).
+    Exec(commands::exec::ExecArgs),
     /// List runs.
     Ps(commands::ps::PsArgs),
     /// Remove runs and whatever they left behind (-f: stop them first).
@@ -90,6 +92,7 @@ impl Command {
     fn execute(self, started: Instant) -> anyhow::Result<u8> {
         match self {
             Command::Run(args) => commands::run::run(*args, started),
+            Command::Exec(args) => commands::exec::exec(args),
             Command::Ps(args) => commands::ps::ps(args),
             Command::Rm(args) => commands::ps::rm(args),
             Command::Logs(args) => commands::logs::logs(args),

@@ -301,6 +301,14 @@ fn the_exit_status_survives_a_full_store() {
         "sleep 2; exit 42",
     ]);
     tmpfs.wait_for_record();
+    // The workload runs once an exec reaches it (the runtime has written what it needs).
+    while !tmpfs.output(&["exec", "full", "true"]).status.success() {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     fill(&tmpfs.outside(&tmpfs.mount_point.join("filler")));
     assert!(
         started.elapsed() < Duration::from_secs(2),

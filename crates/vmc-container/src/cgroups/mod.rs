@@ -252,6 +252,16 @@ impl Hierarchy {
     /// Kills the processes of `vmc/<id>` and removes it, in every hierarchy where it exists
     /// (the leftovers of a crashed vmc). Returns whether anything was found.
     pub fn remove_leftover(&self, id: &str) -> Result<bool, ContainerError> {
+        let dirs = self.run_cgroup_dirs(id)?;
+        for dir in &dirs {
+            kill_and_remove(dir, None)?;
+        }
+        Ok(!dirs.is_empty())
+    }
+
+    /// The directories of run `id`'s cgroup `vmc/<id>` that exist: one on v2; on v1 one per
+    /// hierarchy, plus the one in `unified/` of a hybrid host.
+    pub fn run_cgroup_dirs(&self, id: &str) -> Result<Vec<PathBuf>, ContainerError> {
         let dirs: Vec<PathBuf> = match self {
             Hierarchy::V2 { root } => vec![root.join(PARENT).join(id)],
             Hierarchy::V1 { root, .. } => std::fs::read_dir(root)
@@ -264,12 +274,7 @@ impl Hierarchy {
                 .map(|entry| entry.path().join(PARENT).join(id))
                 .collect(),
         };
-        let mut found = false;
-        for dir in dirs.iter().filter(|dir| dir.is_dir()) {
-            found = true;
-            kill_and_remove(dir, None)?;
-        }
-        Ok(found)
+        Ok(dirs.into_iter().filter(|dir| dir.is_dir()).collect())
     }
 
     /// The memory reader of run `id`'s cgroup (which need not exist yet).

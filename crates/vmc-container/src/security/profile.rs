@@ -422,7 +422,7 @@ fn parse_kernel_version(text: &str) -> Option<(u32, u32)> {
 
 /// The running kernel's (major, minor); (0, 0) if uname's release cannot be read, so that no
 /// minKernel rule applies.
-fn kernel_version() -> (u32, u32) {
+pub(crate) fn kernel_version() -> (u32, u32) {
     nix::sys::utsname::uname()
         .ok()
         .and_then(|u| parse_kernel_version(&u.release().to_string_lossy()))

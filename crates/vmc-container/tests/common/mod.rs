@@ -135,6 +135,7 @@ pub fn spec(args: &[&str], fixture: &Fixture) -> RunSpec {
         tty: false,
         interactive: false,
         security: Default::default(),
+        auto_remove: false,
     }
 }
 
@@ -208,20 +209,41 @@ pub fn host_mounts_mentioning(needle: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Asserts that run `spec` left nothing behind: no cgroup, nothing in its (initially empty)
-/// run directory, no host mounts.
+/// Asserts that run `spec` left nothing behind but its writable layer and the record of the
+/// workload `vmc exec` reads: no cgroup, no host mounts, only those in its (initially empty)
+/// run directory, and that the runtime's cleanup then empties it.
 pub fn assert_nothing_left(spec: &RunSpec) {
     assert_eq!(cgroup_dirs(&spec.id), Vec::<PathBuf>::new(), "cgroups left");
+    assert_eq!(host_mounts_mentioning(&spec.run_dir), Vec::<String>::new());
+    // The writable layer stays (for a later run) until the run is removed.
+    let mut left: Vec<String> = std::fs::read_dir(&spec.run_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert!(
+        left.iter().all(|name| {
+            [
+                "merged",
+                "upper",
+                "work",
+                "container.json",
+                "container.json.tmp",
+            ]
+            .contains(&name.as_str())
+        }),
+        "files left in the run directory besides the writable layer and the live record: {left:?}"
+    );
+    let merged = spec.run_dir.join("merged");
+    if merged.exists() {
+        assert_eq!(std::fs::read_dir(&merged).unwrap().count(), 0, "merged/");
+    }
+    vmc_runtime::Runtime::cleanup(&ContainerRuntime::new(), &spec.id, &spec.run_dir).unwrap();
     let left: Vec<_> = std::fs::read_dir(&spec.run_dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .collect();
-    assert_eq!(
-        left,
-        Vec::<PathBuf>::new(),
-        "files left in the run directory"
-    );
-    assert_eq!(host_mounts_mentioning(&spec.run_dir), Vec::<String>::new());
+    assert_eq!(left, Vec::<PathBuf>::new(), "left after cleanup");
 }
 
 /// The host pid of a process named `comm` in run `id`'s cgroup, once there is one.

@@ -204,8 +204,7 @@ pub fn start(args: StartArgs) -> Result<u8> {
 }
 
 /// Starts the run of `record` again (a live run is left as it is) under a new supervisor,
-/// from the same spec and run directory. The writable layer is made anew: it lives on a tmpfs
-/// of the run's mount namespace.
+/// from the same spec and run directory, whose writable layer it finds again.
 pub fn start_run(store: &RunStore, record: &RunRecord) -> Result<Started> {
     if record.status().is_live() {
         return Ok(Started::Up);

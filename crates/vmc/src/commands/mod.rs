@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod doctor;
+pub mod exec;
 pub mod image;
 pub mod lifecycle;
 pub mod logs;

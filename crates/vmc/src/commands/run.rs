@@ -201,6 +201,14 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
     };
     // The workload ran: from here on its status is what vmc returns, even when the store
     // cannot take the record's last write (a full disk must not turn exit 42 into 125).
+    if args.rm {
+        // The runtime removes what it keeps in the run directory (a writable layer).
+        if let Err(err) = runtime.cleanup(&id, &spec.run_dir) {
+            warn(&format!(
+                "cannot remove the run's writable layer ({err}): remove the run with `vmc rm {name}`"
+            ));
+        }
+    }
     if let Err(err) = supervision.finish(outcome) {
         warn(&if args.rm {
             format!("cannot remove the run's record ({err:#}): remove it with `vmc rm {name}`")
@@ -483,12 +491,13 @@ pub(crate) fn build_spec(
         tty: args.tty,
         interactive: args.interactive,
         security: Security::default(),
+        auto_remove: args.rm,
     })
 }
 
 /// Sets `KEY=VALUE` in `env`, replacing an earlier value; a bare `KEY` copies vmc's own value
 /// and is ignored when vmc has none (Docker's rule).
-fn set_env(env: &mut Vec<String>, entry: &str) {
+pub(crate) fn set_env(env: &mut Vec<String>, entry: &str) {
     let assignment = match entry.split_once('=') {
         Some(_) => entry.to_string(),
         None => match std::env::var(entry) {
@@ -496,9 +505,7 @@ fn set_env(env: &mut Vec<String>, entry: &str) {
             Err(_) => return,
         },
     };
-    let key = assignment.split('=').next().unwrap_or_default().to_string();
-    env.retain(|existing| existing.split('=').next() != Some(key.as_str()));
-    env.push(assignment);
+    vmc_runtime::env::set_var(env, assignment);
 }
 
 /// Parses `HOST:TARGET[:ro|:rw]`.
