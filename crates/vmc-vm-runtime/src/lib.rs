@@ -21,4 +21,4 @@ mod runtime;
 
 pub use error::VmRuntimeError;
 pub use resources::DEFAULT_MEMORY_BYTES;
-pub use runtime::{VmOptions, VmRuntime};
+pub use runtime::{VmOptions, VmRuntime, DEFAULT_BOOT_TIMEOUT};

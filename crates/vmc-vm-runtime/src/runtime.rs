@@ -12,6 +12,7 @@ use crate::resources::{guest_memory, vcpu_count};
 use crate::run_archive::write_run_archive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use vmc_image::initramfs::{self, GuestInit};
 use vmc_runtime::terminal::RawMode;
 use vmc_runtime::text::escape_lines;
@@ -32,7 +33,14 @@ pub struct VmOptions {
     pub kernel: Option<PathBuf>,
     /// Show the guest kernel's console messages.
     pub console: bool,
+    /// How long the guest's kernel may take to start the init before the run is stopped;
+    /// `None`: [`DEFAULT_BOOT_TIMEOUT`].
+    pub boot_timeout: Option<Duration>,
 }
+
+/// How long a guest may take to start its init by default: generous, since an emulated or
+/// loaded host boots far slower than the second or so it takes on real KVM.
+pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs images as KVM microVMs.
 pub struct VmRuntime {
@@ -91,6 +99,7 @@ impl VmRuntime {
                 SeccompPolicy::Default | SeccompPolicy::Profile(_) => VmmSeccomp::Confined,
             },
             disks: disks.configs.clone(),
+            boot_timeout: Some(self.options.boot_timeout.unwrap_or(DEFAULT_BOOT_TIMEOUT)),
         };
         let mut vm = Vm::create(&config, timeline)?;
         // With -t the workload's terminal is in the guest: pass every key through.
@@ -171,9 +180,10 @@ impl Runtime for VmRuntime {
                 "the VM runtime does not report its workload's start to a supervisor yet (run it attached, or use --mode container)",
             ),
             RunOption::Exec => Support::Refused(EXEC_REFUSED),
-            RunOption::Kernel | RunOption::Console | RunOption::SeccompUnconfined => {
-                Support::Honoured
-            }
+            RunOption::Kernel
+            | RunOption::Console
+            | RunOption::BootTimeout
+            | RunOption::SeccompUnconfined => Support::Honoured,
         }
     }
 

@@ -26,6 +26,7 @@ fn main() {
         vsock: None,
         seccomp: VmmSeccomp::Confined,
         disks: Vec::new(),
+        boot_timeout: None,
     };
     while let Some(arg) = args.next() {
         let mut value = || {

@@ -41,6 +41,7 @@ fn main() {
             VmmSeccomp::Confined
         },
         disks: Vec::new(),
+        boot_timeout: None,
     };
 
     let mut create = Vec::new();

@@ -2,6 +2,7 @@
 
 use crate::error::VmError;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The smallest guest RAM accepted: a Linux kernel is loaded at 16 MiB and needs room above it.
 pub const MIN_MEMORY_BYTES: u64 = 32 << 20;
@@ -32,6 +33,10 @@ pub struct VmConfig {
     pub seccomp: VmmSeccomp,
     /// The guest's disks, as virtio-blk devices: disk `i` is `/dev/vd{a+i}`.
     pub disks: Vec<DiskConfig>,
+    /// The boot watchdog: if the guest reports no milestone on the exit device within this
+    /// time after its vCPUs start (a kernel that hangs before the init), [`crate::Vm::run`]
+    /// ends the VM with [`VmError::BootTimedOut`]. `None`: wait as long as it takes.
+    pub boot_timeout: Option<Duration>,
 }
 
 /// A host file the guest sees as a virtio-blk disk.
@@ -130,6 +135,7 @@ mod tests {
             vsock: None,
             seccomp: VmmSeccomp::Confined,
             disks: Vec::new(),
+            boot_timeout: None,
         }
     }
 

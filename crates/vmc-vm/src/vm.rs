@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use vmc_protocol::exit_device::WorkloadStatus;
 use vmc_runtime::signals::SignalCatcher;
 use vmc_runtime::{ExitOutcome, Milestone, Timeline};
@@ -95,6 +95,7 @@ pub struct Vm {
     /// The channel's stream buffers and what it carries, with a vsock device.
     channel: Option<(HostStreams, VsockConfig)>,
     seccomp: VmmSeccomp,
+    boot_timeout: Option<Duration>,
     vcpu_count: u8,
     memory_bytes: u64,
     ram: GuestRam,
@@ -267,6 +268,7 @@ impl Vm {
             vm,
             channel,
             seccomp: config.seccomp,
+            boot_timeout: config.boot_timeout,
             vcpu_count: config.vcpus,
             memory_bytes: config.memory_bytes,
             ram,
@@ -394,21 +396,35 @@ impl Vm {
         let mut status = None;
         let mut end: Option<VcpuStop> = None;
         let mut running = threads.len();
+        // The boot watchdog: disarmed by the guest's first milestone.
+        let mut boot_deadline = self
+            .boot_timeout
+            .map(|timeout| (Instant::now() + timeout, timeout));
         while running > 0 {
-            let event = if end.is_some() {
-                match received.recv_timeout(Duration::from_millis(1)) {
+            let wait = match (&end, boot_deadline) {
+                (Some(_), _) => Some(Duration::from_millis(1)),
+                (None, Some((deadline, _))) => {
+                    Some(deadline.saturating_duration_since(Instant::now()))
+                }
+                (None, None) => None,
+            };
+            let event = match wait {
+                Some(wait) => match received.recv_timeout(wait) {
                     Ok(event) => event,
                     Err(RecvTimeoutError::Timeout) => {
+                        if let (None, Some((_, timeout))) = (&end, boot_deadline) {
+                            end = Some(VcpuStop::Failed(VmError::BootTimedOut { timeout }));
+                            stop.store(true, Ordering::SeqCst);
+                        }
                         threads.iter().for_each(kick::kick);
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match received.recv() {
+                },
+                None => match received.recv() {
                     Ok(event) => event,
                     Err(_) => break,
-                }
+                },
             };
             match event {
                 VcpuEvent::Entered(at) => {
@@ -419,6 +435,7 @@ impl Vm {
                     timeline.step_at(format!("first guest exit: {what}"), at)
                 }
                 VcpuEvent::Device(ExitDeviceEvent::Milestone(milestone), at) => {
+                    boot_deadline = None;
                     if milestone == Milestone::WorkloadExec {
                         host_input.guest_ready();
                     }

@@ -62,6 +62,7 @@ pub fn config(kernel: PathBuf, memory_mib: u64, vcpus: u8, cmdline: &str) -> VmC
         vsock: None,
         seccomp: VmmSeccomp::Confined,
         disks: Vec::new(),
+        boot_timeout: None,
     }
 }
 
