@@ -15,6 +15,7 @@ mod kvm_check;
 mod kvm_probe_cache;
 mod memory_check;
 mod memory_probe;
+mod outcome;
 mod resources;
 pub mod run_archive;
 mod runtime;

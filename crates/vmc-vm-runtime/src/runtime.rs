@@ -8,6 +8,7 @@ use crate::guest_settings::{channel_config, run_config};
 use crate::kvm_check::check_kvm_can_run_linux;
 use crate::memory_check::{check_fits, GuestFootprint, ImageSize};
 use crate::memory_probe::GuestMemoryProbe;
+use crate::outcome::outcome_of;
 use crate::resources::{guest_memory, vcpu_count};
 use crate::run_archive::write_run_archive;
 use std::path::{Path, PathBuf};
@@ -116,10 +117,13 @@ impl VmRuntime {
         let _ = std::fs::remove_file(&run_archive);
         timeline.mark(Milestone::TornDown);
         let exit = exit?;
-        exit.outcome().ok_or_else(|| VmRuntimeError::NoExitStatus {
-            reason: exit.reason,
-            console: recent_console.trim_end().to_string(),
-        })
+        let status = exit
+            .workload_status()
+            .ok_or_else(|| VmRuntimeError::NoExitStatus {
+                reason: exit.reason,
+                console: recent_console.trim_end().to_string(),
+            })?;
+        outcome_of(status)
     }
 }
 

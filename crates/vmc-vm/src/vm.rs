@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use vmc_protocol::exit_device::WorkloadStatus;
 use vmc_runtime::signals::SignalCatcher;
-use vmc_runtime::{ExitOutcome, Milestone, Timeline};
+use vmc_runtime::{Milestone, Timeline};
 use vmm_sys_util::eventfd::EventFd;
 
 /// RIP of a vCPU just after reset (CS base 0xffff0000 + 0xfff0).
@@ -59,13 +59,9 @@ pub struct VmExit {
 }
 
 impl VmExit {
-    /// The reported status as the shared exit-status contract's outcome.
-    pub fn outcome(&self) -> Option<ExitOutcome> {
-        Some(match WorkloadStatus::from_port_value(self.status? as u32) {
-            WorkloadStatus::Exited(code) => ExitOutcome::Exited(code.into()),
-            WorkloadStatus::Signaled(signal) => ExitOutcome::Signaled(signal.into()),
-            WorkloadStatus::OomKilled => ExitOutcome::OomKilled,
-        })
+    /// The reported status, decoded by the exit device's protocol.
+    pub fn workload_status(&self) -> Option<WorkloadStatus> {
+        Some(WorkloadStatus::from_port_value(self.status? as u32))
     }
 }
 
@@ -719,14 +715,15 @@ mod tests {
     }
 
     #[test]
-    fn status_decodes_to_the_exit_contract() {
+    fn status_decodes_by_the_protocol() {
         let exit = |status| VmExit {
             status,
             reason: ExitReason::Reset,
         };
-        assert_eq!(exit(Some(0)).outcome(), Some(ExitOutcome::Exited(0)));
-        assert_eq!(exit(Some(127)).outcome(), Some(ExitOutcome::Exited(127)));
-        assert_eq!(exit(Some(0x10f)).outcome(), Some(ExitOutcome::Signaled(15)));
-        assert_eq!(exit(None).outcome(), None);
+        assert_eq!(
+            exit(Some(0x10f)).workload_status(),
+            Some(WorkloadStatus::Signaled(15))
+        );
+        assert_eq!(exit(None).workload_status(), None);
     }
 }
