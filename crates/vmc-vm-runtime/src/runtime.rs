@@ -21,6 +21,7 @@ use vmc_runtime::{
     ExecSpec, ExitOutcome, Milestone, Mode, RunObserver, RunOption, RunSpec, Runtime, RuntimeError,
     SeccompPolicy, Support, Timeline,
 };
+use vmc_vm::kernel::KernelImage;
 use vmc_vm::{Vm, VmConfig, VmmSeccomp};
 
 /// Why `vmc exec` does not reach into a VM yet.
@@ -67,6 +68,8 @@ impl VmRuntime {
             Some(path) => path.clone(),
             None => vmc_vm::kernel::default_kernel()?,
         };
+        // Its headers, read once: for the memory check and for loading it.
+        let kernel = KernelImage::inspect(&kernel)?;
         let init = write_embedded_init(&home)?;
         check_guest_fits(memory_bytes, &kernel, &init, timeline)?;
         check_kvm_can_run_linux(&home, timeline)?;
@@ -131,7 +134,7 @@ impl VmRuntime {
 /// kernel and the initramfs of the guest init `init`.
 fn check_guest_fits(
     memory_bytes: u64,
-    kernel: &Path,
+    kernel: &KernelImage,
     init: &Path,
     timeline: &mut Timeline,
 ) -> Result<(), VmRuntimeError> {
@@ -142,7 +145,7 @@ fn check_guest_fits(
         .len();
     initramfs.add_file(init_bytes);
     let footprint = GuestFootprint {
-        kernel: vmc_vm::kernel::memory_range(kernel)?,
+        kernel: kernel.memory_range(),
         initramfs_bytes: initramfs.archive_bytes(),
         unpacked_bytes: initramfs.page_bytes,
     };

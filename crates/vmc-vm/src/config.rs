@@ -1,6 +1,7 @@
 //! What a VM is made of, and the limits it is checked against.
 
 use crate::error::VmError;
+use crate::kernel::KernelImage;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,8 +17,8 @@ pub struct VmConfig {
     pub memory_bytes: u64,
     /// Number of vCPUs (one host thread each).
     pub vcpus: u8,
-    /// The guest kernel: an ELF vmlinux or a bzImage.
-    pub kernel: PathBuf,
+    /// The guest kernel (an ELF vmlinux or a bzImage), its headers read.
+    pub kernel: KernelImage,
     /// Initrd files, concatenated in this order into one initrd region (empty: no initrd).
     pub initrd: Vec<PathBuf>,
     /// The kernel command line; each device appends its own parameters to it (e.g.
@@ -128,7 +129,7 @@ mod tests {
         VmConfig {
             memory_bytes,
             vcpus,
-            kernel: PathBuf::from("vmlinux"),
+            kernel: KernelImage::unread("vmlinux"),
             initrd: Vec::new(),
             cmdline: String::new(),
             console: false,

@@ -106,9 +106,6 @@ impl Vm {
     pub fn create(config: &VmConfig, timeline: &mut Timeline) -> Result<Vm, VmError> {
         let kvm = open_kvm()?;
         config.validate(host_ram_bytes(), kvm.get_max_vcpus())?;
-        if !config.kernel.exists() {
-            return Err(VmError::KernelMissing(config.kernel.clone()));
-        }
         let disks = open_disks(config)?;
         let mut cmdline = Cmdline::try_from(&config.cmdline, CMDLINE_MAX_SIZE).map_err(|_| {
             VmError::BadCmdline {

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 use vmc_runtime::Timeline;
+use vmc_vm::kernel::KernelImage;
 use vmc_vm::{VmConfig, VmmSeccomp};
 
 /// Whether KVM is usable here; prints why not (the caller then returns: the test is skipped).
@@ -50,12 +51,13 @@ fn run(command: &mut Command) {
     assert!(status.success(), "{command:?} failed: {status}");
 }
 
-/// A config for `kernel` with `memory_mib` of RAM and `vcpus` vCPUs, console hidden.
+/// A config for `kernel` (which must be one) with `memory_mib` of RAM and `vcpus` vCPUs,
+/// console hidden.
 pub fn config(kernel: PathBuf, memory_mib: u64, vcpus: u8, cmdline: &str) -> VmConfig {
     VmConfig {
         memory_bytes: memory_mib << 20,
         vcpus,
-        kernel,
+        kernel: KernelImage::inspect(&kernel).unwrap(),
         initrd: Vec::new(),
         cmdline: cmdline.to_string(),
         console: false,
