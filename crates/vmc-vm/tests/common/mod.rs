@@ -18,14 +18,18 @@ pub fn kvm_or_skip() -> bool {
     }
 }
 
-/// Assembles `tests/guests/<name>.S` with the system `as` and links it with `ld` into an
+/// Assembles `tests/guests/<name>.S` (which may `.include` the shared `report.inc`) with the
+/// system `as` and links it with `ld` into an
 /// x86-64 ELF executable at 2 MiB: a "kernel" linux-loader's ELF loader accepts.
 pub fn build_guest(name: &str, dir: &Path) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/guests/{name}.S"));
+    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests");
+    let source = guests.join(format!("{name}.S"));
     let object = dir.join(format!("{name}.o"));
     let elf = dir.join(format!("{name}.elf"));
     run(Command::new("as")
         .arg("--64")
+        .arg("-I")
+        .arg(&guests)
         .arg("-o")
         .arg(&object)
         .arg(&source));
