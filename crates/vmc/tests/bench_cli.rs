@@ -197,7 +197,8 @@ fn kvm_boots_linux() -> bool {
     text(&doctor.stdout).contains("[ok  ] KVM probe")
 }
 
-/// The lock that lets one scripts/kvm-sandbox session run at a time on this machine.
+/// The lock that lets one scripts/kvm-sandbox session run at a time on this machine (cargo
+/// test is never run holding it: nobody compiles under the lock, so this cannot wait on itself).
 const SANDBOX_LOCK: &str = "/tmp/vmc-sandbox.lock";
 
 /// Why scripts/kvm-sandbox cannot run here, if it cannot.
