@@ -6,7 +6,10 @@
 # kernel source package version, so a cached kernel is reused only if it would build the same.
 # A cache hit returns in well under a second. The last line printed is the vmlinux path.
 #
-# Usage: kernels/build.sh [--force]      (--force rebuilds even if the cache holds the kernel)
+# Usage: kernels/build.sh [--force] [--without CONFIG_X]
+#        --force rebuilds even if the cache holds the kernel; --without builds a test kernel
+#        from the fragment minus every line naming CONFIG_X (and the options named after it),
+#        cached like the others, but kernels/current is left alone.
 # Env:   VMC_CACHE, KEEP_BUILD=1 (keep the build tree under kernels/build-<hash> for debugging),
 #        JOBS (default: nproc). Missing apt packages are installed when run as root.
 set -euo pipefail
@@ -18,15 +21,19 @@ kernels=$cache/kernels
 source_tarball=/usr/src/linux-source-6.1.tar.xz
 packages=(linux-source-6.1 flex bison bc libelf-dev libssl-dev make gcc libc6-dev xz-utils)
 force=0
+without=
 
 die() { echo "kernels/build.sh: $*" >&2; exit 1; }
 log() { echo "kernels/build.sh: $*" >&2; }
 
-for arg in "$@"; do
-    case $arg in
-        --force) force=1 ;;
-        -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument '$arg' (usage: kernels/build.sh [--force])" ;;
+while [ $# -gt 0 ]; do
+    case $1 in
+        --force) force=1; shift ;;
+        --without)
+            [[ ${2:-} =~ ^CONFIG_[A-Z0-9_]+$ ]] || die "--without needs a kernel option, e.g. --without CONFIG_EROFS_FS"
+            without=$2; shift 2 ;;
+        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument '$1' (usage: kernels/build.sh [--force] [--without CONFIG_X])" ;;
     esac
 done
 [ -f "$fragment" ] || die "config fragment $fragment is missing"
@@ -79,6 +86,16 @@ check_fragment_applied() {
     fi
 }
 
+if [ -n "$without" ]; then
+    grep -q -- "$without" "$fragment" || die "$fragment does not set $without"
+    mkdir -p "$kernels"
+    variant=$kernels/vmc-guest-without-$without.config
+    grep -v -- "$without" "$fragment" >"$variant"
+    fragment=$variant
+fi
+# The default kernel becomes kernels/current; a test kernel built --without does not.
+link_current() { [ -n "$without" ] || ln -sfn "$hash" "$kernels/current"; }
+
 install_missing_packages
 source_version=$(dpkg-query -W -f='${Version}' linux-source-6.1)
 hash=$( { cat "$fragment"; declare -f build_kernel check_fragment_applied; echo "linux-source-6.1 $source_version"; } \
@@ -86,7 +103,7 @@ hash=$( { cat "$fragment"; declare -f build_kernel check_fragment_applied; echo 
 out=$kernels/$hash
 
 if [ "$force" = 0 ] && [ -f "$out/vmlinux" ]; then
-    ln -sfn "$hash" "$kernels/current"
+    link_current
     echo "$out/vmlinux"
     exit 0
 fi
@@ -95,7 +112,7 @@ mkdir -p "$kernels"
 exec 9>"$kernels/.lock"
 flock 9 # one build at a time per cache; a concurrent run waits, then finds the cached kernel
 if [ "$force" = 0 ] && [ -f "$out/vmlinux" ]; then
-    ln -sfn "$hash" "$kernels/current"
+    link_current
     echo "$out/vmlinux"
     exit 0
 fi
@@ -124,6 +141,6 @@ cp "$fragment" "$out.tmp/vmc-guest.config"
 echo "linux-source-6.1 $source_version" >"$out.tmp/source-version"
 rm -rf "$out"
 mv "$out.tmp" "$out"
-ln -sfn "$hash" "$kernels/current"
+link_current
 log "built in $((SECONDS - started)) s: vmlinux of $(($(stat -c %s "$out/vmlinux") / 1048576)) MiB"
 echo "$out/vmlinux"

@@ -2,7 +2,8 @@
 # VM mode end to end: the shared exit-status table, flags, --memory/--cpus as the guest sees
 # them, run isolation, the image disk cache, the VMM's seccomp filters on every thread (and
 # none with seccomp=unconfined), parity with container mode on the same commands
-# (tests/parity-cases.txt), and stdin, signals and terminal sessions (-i, -t) checked alike in both modes
+# (tests/parity-cases.txt), bad input (a guest that never reports, a kernel without erofs, a
+# damaged disk cache: one line, exit 125, nothing left), and stdin, signals and terminal sessions (-i, -t) checked alike in both modes
 # (a pseudo-terminal driven by crates/vmc-runtime/examples/pty_session.rs). Runs VM mode directly where this host's KVM can boot
 # Linux, else batched into ONE scripts/kvm-sandbox session (an emulated KVM host).
 # Needs: scripts/setup.sh done (vmc built, guest kernel, default images). Root for containers.
@@ -18,6 +19,15 @@ fail() { failed=$((failed + 1)); echo "FAIL $1: $2"; }
 
 cargo build --quiet -p vmc-runtime --example pty_session || fail pty_session "cannot build the pseudo-terminal driver"
 pty_session=${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/pty_session
+# The bad guests of the robustness cases: a tiny guest that never reports (the boot
+# watchdog), and a guest kernel without erofs (built once, cached like the default one).
+files=$work/files
+mkdir -p "$files"
+{ as --64 -o "$work/silent.o" crates/vmc-vm/tests/guests/silent.S &&
+  ld -m elf_x86_64 -static -nostdlib -Ttext=0x200000 -e _start -o "$files/silent.elf" "$work/silent.o"; } ||
+  fail silent-guest "cannot build crates/vmc-vm/tests/guests/silent.S"
+without_erofs=$(kernels/build.sh --without CONFIG_EROFS_FS | tail -n 1) && cp "$without_erofs" "$files/vmlinux-without-erofs" ||
+  fail kernel-without-erofs "kernels/build.sh --without CONFIG_EROFS_FS failed"
 
 # Each case prints "@@BEGIN name", its stdout, "@@END name status".
 case_function='case_() { name=$1; shift; echo "@@BEGIN $name"; "$@"; status=$?; echo; echo "@@END $name $status"; }'
@@ -106,17 +116,40 @@ seccomp_threads() {
 case_ seccomp-threads seccomp_threads
 case_ seccomp-unconfined seccomp_threads --security-opt seccomp=unconfined
 CASES
-  echo "export mode=vm pty=/sandbox/files/pty_session"
+  echo "export mode=vm pty=/sandbox/files/pty_session files=/sandbox/files"
   interactive_cases
+  cat <<'CASES'
+# one_line PATTERN CMD...: runs CMD; prints how many lines it wrote (stdout and stderr), then
+# "matched" if they match PATTERN, else the lines; returns CMD's status.
+one_line() {
+  pattern=$1; shift
+  out=$("$@" 2>&1); status=$?
+  echo "lines $(printf '%s\n' "$out" | grep -c .)"
+  if printf '%s\n' "$out" | grep -q "$pattern"; then echo matched; else printf '%s\n' "$out"; fi
+  return $status
+}
+case_ boot-watchdog one_line 'did not report that its init started within 2 s.*--boot-timeout SECONDS' vmc run --mode vm --rm --kernel "$files/silent.elf" --boot-timeout 2 busybox true
+case_ kernel-without-erofs one_line 'the guest kernel lacks CONFIG_EROFS_FS, which VM mode needs: build the guest kernel with kernels/build.sh' vmc run --mode vm --rm --kernel "$files/vmlinux-without-erofs" busybox true
+# A damaged disk cache: a superblock overwritten inside (magic and block size intact), then,
+# once rebuilt, a disk cut short.
+for disk in "$VMC_HOME"/disks/*.erofs; do printf 'VMC!' | dd of="$disk" bs=1 seek=1104 conv=notrunc 2>/dev/null; done
+case_ disk-corrupt-superblock one_line 'cached disk .* is corrupt: its superblock checksum is .* (delete it with `rm ' vmc run --mode vm --rm busybox true
+rm -f "$VMC_HOME"/disks/*.erofs
+case_ disk-rebuilt vm busybox echo rebuilt
+for disk in "$VMC_HOME"/disks/*.erofs; do truncate -s $(($(wc -c < "$disk") - 4096)) "$disk"; done
+case_ disk-truncated one_line 'cached disk .* is corrupt: it is [0-9]* bytes long, its superblock says [0-9]* (truncated or extended)' vmc run --mode vm --rm busybox true
+case_ nothing-left sh -c 'find "$VMC_HOME" \( -name scratch.ext4 -o -name run.cpio -o -name "disk-*" \) | wc -l'
+CASES
 } > "$vm_script"
 
 if "$vmc" doctor --check vm >/dev/null 2>&1; then
   echo "VM mode: this host's KVM runs Linux guests: running the cases directly"
-  sed "s|^export mode=vm pty=.*|export mode=vm pty=$pty_session|" "$vm_script" > "$work/vm-direct.sh"
+  sed "s|^export mode=vm pty=.*|export mode=vm pty=$pty_session files=$files|" "$vm_script" > "$work/vm-direct.sh"
   PATH="$(dirname "$vmc"):$PATH" sh "$work/vm-direct.sh" > "$work/vm.out" 2> "$work/vm.err"
 else
   echo "VM mode: this host's KVM cannot run Linux guests: running the cases in ONE scripts/kvm-sandbox session"
-  VMC="$vmc" scripts/kvm-sandbox --timeout 900 --file "$pty_session" --script "$vm_script" > "$work/vm.out" 2> "$work/vm.err"
+  VMC="$vmc" scripts/kvm-sandbox --timeout 1200 --file "$pty_session" --file "$files/silent.elf" \
+    --file "$files/vmlinux-without-erofs" --script "$vm_script" > "$work/vm.out" 2> "$work/vm.err"
   sandbox_status=$?
   if [ "$sandbox_status" -eq 125 ]; then
     fail kvm-sandbox "the emulated KVM host failed: $(tail -3 "$work/vm.err")"
@@ -162,6 +195,12 @@ expect stdout-drained 0 "1000000"
 expect stdout-stderr-apart 0 "err"
 expect seccomp-threads 0 $'vmc 0\nvmc-vcpu0 2\nvmc-vm 2\nvmc-vm-devices 2\nvmc-vm-launcher 2\nvmc-vm-signals 2\nvmc-vm-stderr 2\nvmc-vm-stdin 2\nvmc-vm-stdout 2'
 expect seccomp-unconfined 0 $'vmc 0\nvmc-vcpu0 0\nvmc-vm 0\nvmc-vm-devices 0\nvmc-vm-signals 0\nvmc-vm-stderr 0\nvmc-vm-stdin 0\nvmc-vm-stdout 0'
+expect boot-watchdog 125 $'lines 1\nmatched'
+expect kernel-without-erofs 125 $'lines 1\nmatched'
+expect disk-corrupt-superblock 125 $'lines 1\nmatched'
+expect disk-rebuilt 0 "rebuilt"
+expect disk-truncated 125 $'lines 1\nmatched'
+expect nothing-left 0 "0"
 
 # The VM timeline: every milestone, in order, at non-decreasing times.
 trace=$(vm_case trace stdout)

@@ -376,6 +376,9 @@ impl Runtime for ContainerRuntime {
             RunOption::Console => Support::Refused(
                 "a container has no kernel console of its own (drop --console, or use --mode vm)",
             ),
+            RunOption::BootTimeout => Support::Refused(
+                "a container boots no kernel (drop --boot-timeout, or use --mode vm)",
+            ),
             RunOption::Volumes
             | RunOption::PidsLimit
             | RunOption::HostNetwork

@@ -1,7 +1,8 @@
 //! vmc-init: PID 1 of a vmc microVM.
 //!
 //! Reports "init started" to the VMM's exit device, mounts the pseudo filesystems, reads the
-//! per-run settings from `/vmc/run.json`, switches root into the image's disks if the run has
+//! per-run settings from `/vmc/run.json`, reports a kernel that lacks a driver the run needs
+//! (`kernel_check`), switches root into the image's disks if the run has
 //! them (`disk_root`), applies the settings, connects the host↔guest channel's streams
 //! (vsock), runs the workload with its stdio on them (or on a pseudo-terminal relayed to them
 //! for a `-t` run), waits for its output to reach the host, reports its exit status and
@@ -14,6 +15,7 @@ mod console;
 mod disk_root;
 mod error;
 mod exit_device;
+mod kernel_check;
 mod loopback;
 mod memory;
 mod mounts;
@@ -54,6 +56,11 @@ fn boot_and_run(device: &ExitDevice) -> Result<WorkloadStatus, InitError> {
     quiet_kernel_console_to(ONLY_EMERGENCIES);
     console::reopen()?;
     let config = take_run_config()?;
+    let missing = kernel_check::missing_drivers(std::path::Path::new("/"), config.root_disks);
+    if !missing.is_empty() {
+        // The host names the missing options: nothing to print here.
+        return Ok(WorkloadStatus::KernelLacks(missing));
+    }
     if config.root_disks {
         disk_root::switch_to_disk_root()?;
     }

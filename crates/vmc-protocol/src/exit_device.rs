@@ -4,7 +4,7 @@
 //! | port    | access                | meaning                                                   |
 //! |---------|-----------------------|-----------------------------------------------------------|
 //! | `0x600` | 8-bit write           | milestone: `1` init started, `2` workload exec, `3` workload exited |
-//! | `0x604` | 32-bit write (`outl`) | workload exit status: `0..=255` exit code, `0x100 \| N` killed by signal N, `0x309` killed by the OOM killer |
+//! | `0x604` | 32-bit write (`outl`) | workload exit status: `0..=255` exit code, `0x100 \| N` killed by signal N, `0x309` killed by the OOM killer, `0x1000 \| D` the guest kernel lacks the drivers D (bits of [`GuestDriver`](crate::kernel_drivers::GuestDriver)) |
 //!
 //! The init writes one byte to [`MILESTONE_PORT`] at each [`BootMilestone`] and, when the
 //! workload has ended, its [`WorkloadStatus`] as a 32-bit value to [`STATUS_PORT`] — first the
@@ -27,6 +27,12 @@ pub const INIT_FAILED_CODE: u8 = 125;
 
 /// Status the init reports when it fails before the workload could start.
 pub const INIT_FAILED: WorkloadStatus = WorkloadStatus::Exited(INIT_FAILED_CODE);
+
+use crate::kernel_drivers::MissingDrivers;
+
+/// Bit set in a status value when the init could not start the workload because the guest
+/// kernel lacks drivers (in the low byte, one bit per [`GuestDriver`](crate::kernel_drivers::GuestDriver)).
+const KERNEL_LACKS_FLAG: u32 = 0x1000;
 
 /// Bit set in a status value when the workload was killed by a signal.
 const SIGNALED_FLAG: u32 = 0x100;
@@ -67,26 +73,34 @@ pub enum WorkloadStatus {
     Signaled(u8),
     /// Killed (SIGKILL) by the guest kernel's OOM killer: the guest ran out of memory.
     OomKilled,
+    /// Never started: the guest kernel lacks these drivers (never empty).
+    KernelLacks(MissingDrivers),
 }
 
 impl WorkloadStatus {
-    /// The 32-bit value written to [`STATUS_PORT`]: the exit code, `0x100 | signal`, or
-    /// `0x309` for the OOM killer's SIGKILL.
+    /// The 32-bit value written to [`STATUS_PORT`]: the exit code, `0x100 | signal`,
+    /// `0x309` for the OOM killer's SIGKILL, or `0x1000 | drivers` for a kernel that lacks
+    /// drivers.
     pub fn to_port_value(self) -> u32 {
         match self {
             Self::Exited(code) => u32::from(code),
             Self::Signaled(signal) => SIGNALED_FLAG | u32::from(signal),
             Self::OomKilled => OOM_FLAG | SIGNALED_FLAG | u32::from(SIGKILL),
+            Self::KernelLacks(missing) => KERNEL_LACKS_FLAG | u32::from(missing.bits()),
         }
     }
 
-    /// Reads a value the guest wrote to [`STATUS_PORT`]: bits `0x300` and SIGKILL mean the
-    /// OOM killer, bit `0x100` killed by the signal in the low byte, else the low byte is the
-    /// exit code (other bits are ignored, so any value the guest writes has a meaning).
+    /// Reads a value the guest wrote to [`STATUS_PORT`]: bit `0x1000` with known driver bits
+    /// in the low byte means a kernel without those drivers, bits `0x300` and SIGKILL the OOM
+    /// killer, bit `0x100` killed by the signal in the low byte, else the low byte is the exit
+    /// code (other bits are ignored, so any value the guest writes has a meaning).
     pub fn from_port_value(value: u32) -> Self {
         let low_byte = (value & 0xff) as u8;
         let oom = OOM_FLAG | SIGNALED_FLAG;
-        if value & oom == oom && low_byte == SIGKILL {
+        let missing = MissingDrivers::from_bits(low_byte);
+        if value & KERNEL_LACKS_FLAG != 0 && !missing.is_empty() {
+            Self::KernelLacks(missing)
+        } else if value & oom == oom && low_byte == SIGKILL {
             Self::OomKilled
         } else if value & SIGNALED_FLAG != 0 {
             Self::Signaled(low_byte)
@@ -99,6 +113,7 @@ impl WorkloadStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel_drivers::GuestDriver;
 
     #[test]
     fn status_encoding_matches_the_device_protocol() {
@@ -108,6 +123,9 @@ mod tests {
         assert_eq!(WorkloadStatus::Signaled(15).to_port_value(), 0x10f);
         assert_eq!(INIT_FAILED.to_port_value(), 125);
         assert_eq!(WorkloadStatus::OomKilled.to_port_value(), 0x309);
+        let mut missing = MissingDrivers::default();
+        missing.insert(GuestDriver::Erofs);
+        assert_eq!(WorkloadStatus::KernelLacks(missing).to_port_value(), 0x1004);
     }
 
     #[test]
@@ -118,6 +136,7 @@ mod tests {
             WorkloadStatus::Signaled(9),
             WorkloadStatus::OomKilled,
             INIT_FAILED,
+            WorkloadStatus::KernelLacks(MissingDrivers::from_bits(0x21)),
         ] {
             assert_eq!(
                 WorkloadStatus::from_port_value(status.to_port_value()),
@@ -136,6 +155,11 @@ mod tests {
             WorkloadStatus::from_port_value(0x20f),
             WorkloadStatus::Exited(0x0f),
             "the OOM bit alone means nothing"
+        );
+        assert_eq!(
+            WorkloadStatus::from_port_value(0x1040),
+            WorkloadStatus::Exited(0x40),
+            "no known driver: the flag alone means nothing"
         );
     }
 

@@ -9,6 +9,7 @@
 
 pub mod channel;
 pub mod exit_device;
+pub mod kernel_drivers;
 mod run_config;
 
 pub use run_config::{ConfigError, RunConfig, TerminalSize};

@@ -47,6 +47,8 @@ pub enum RunOption {
     Kernel,
     /// `--console`.
     Console,
+    /// `--boot-timeout SECONDS`.
+    BootTimeout,
     /// `--cap-add` / `--cap-drop`.
     Capabilities,
     /// `--privileged`.

@@ -55,6 +55,9 @@ pub enum VmRuntimeError {
     /// The VMM failed.
     #[error(transparent)]
     Vm(#[from] vmc_vm::VmError),
+    /// The guest init found that the guest kernel lacks drivers a run needs (their options).
+    #[error("the guest kernel lacks {0}, which VM mode needs: build the guest kernel with kernels/build.sh (kernels/vmc-guest.config has every option), or give --kernel one built with them")]
+    KernelLacksDrivers(String),
     /// The guest ended without reporting the workload's status.
     #[error("the guest ended ({reason:?}) without reporting the workload's exit status; last console output:\n{console}")]
     NoExitStatus {

@@ -15,10 +15,11 @@ mod kvm_check;
 mod kvm_probe_cache;
 mod memory_check;
 mod memory_probe;
+mod outcome;
 mod resources;
 pub mod run_archive;
 mod runtime;
 
 pub use error::VmRuntimeError;
 pub use resources::DEFAULT_MEMORY_BYTES;
-pub use runtime::{VmOptions, VmRuntime};
+pub use runtime::{VmOptions, VmRuntime, DEFAULT_BOOT_TIMEOUT};

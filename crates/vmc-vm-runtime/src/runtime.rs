@@ -8,10 +8,12 @@ use crate::guest_settings::{channel_config, run_config};
 use crate::kvm_check::check_kvm_can_run_linux;
 use crate::memory_check::{check_fits, GuestFootprint, ImageSize};
 use crate::memory_probe::GuestMemoryProbe;
+use crate::outcome::outcome_of;
 use crate::resources::{guest_memory, vcpu_count};
 use crate::run_archive::write_run_archive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use vmc_image::initramfs::{self, GuestInit};
 use vmc_runtime::terminal::RawMode;
 use vmc_runtime::text::escape_lines;
@@ -19,6 +21,7 @@ use vmc_runtime::{
     ExecSpec, ExitOutcome, Milestone, Mode, RunObserver, RunOption, RunSpec, Runtime, RuntimeError,
     SeccompPolicy, Support, Timeline,
 };
+use vmc_vm::kernel::KernelImage;
 use vmc_vm::{Vm, VmConfig, VmmSeccomp};
 
 /// Why `vmc exec` does not reach into a VM yet.
@@ -32,7 +35,14 @@ pub struct VmOptions {
     pub kernel: Option<PathBuf>,
     /// Show the guest kernel's console messages.
     pub console: bool,
+    /// How long the guest's kernel may take to start the init before the run is stopped;
+    /// `None`: [`DEFAULT_BOOT_TIMEOUT`].
+    pub boot_timeout: Option<Duration>,
 }
+
+/// How long a guest may take to start its init by default: generous, since an emulated or
+/// loaded host boots far slower than the second or so it takes on real KVM.
+pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs images as KVM microVMs.
 pub struct VmRuntime {
@@ -58,6 +68,8 @@ impl VmRuntime {
             Some(path) => path.clone(),
             None => vmc_vm::kernel::default_kernel()?,
         };
+        // Its headers, read once: for the memory check and for loading it.
+        let kernel = KernelImage::inspect(&kernel)?;
         let init = write_embedded_init(&home)?;
         check_guest_fits(memory_bytes, &kernel, &init, timeline)?;
         check_kvm_can_run_linux(&home, timeline)?;
@@ -91,6 +103,7 @@ impl VmRuntime {
                 SeccompPolicy::Default | SeccompPolicy::Profile(_) => VmmSeccomp::Confined,
             },
             disks: disks.configs.clone(),
+            boot_timeout: Some(self.options.boot_timeout.unwrap_or(DEFAULT_BOOT_TIMEOUT)),
         };
         let mut vm = Vm::create(&config, timeline)?;
         // With -t the workload's terminal is in the guest: pass every key through.
@@ -107,10 +120,13 @@ impl VmRuntime {
         let _ = std::fs::remove_file(&run_archive);
         timeline.mark(Milestone::TornDown);
         let exit = exit?;
-        exit.outcome().ok_or_else(|| VmRuntimeError::NoExitStatus {
-            reason: exit.reason,
-            console: recent_console.trim_end().to_string(),
-        })
+        let status = exit
+            .workload_status()
+            .ok_or_else(|| VmRuntimeError::NoExitStatus {
+                reason: exit.reason,
+                console: recent_console.trim_end().to_string(),
+            })?;
+        outcome_of(status)
     }
 }
 
@@ -118,7 +134,7 @@ impl VmRuntime {
 /// kernel and the initramfs of the guest init `init`.
 fn check_guest_fits(
     memory_bytes: u64,
-    kernel: &Path,
+    kernel: &KernelImage,
     init: &Path,
     timeline: &mut Timeline,
 ) -> Result<(), VmRuntimeError> {
@@ -129,7 +145,7 @@ fn check_guest_fits(
         .len();
     initramfs.add_file(init_bytes);
     let footprint = GuestFootprint {
-        kernel: vmc_vm::kernel::memory_range(kernel)?,
+        kernel: kernel.memory_range(),
         initramfs_bytes: initramfs.archive_bytes(),
         unpacked_bytes: initramfs.page_bytes,
     };
@@ -171,9 +187,10 @@ impl Runtime for VmRuntime {
                 "the VM runtime does not report its workload's start to a supervisor yet (run it attached, or use --mode container)",
             ),
             RunOption::Exec => Support::Refused(EXEC_REFUSED),
-            RunOption::Kernel | RunOption::Console | RunOption::SeccompUnconfined => {
-                Support::Honoured
-            }
+            RunOption::Kernel
+            | RunOption::Console
+            | RunOption::BootTimeout
+            | RunOption::SeccompUnconfined => Support::Honoured,
         }
     }
 

@@ -11,50 +11,50 @@
 use std::path::PathBuf;
 use std::time::Instant;
 use vmc_runtime::Timeline;
+use vmc_vm::kernel::KernelImage;
 use vmc_vm::{DiskConfig, Vm, VmConfig, VmmSeccomp};
 
 fn main() {
     let origin = Instant::now();
     let mut args = std::env::args().skip(1);
-    let mut config = VmConfig {
-        memory_bytes: 256 << 20,
-        vcpus: 1,
-        kernel: PathBuf::new(),
-        initrd: Vec::new(),
-        cmdline: "console=ttyS0 reboot=k panic=-1".into(),
-        console: true,
-        vsock: None,
-        seccomp: VmmSeccomp::Confined,
-        disks: Vec::new(),
-    };
+    let (mut memory_mib, mut vcpus, mut kernel) = (256u64, 1u8, None);
+    let (mut initrd, mut disks) = (Vec::new(), Vec::new());
+    let mut cmdline = String::from("console=ttyS0 reboot=k panic=-1");
+    let (mut console, mut seccomp) = (true, VmmSeccomp::Confined);
     while let Some(arg) = args.next() {
         let mut value = || {
             args.next()
                 .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
         };
         match arg.as_str() {
-            "--initrd" => config.initrd.push(value().into()),
-            "--disk" | "--disk-ro" => config.disks.push(DiskConfig {
+            "--initrd" => initrd.push(value().into()),
+            "--disk" | "--disk-ro" => disks.push(DiskConfig {
                 read_only: arg == "--disk-ro",
                 path: value().into(),
             }),
-            "--memory" => {
-                config.memory_bytes = value()
-                    .parse::<u64>()
-                    .unwrap_or_else(|_| usage("--memory MIB"))
-                    << 20
-            }
-            "--cpus" => config.vcpus = value().parse().unwrap_or_else(|_| usage("--cpus N")),
-            "--cmdline" => config.cmdline = value(),
-            "--quiet" => config.console = false,
-            "--unconfined" => config.seccomp = VmmSeccomp::Unconfined,
-            kernel if !kernel.starts_with("--") => config.kernel = kernel.into(),
+            "--memory" => memory_mib = value().parse().unwrap_or_else(|_| usage("--memory MIB")),
+            "--cpus" => vcpus = value().parse().unwrap_or_else(|_| usage("--cpus N")),
+            "--cmdline" => cmdline = value(),
+            "--quiet" => console = false,
+            "--unconfined" => seccomp = VmmSeccomp::Unconfined,
+            path if !path.starts_with("--") => kernel = Some(PathBuf::from(path)),
             other => usage(&format!("unknown option {other}")),
         }
     }
-    if config.kernel.as_os_str().is_empty() {
-        usage("no kernel given");
-    }
+    let kernel = kernel.unwrap_or_else(|| usage("no kernel given"));
+    let kernel = KernelImage::inspect(&kernel).unwrap_or_else(|err| usage(&err.to_string()));
+    let config = VmConfig {
+        memory_bytes: memory_mib << 20,
+        vcpus,
+        kernel,
+        initrd,
+        cmdline,
+        console,
+        vsock: None,
+        seccomp,
+        disks,
+        boot_timeout: None,
+    };
     let mut timeline = Timeline::starting_at(origin);
     let mut recent_console = String::new();
     let result = Vm::create(&config, &mut timeline).and_then(|mut vm| {

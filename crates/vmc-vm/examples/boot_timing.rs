@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vmc_runtime::{Milestone, Timeline};
+use vmc_vm::kernel::KernelImage;
 use vmc_vm::{Vm, VmConfig, VmmSeccomp};
 
 fn main() {
@@ -30,7 +31,7 @@ fn main() {
     let config = VmConfig {
         memory_bytes: memory_mib << 20,
         vcpus,
-        kernel,
+        kernel: KernelImage::inspect(&kernel).expect("the assembled guest is a kernel"),
         initrd: Vec::new(),
         cmdline: "console=ttyS0 panic=-1".into(),
         console: false,
@@ -41,6 +42,7 @@ fn main() {
             VmmSeccomp::Confined
         },
         disks: Vec::new(),
+        boot_timeout: None,
     };
 
     let mut create = Vec::new();

@@ -7,7 +7,7 @@ use crate::arch::x86_64::layout::{
 };
 use crate::arch::x86_64::{gdt, mptable, paging};
 use crate::error::VmError;
-use crate::kernel::{self, LoadedKernel};
+use crate::kernel::{self, KernelImage, LoadedKernel};
 use crate::memory::GuestRam;
 use linux_loader::configurator::linux::LinuxBootConfigurator;
 use linux_loader::configurator::{BootConfigurator, BootParams};
@@ -23,12 +23,12 @@ pub fn load(
     ram: &GuestRam,
     memory_bytes: u64,
     vcpus: u8,
-    kernel_path: &Path,
+    kernel: &KernelImage,
     initrd_parts: &[PathBuf],
     cmdline: &str,
     timeline: &mut Timeline,
 ) -> Result<LoadedKernel, VmError> {
-    let kernel = kernel::load(ram, kernel_path)?;
+    let kernel = kernel::load(ram, kernel)?;
     timeline.step(format!(
         "kernel loaded: {}, entry {:#x}",
         kernel.format.label(),

@@ -1,7 +1,9 @@
 //! What a VM is made of, and the limits it is checked against.
 
 use crate::error::VmError;
+use crate::kernel::KernelImage;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The smallest guest RAM accepted: a Linux kernel is loaded at 16 MiB and needs room above it.
 pub const MIN_MEMORY_BYTES: u64 = 32 << 20;
@@ -15,8 +17,8 @@ pub struct VmConfig {
     pub memory_bytes: u64,
     /// Number of vCPUs (one host thread each).
     pub vcpus: u8,
-    /// The guest kernel: an ELF vmlinux or a bzImage.
-    pub kernel: PathBuf,
+    /// The guest kernel (an ELF vmlinux or a bzImage), its headers read.
+    pub kernel: KernelImage,
     /// Initrd files, concatenated in this order into one initrd region (empty: no initrd).
     pub initrd: Vec<PathBuf>,
     /// The kernel command line; each device appends its own parameters to it (e.g.
@@ -32,6 +34,10 @@ pub struct VmConfig {
     pub seccomp: VmmSeccomp,
     /// The guest's disks, as virtio-blk devices: disk `i` is `/dev/vd{a+i}`.
     pub disks: Vec<DiskConfig>,
+    /// The boot watchdog: if the guest reports no milestone on the exit device within this
+    /// time after its vCPUs start (a kernel that hangs before the init), [`crate::Vm::run`]
+    /// ends the VM with [`VmError::BootTimedOut`]. `None`: wait as long as it takes.
+    pub boot_timeout: Option<Duration>,
 }
 
 /// A host file the guest sees as a virtio-blk disk.
@@ -123,13 +129,14 @@ mod tests {
         VmConfig {
             memory_bytes,
             vcpus,
-            kernel: PathBuf::from("vmlinux"),
+            kernel: KernelImage::unread("vmlinux"),
             initrd: Vec::new(),
             cmdline: String::new(),
             console: false,
             vsock: None,
             seccomp: VmmSeccomp::Confined,
             disks: Vec::new(),
+            boot_timeout: None,
         }
     }
 

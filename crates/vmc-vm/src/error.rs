@@ -203,6 +203,12 @@ pub enum VmError {
         /// Guest RIP.
         rip: u64,
     },
+    /// The guest reported no milestone within the boot watchdog's bound.
+    #[error("the guest did not report that its init started within {} s: its kernel hung or is very slow, and the VM was stopped (`--console` shows the kernel's output; on a slow or emulated host give more time with --boot-timeout SECONDS)", .timeout.as_secs_f64())]
+    BootTimedOut {
+        /// The bound that passed.
+        timeout: std::time::Duration,
+    },
     /// The guest kernel panicked (seen on its console) and rebooted.
     #[error("guest kernel panicked: {0}")]
     GuestPanicked(String),

@@ -76,8 +76,10 @@ const BZIMAGE_64BIT_ENTRY_OFFSET: u64 = 0x200;
 /// bzImage `xloadflags` bit: the kernel has a 64-bit entry point.
 const XLF_KERNEL_64: u16 = 1;
 
-/// Loads the kernel at `path` into `ram`.
-pub fn load(ram: &GuestRam, path: &Path) -> Result<LoadedKernel, VmError> {
+/// Loads `kernel` into `ram`, by the format its headers gave.
+pub fn load(ram: &GuestRam, kernel: &KernelImage) -> Result<LoadedKernel, VmError> {
+    let path = kernel.path();
+    let format = kernel.format();
     let mut file = File::open(path).map_err(|source| match source.kind() {
         ErrorKind::NotFound => VmError::KernelMissing(path.to_path_buf()),
         _ => VmError::Read {
@@ -85,15 +87,6 @@ pub fn load(ram: &GuestRam, path: &Path) -> Result<LoadedKernel, VmError> {
             source,
         },
     })?;
-    let mut head = Vec::with_capacity(1024);
-    (&mut file)
-        .take(1024)
-        .read_to_end(&mut head)
-        .map_err(|source| VmError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let format = detect_format(&head).ok_or_else(|| VmError::NotAKernel(path.to_path_buf()))?;
     let memory_mib = ram_size(ram) >> 20;
     let too_large = || VmError::KernelTooLarge {
         path: path.to_path_buf(),
@@ -139,33 +132,77 @@ pub fn load(ram: &GuestRam, path: &Path) -> Result<LoadedKernel, VmError> {
     }
 }
 
-/// The guest memory the kernel occupies once it runs, read from the file's headers without
-/// loading it: an ELF vmlinux's loadable segments (their `.bss` included), or a bzImage's
-/// preferred address and the memory it needs there to decompress and start (`init_size`).
-/// Lets the VMM tell whether a guest fits before it builds anything.
-pub fn memory_range(path: &Path) -> Result<Range<u64>, VmError> {
-    let read_error = |source| VmError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::open(path).map_err(|source| match source.kind() {
-        ErrorKind::NotFound => VmError::KernelMissing(path.to_path_buf()),
-        _ => read_error(source),
-    })?;
-    let mut head = Vec::with_capacity(HEADERS_READ);
-    file.take(HEADERS_READ as u64)
-        .read_to_end(&mut head)
-        .map_err(read_error)?;
-    detect_format(&head)
-        .and_then(|format| memory_range_of(&head, format))
-        .ok_or_else(|| VmError::NotAKernel(path.to_path_buf()))
+/// A kernel image file whose headers were read, once, for all that needs them: the format
+/// it is loaded by and the guest memory it occupies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelImage {
+    path: PathBuf,
+    format: KernelFormat,
+    memory: Range<u64>,
 }
 
-/// How much of a kernel file [`memory_range`] reads: the ELF program headers of a vmlinux
+impl KernelImage {
+    /// Reads the headers of the kernel at `path`: a missing file or one that is not an x86-64
+    /// vmlinux or bzImage is an error naming it.
+    pub fn inspect(path: &Path) -> Result<KernelImage, VmError> {
+        let read_error = |source| VmError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(|source| match source.kind() {
+            ErrorKind::NotFound => VmError::KernelMissing(path.to_path_buf()),
+            _ => read_error(source),
+        })?;
+        let mut head = Vec::with_capacity(HEADERS_READ);
+        file.take(HEADERS_READ as u64)
+            .read_to_end(&mut head)
+            .map_err(read_error)?;
+        let format = detect_format(&head).ok_or_else(|| VmError::NotAKernel(path.to_path_buf()))?;
+        let memory = memory_range_of(&head, format)
+            .ok_or_else(|| VmError::NotAKernel(path.to_path_buf()))?;
+        Ok(KernelImage {
+            path: path.to_path_buf(),
+            format,
+            memory,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its format.
+    pub fn format(&self) -> KernelFormat {
+        self.format
+    }
+
+    /// The guest memory the kernel occupies once it runs: an ELF vmlinux's loadable segments
+    /// (their `.bss` included), or a bzImage's preferred address and the memory it needs there
+    /// to decompress and start (`init_size`). Lets the VMM tell whether a guest fits before
+    /// it builds anything.
+    pub fn memory_range(&self) -> Range<u64> {
+        self.memory.clone()
+    }
+}
+
+#[cfg(test)]
+impl KernelImage {
+    /// A vmlinux at `path` said to occupy 16..32 MiB, for tests that never load it.
+    pub(crate) fn unread(path: &str) -> KernelImage {
+        KernelImage {
+            path: path.into(),
+            format: KernelFormat::ElfVmlinux,
+            memory: 16 << 20..32 << 20,
+        }
+    }
+}
+
+/// How much of a kernel file [`KernelImage::inspect`] reads: the ELF program headers of a vmlinux
 /// follow its 64-byte file header, a bzImage's setup header is in its first KiB.
 const HEADERS_READ: usize = 64 * 1024;
 
-/// [`memory_range`] for a kernel whose first bytes are `head`; `None` if its headers are not
+/// The memory range of a kernel whose first bytes are `head`; `None` if its headers are not
 /// within them (or describe no memory).
 fn memory_range_of(head: &[u8], format: KernelFormat) -> Option<Range<u64>> {
     let u16_at = |at: usize| Some(u16::from_le_bytes(head.get(at..at + 2)?.try_into().ok()?));
@@ -270,7 +307,7 @@ mod tests {
             eprintln!("SKIPPED: no guest kernel (run kernels/build.sh)");
             return;
         };
-        let range = memory_range(&kernel).unwrap();
+        let range = KernelImage::inspect(&kernel).unwrap().memory_range();
         assert_eq!(range.start, 16 << 20, "{range:x?}");
         assert!(
             (1 << 20..128 << 20).contains(&(range.end - range.start)),

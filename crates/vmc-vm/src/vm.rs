@@ -28,10 +28,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use vmc_protocol::exit_device::WorkloadStatus;
 use vmc_runtime::signals::SignalCatcher;
-use vmc_runtime::{ExitOutcome, Milestone, Timeline};
+use vmc_runtime::{Milestone, Timeline};
 use vmm_sys_util::eventfd::EventFd;
 
 /// RIP of a vCPU just after reset (CS base 0xffff0000 + 0xfff0).
@@ -59,13 +59,9 @@ pub struct VmExit {
 }
 
 impl VmExit {
-    /// The reported status as the shared exit-status contract's outcome.
-    pub fn outcome(&self) -> Option<ExitOutcome> {
-        Some(match WorkloadStatus::from_port_value(self.status? as u32) {
-            WorkloadStatus::Exited(code) => ExitOutcome::Exited(code.into()),
-            WorkloadStatus::Signaled(signal) => ExitOutcome::Signaled(signal.into()),
-            WorkloadStatus::OomKilled => ExitOutcome::OomKilled,
-        })
+    /// The reported status, decoded by the exit device's protocol.
+    pub fn workload_status(&self) -> Option<WorkloadStatus> {
+        Some(WorkloadStatus::from_port_value(self.status? as u32))
     }
 }
 
@@ -95,6 +91,7 @@ pub struct Vm {
     /// The channel's stream buffers and what it carries, with a vsock device.
     channel: Option<(HostStreams, VsockConfig)>,
     seccomp: VmmSeccomp,
+    boot_timeout: Option<Duration>,
     vcpu_count: u8,
     memory_bytes: u64,
     ram: GuestRam,
@@ -109,9 +106,6 @@ impl Vm {
     pub fn create(config: &VmConfig, timeline: &mut Timeline) -> Result<Vm, VmError> {
         let kvm = open_kvm()?;
         config.validate(host_ram_bytes(), kvm.get_max_vcpus())?;
-        if !config.kernel.exists() {
-            return Err(VmError::KernelMissing(config.kernel.clone()));
-        }
         let disks = open_disks(config)?;
         let mut cmdline = Cmdline::try_from(&config.cmdline, CMDLINE_MAX_SIZE).map_err(|_| {
             VmError::BadCmdline {
@@ -267,6 +261,7 @@ impl Vm {
             vm,
             channel,
             seccomp: config.seccomp,
+            boot_timeout: config.boot_timeout,
             vcpu_count: config.vcpus,
             memory_bytes: config.memory_bytes,
             ram,
@@ -394,21 +389,35 @@ impl Vm {
         let mut status = None;
         let mut end: Option<VcpuStop> = None;
         let mut running = threads.len();
+        // The boot watchdog: disarmed by the guest's first milestone.
+        let mut boot_deadline = self
+            .boot_timeout
+            .map(|timeout| (Instant::now() + timeout, timeout));
         while running > 0 {
-            let event = if end.is_some() {
-                match received.recv_timeout(Duration::from_millis(1)) {
+            let wait = match (&end, boot_deadline) {
+                (Some(_), _) => Some(Duration::from_millis(1)),
+                (None, Some((deadline, _))) => {
+                    Some(deadline.saturating_duration_since(Instant::now()))
+                }
+                (None, None) => None,
+            };
+            let event = match wait {
+                Some(wait) => match received.recv_timeout(wait) {
                     Ok(event) => event,
                     Err(RecvTimeoutError::Timeout) => {
+                        if let (None, Some((_, timeout))) = (&end, boot_deadline) {
+                            end = Some(VcpuStop::Failed(VmError::BootTimedOut { timeout }));
+                            stop.store(true, Ordering::SeqCst);
+                        }
                         threads.iter().for_each(kick::kick);
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match received.recv() {
+                },
+                None => match received.recv() {
                     Ok(event) => event,
                     Err(_) => break,
-                }
+                },
             };
             match event {
                 VcpuEvent::Entered(at) => {
@@ -419,6 +428,7 @@ impl Vm {
                     timeline.step_at(format!("first guest exit: {what}"), at)
                 }
                 VcpuEvent::Device(ExitDeviceEvent::Milestone(milestone), at) => {
+                    boot_deadline = None;
                     if milestone == Milestone::WorkloadExec {
                         host_input.guest_ready();
                     }
@@ -702,14 +712,15 @@ mod tests {
     }
 
     #[test]
-    fn status_decodes_to_the_exit_contract() {
+    fn status_decodes_by_the_protocol() {
         let exit = |status| VmExit {
             status,
             reason: ExitReason::Reset,
         };
-        assert_eq!(exit(Some(0)).outcome(), Some(ExitOutcome::Exited(0)));
-        assert_eq!(exit(Some(127)).outcome(), Some(ExitOutcome::Exited(127)));
-        assert_eq!(exit(Some(0x10f)).outcome(), Some(ExitOutcome::Signaled(15)));
-        assert_eq!(exit(None).outcome(), None);
+        assert_eq!(
+            exit(Some(0x10f)).workload_status(),
+            Some(WorkloadStatus::Signaled(15))
+        );
+        assert_eq!(exit(None).workload_status(), None);
     }
 }

@@ -4,7 +4,8 @@
 mod common;
 
 use common::{build_guest, config, kvm_or_skip, timeline};
-use vmc_runtime::{ExitOutcome, Milestone};
+use vmc_protocol::exit_device::WorkloadStatus;
+use vmc_runtime::Milestone;
 use vmc_vm::{ExitReason, Vm, VmError};
 
 #[test]
@@ -23,7 +24,7 @@ fn guest_reads_boot_params_reports_status_and_resets() {
 
     assert_eq!(exit.reason, ExitReason::Reset);
     assert_eq!(exit.status, Some(42));
-    assert_eq!(exit.outcome(), Some(ExitOutcome::Exited(42)));
+    assert_eq!(exit.workload_status(), Some(WorkloadStatus::Exited(42)));
     let output = vm.recent_console_output();
     assert!(
         output.contains("e820 total 0x0000000004000000\n"),

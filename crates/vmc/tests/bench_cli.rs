@@ -197,6 +197,10 @@ fn kvm_boots_linux() -> bool {
     text(&doctor.stdout).contains("[ok  ] KVM probe")
 }
 
+/// The lock that lets one scripts/kvm-sandbox session run at a time on this machine (cargo
+/// test is never run holding it: nobody compiles under the lock, so this cannot wait on itself).
+const SANDBOX_LOCK: &str = "/tmp/vmc-sandbox.lock";
+
 /// Why scripts/kvm-sandbox cannot run here, if it cannot.
 fn sandbox_skip_reason() -> Option<String> {
     let cache = std::env::var_os("VMC_CACHE")
@@ -241,7 +245,10 @@ fn vm_bench_writes_a_complete_report() {
             ),
         )
         .unwrap();
-        let out = Command::new(workspace_root().join("scripts/kvm-sandbox"))
+        // One emulated host at a time on a machine (the lock every sandbox user takes).
+        let out = Command::new("flock")
+            .arg(SANDBOX_LOCK)
+            .arg(workspace_root().join("scripts/kvm-sandbox"))
             .args(["--timeout", "900", "--script", script.to_str().unwrap()])
             .env("VMC", VMC)
             .env("VMC_HOME", home.path())

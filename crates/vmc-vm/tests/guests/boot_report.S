@@ -62,43 +62,9 @@ _start:
 halt:	hlt
 	jmp	halt
 
-/* putc: writes %al to COM1. */
-putc:
-	mov	$0x3f8, %dx
-	outb	%al, %dx
-	ret
-
-/* puts: writes the NUL-terminated string at %rsi. */
-puts:
-	lodsb
-	test	%al, %al
-	jz	1f
-	call	putc
-	jmp	puts
-1:	ret
-
-/* puthex: writes %rax as 0x + 16 hex digits + newline. */
-puthex:
-	mov	%rax, %r8
-	mov	$'0', %al
-	call	putc
-	mov	$'x', %al
-	call	putc
-	mov	$16, %ecx
-1:	rol	$4, %r8
-	mov	%r8, %rax
-	and	$0xf, %eax
-	lea	hexdigits(%rip), %r9
-	mov	(%r9,%rax), %al
-	call	putc
-	dec	%ecx
-	jnz	1b
-	mov	$'\n', %al
-	call	putc
-	ret
+	.include "report.inc"
 
 	.section .rodata
-hexdigits:	.ascii "0123456789abcdef"
 msg_total:	.asciz "e820 total "
 msg_ram:	.asciz "e820 ram "
 msg_cmdline:	.asciz "cmdline "

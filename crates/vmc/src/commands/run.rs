@@ -343,6 +343,11 @@ fn used_options(args: &RunArgs, security: &Security) -> Vec<(RunOption, &'static
     add(args.mode_options.console, RunOption::Console, "--console");
     add(args.detach, RunOption::Detach, "-d");
     add(
+        args.mode_options.boot_timeout.is_some(),
+        RunOption::BootTimeout,
+        "--boot-timeout",
+    );
+    add(
         !security.cap_add.is_empty() || !security.cap_drop.is_empty(),
         RunOption::Capabilities,
         "--cap-add/--cap-drop",

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
+use std::time::Duration;
 use vmc_runtime::{Mode, Runtime};
 use vmc_vm_runtime::VmOptions;
 
@@ -15,6 +16,9 @@ pub struct ModeOptions {
     /// Show the guest kernel's console messages (VM mode).
     #[arg(long)]
     pub console: bool,
+    /// Stop a VM whose kernel has not started the guest init after SECONDS (VM mode) [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub boot_timeout: Option<u64>,
 }
 
 pub mod select;
@@ -26,6 +30,7 @@ pub fn runtime_for(mode: Mode, options: &ModeOptions) -> Result<Box<dyn Runtime>
         VmOptions {
             kernel: options.kernel.clone(),
             console: options.console,
+            boot_timeout: options.boot_timeout.map(Duration::from_secs),
         },
     ))
 }

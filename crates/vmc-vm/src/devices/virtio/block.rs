@@ -9,6 +9,7 @@
 //! the file's size in 512-byte sectors (a partial last sector is not part of the disk).
 //! Requests may lay their header, data and status out over the descriptors in any way.
 
+use super::queue::{serve_available, ChainUse};
 use super::{
     ActivateError, Activation, Interrupt, QueueEvents, VirtioDevice, FEATURE_EVENT_IDX,
     FEATURE_VERSION_1,
@@ -125,13 +126,12 @@ impl Block {
             if active.queue.disable_notification(memory).is_err() {
                 return;
             }
-            while let Some(chain) = active.queue.pop_descriptor_chain(memory) {
-                let head = chain.head_index();
+            let served = serve_available(&mut active.queue, memory, |chain| {
                 let descriptors: Vec<Descriptor> = chain.collect();
-                let written = disk.serve(memory, &descriptors);
-                if active.queue.add_used(memory, head, written).is_err() {
-                    return;
-                }
+                ChainUse::Used(disk.serve(memory, &descriptors))
+            });
+            if served.is_err() {
+                return;
             }
             match active.queue.enable_notification(memory) {
                 Ok(true) => continue,

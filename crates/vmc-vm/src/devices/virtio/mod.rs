@@ -14,6 +14,7 @@
 
 pub mod block;
 pub mod mmio;
+pub mod queue;
 pub mod vsock;
 
 use crate::arch::x86_64::layout::{virtio_slot, virtio_slot_count};

@@ -18,9 +18,10 @@ pub use buffer::StreamBuffer;
 pub use connection::HostEnd;
 pub use device::Vsock;
 
+use super::queue::{serve_available, ChainUse};
 use muxer::Muxer;
 use packet::MAX_PACKET_DATA;
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use virtio_queue::Queue;
 use virtio_vsock::packet::VsockPacket;
 use vm_memory::GuestMemory;
 use vmc_protocol::channel::GUEST_CID;
@@ -73,17 +74,14 @@ impl VsockBackend {
         memory: &M,
         queue: &mut Queue,
     ) -> Result<bool, VsockError> {
-        let mut used = false;
-        while let Some(mut chain) = queue.pop_descriptor_chain(memory) {
+        Ok(serve_available(queue, memory, |mut chain| {
             if let Ok(packet) =
                 VsockPacket::from_tx_virtq_chain(memory, &mut chain, MAX_PACKET_DATA)
             {
                 self.muxer.receive(&packet);
             }
-            queue.add_used(memory, chain.head_index(), 0)?;
-            used = true;
-        }
-        Ok(used)
+            ChainUse::Used(0)
+        })?)
     }
 
     /// Fills the guest's RX buffers with what it is owed; returns whether any buffer was used.
@@ -92,26 +90,17 @@ impl VsockBackend {
         memory: &M,
         queue: &mut Queue,
     ) -> Result<bool, VsockError> {
-        let mut used = false;
-        while let Some(mut chain) = queue.pop_descriptor_chain(memory) {
-            let head = chain.head_index();
-            let written =
-                match VsockPacket::from_rx_virtq_chain(memory, &mut chain, MAX_PACKET_DATA) {
-                    Ok(mut packet) => match self.muxer.send(&mut packet) {
-                        Some(written) => written,
-                        None => {
-                            // Nothing owed: the buffer stays the guest's for later.
-                            queue.go_to_previous_position();
-                            break;
-                        }
-                    },
-                    // A buffer we cannot write a packet into is given back empty.
-                    Err(_) => 0,
-                };
-            queue.add_used(memory, head, written)?;
-            used = true;
-        }
-        Ok(used)
+        Ok(serve_available(queue, memory, |mut chain| {
+            match VsockPacket::from_rx_virtq_chain(memory, &mut chain, MAX_PACKET_DATA) {
+                // Nothing owed: the buffer stays the guest's for later.
+                Ok(mut packet) => self
+                    .muxer
+                    .send(&mut packet)
+                    .map_or(ChainUse::Later, ChainUse::Used),
+                // A buffer we cannot write a packet into is given back empty.
+                Err(_) => ChainUse::Used(0),
+            }
+        })?)
     }
 }
 
