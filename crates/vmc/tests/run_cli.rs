@@ -108,6 +108,35 @@ fn image_config_and_flags_reach_the_workload() {
 }
 
 #[test]
+fn everything_after_the_image_reaches_the_workload() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    // vmc's flags go before the image; after it, --help and -e are the workload's words.
+    let out = home.vmc(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/echo",
+        "busybox",
+        "--help",
+        "-e",
+        "FOO=1",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "--help -e FOO=1\n");
+    let out = home.vmc(&["run", "--rm", "-e", "FOO=1", "busybox", "env"]);
+    assert!(
+        text(&out.stdout).contains("FOO=1\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    // As with Docker, `-e` after the image is the command to run: there is no such program.
+    let out = home.vmc(&["run", "--rm", "busybox", "-e", "FOO=1", "env"]);
+    assert_eq!(code(&out), 127, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("-e"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn runs_are_recorded_until_removed() {
     skip_without_containers!();
     let home = Home::with_busybox();
