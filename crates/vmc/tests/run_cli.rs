@@ -137,6 +137,42 @@ fn everything_after_the_image_reaches_the_workload() {
 }
 
 #[test]
+fn a_terminal_gets_term_xterm_unless_the_image_or_user_sets_it() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    let term = |args: &[&str]| {
+        let out = home.vmc(args);
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        text(&out.stdout).trim_end().to_string()
+    };
+    let echo_term = ["sh", "-c", "echo TERM=${TERM-unset}"];
+    let with = |flags: &[&'static str], image: &'static str| -> Vec<&'static str> {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.push(image);
+        args.extend_from_slice(&echo_term);
+        args
+    };
+    assert_eq!(term(&with(&["-t"], "busybox")), "TERM=xterm");
+    assert_eq!(term(&with(&[], "busybox")), "TERM=unset");
+    assert_eq!(
+        term(&with(&["-t", "-e", "TERM=vt100"], "busybox")),
+        "TERM=vt100"
+    );
+    let rootfs = home.dir.path().join("rootfs-src");
+    let out = home.vmc(&[
+        "import",
+        rootfs.to_str().unwrap(),
+        "--tag",
+        "screen",
+        "--change",
+        "ENV TERM=screen",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(term(&with(&["-t"], "screen")), "TERM=screen");
+}
+
+#[test]
 fn runs_are_recorded_until_removed() {
     skip_without_containers!();
     let home = Home::with_busybox();

@@ -472,6 +472,10 @@ pub(crate) fn build_spec(
     for entry in &args.env {
         set_env(&mut env, entry);
     }
+    // Docker gives a terminal a type when neither the image nor the user did.
+    if args.tty && env_value(&env, "TERM").is_none() {
+        env.push("TERM=xterm".into());
+    }
     // The image's /etc/passwd is read once, here: the uid's home goes into the environment
     // (as Docker sets HOME) so the runtimes need not read it again.
     let user = vmc_runtime::user::resolve(args.user.as_deref().unwrap_or(&config.user), &rootfs)?;
