@@ -173,6 +173,52 @@ fn a_terminal_gets_term_xterm_unless_the_image_or_user_sets_it() {
 }
 
 #[test]
+fn etc_hosts_hostname_and_resolv_conf_are_dockers() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    let out = home.vmc(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/hostname; grep -c '^nameserver ' /etc/resolv.conf; grep -c '^nameserver 127[.]' /etc/resolv.conf",
+    ]);
+    // The last grep finds no loopback nameserver, so the script's status is 1.
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let (files, counts) = stdout.split_at(vmc_runtime::etc_files::LOCALHOST_HOSTS.len() + 4);
+    assert_eq!(
+        files,
+        format!("{}box\n", vmc_runtime::etc_files::LOCALHOST_HOSTS)
+    );
+    let counts: Vec<u32> = counts.lines().map(|n| n.parse().unwrap()).collect();
+    assert!(counts[0] >= 1 && counts[1] == 0, "nameservers: {counts:?}");
+    // With the host's network, the host's files; a volume onto one of them wins.
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let out = home.vmc(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert_eq!((code(&out), text(&out.stdout)), (0, hosts));
+    let mine = home.dir.path().join("my-hosts");
+    std::fs::write(&mine, "10.9.9.9 mine\n").unwrap();
+    let volume = format!("{}:/etc/hosts:ro", mine.display());
+    let out = home.vmc(&["run", "--rm", "-v", &volume, "busybox", "cat", "/etc/hosts"]);
+    assert_eq!(
+        (code(&out), text(&out.stdout)),
+        (0, "10.9.9.9 mine\n".into())
+    );
+}
+
+#[test]
 fn runs_are_recorded_until_removed() {
     skip_without_containers!();
     let home = Home::with_busybox();
