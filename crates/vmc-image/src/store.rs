@@ -158,6 +158,21 @@ impl Store {
         self.load(find(&entries, reference)?.0)
     }
 
+    /// Gives the image `source` refers to the name `target` too, like `docker tag`; a name
+    /// another image had moves to this one (that image stays, untagged if it has no other).
+    pub fn tag(&self, source: &str, target: &str) -> Result<ImageSummary> {
+        let target = TaggedName::parse(target)?;
+        {
+            let _index_lock = self.layout.lock_index()?;
+            let mut index = self.layout.read_index()?;
+            let entries = index::group(&index);
+            let manifest = find(&entries, source)?.0.manifest.clone();
+            index::add_names(&mut index, &manifest, std::slice::from_ref(&target));
+            self.layout.write_index(&index)?;
+        }
+        Ok(self.resolve(&target.to_string())?.summary())
+    }
+
     /// Removes the name `reference` (or the image, for an ID); deletes the image's blobs,
     /// rootfs cache, disk and initramfs archives when no name refers to it any more (like
     /// `docker rmi`). Before deleting an image it asks `user_of` (given the image ID) what
@@ -167,6 +182,18 @@ impl Store {
         reference: &str,
         user_of: impl Fn(&str) -> Option<String>,
     ) -> Result<RemoveReport> {
+        self.remove_with(reference, false, user_of)
+    }
+
+    /// [`Store::remove`]; with `force` (`docker rmi -f`) an ID of an image with several names
+    /// removes them all and the image. An image in use by a running run is never removed,
+    /// forced or not (Docker's rule too).
+    pub fn remove_with(
+        &self,
+        reference: &str,
+        force: bool,
+        user_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<RemoveReport> {
         let _index_lock = self.layout.lock_index()?;
         let entries = self.indexed()?;
         let (target, by_name) = find(&entries, reference)?;
@@ -174,11 +201,11 @@ impl Store {
         let id = digest::sha256_hex(&digest)?.to_string();
         let removed_names: Vec<String> = match by_name {
             Some(name) => vec![name],
-            None if target.names.len() > 1 => {
+            None if target.names.len() > 1 && !force => {
                 return Err(ImageError::InvalidReference {
                     reference: reference.to_string(),
                     reason: format!(
-                        "image {} is tagged {}; remove it by name (vmc rmi {})",
+                        "image {} is tagged {}; remove it by name (vmc rmi {}) or with vmc rmi -f",
                         &id[..12],
                         target.names.join(", "),
                         target.names.join(" ")

@@ -6,7 +6,7 @@ mod signals;
 mod trace;
 mod units;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Instant;
 use vmc_runtime::outcome::EXIT_VMC_FAILED;
@@ -54,6 +54,8 @@ enum Command {
     Inspect(commands::image::InspectArgs),
     /// Remove images.
     Rmi(commands::image::RmiArgs),
+    /// Give an image another name: vmc tag SOURCE TARGET[:TAG].
+    Tag(commands::image::TagArgs),
     /// Manage images (ls, import, inspect, rm, prune).
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
@@ -61,6 +63,10 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Check what this host offers VM and container mode (KVM, guest kernel, cgroups, ...).
     Doctor(commands::doctor::DoctorArgs),
+    /// Show vmc's version, the host kernel and the guest kernel.
+    Version(commands::shell::VersionArgs),
+    /// Print a shell completion script: vmc completion bash|zsh|fish.
+    Completion(commands::shell::CompletionArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,9 +112,12 @@ impl Command {
             Command::Images(args) => commands::image::images(args),
             Command::Inspect(args) => commands::image::inspect(args),
             Command::Rmi(args) => commands::image::rmi(args),
+            Command::Tag(args) => commands::image::tag(args),
             Command::Image(command) => commands::image::image(command),
             Command::Bench(args) => commands::bench::bench(args),
             Command::Doctor(args) => commands::doctor::doctor(args),
+            Command::Version(args) => commands::shell::version(args),
+            Command::Completion(args) => commands::shell::completion(args, Cli::command()),
         }
     }
 }

@@ -45,12 +45,25 @@ pub struct InspectArgs {
     pub image: String,
 }
 
-/// `vmc rmi IMAGE…`
+/// `vmc rmi [-f] IMAGE…`
 #[derive(Args)]
 pub struct RmiArgs {
+    /// Remove an image by ID even when it has several names (all of them go); an image a
+    /// running run uses is still kept.
+    #[arg(short, long)]
+    pub force: bool,
     /// Image names or IDs to remove.
     #[arg(required = true)]
     pub images: Vec<String>,
+}
+
+/// `vmc tag SOURCE TARGET`
+#[derive(Args)]
+pub struct TagArgs {
+    /// The image: name[:tag] or ID (prefix).
+    pub source: String,
+    /// The new name, NAME[:TAG] (tag default: latest).
+    pub target: String,
 }
 
 /// `vmc image SUBCOMMAND`: the same commands grouped Docker-style, plus `prune`.
@@ -66,6 +79,8 @@ pub enum ImageCommand {
     /// Remove images (same as `vmc rmi`).
     #[command(alias = "rmi")]
     Rm(RmiArgs),
+    /// Give an image another name (same as `vmc tag`).
+    Tag(TagArgs),
     /// Remove untagged images, unreferenced blobs, stale rootfs caches and temporary files.
     Prune,
 }
@@ -77,6 +92,7 @@ pub fn image(command: ImageCommand) -> Result<u8> {
         ImageCommand::Import(args) => import(args),
         ImageCommand::Inspect(args) => inspect(args),
         ImageCommand::Rm(args) => rmi(args),
+        ImageCommand::Tag(args) => tag(args),
         ImageCommand::Prune => prune(),
     }
 }
@@ -186,7 +202,7 @@ pub fn rmi(args: RmiArgs) -> Result<u8> {
     let runs = RunStore::open()?;
     let mut status = 0;
     for reference in &args.images {
-        match store.remove(reference, |id| running_user_of(&runs, id)) {
+        match store.remove_with(reference, args.force, |id| running_user_of(&runs, id)) {
             Ok(report) => {
                 for name in &report.untagged {
                     println!("Untagged: {}", escape(name));
@@ -202,6 +218,12 @@ pub fn rmi(args: RmiArgs) -> Result<u8> {
         }
     }
     Ok(status)
+}
+
+/// `vmc tag`: silent on success, like `docker tag`.
+pub fn tag(args: TagArgs) -> Result<u8> {
+    Store::open_default()?.tag(&args.source, &args.target)?;
+    Ok(0)
 }
 
 /// `vmc image prune`.

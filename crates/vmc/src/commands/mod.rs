@@ -8,3 +8,4 @@ pub mod lifecycle;
 pub mod logs;
 pub mod ps;
 pub mod run;
+pub mod shell;
