@@ -1,6 +1,7 @@
 //! `vmc`: run one image as a KVM microVM or as a Linux container, and measure both.
 
 mod commands;
+mod format;
 mod modes;
 mod signals;
 mod trace;

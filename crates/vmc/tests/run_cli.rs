@@ -423,3 +423,42 @@ fn meaningless_limits_are_refused_before_anything_runs() {
     let left = std::fs::read_dir(&runs).map_or(0, |dir| dir.count());
     assert_eq!(left, 0, "a refused run leaves no record");
 }
+
+#[test]
+fn ps_images_and_inspect_take_a_go_template_format() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    let out = home.vmc(&["run", "--name", "fmt", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(code(&out), 3, "{}", text(&out.stderr));
+    let id = text(&home.vmc(&["ps", "-aq"]).stdout).trim().to_string();
+    let out = home.vmc(&["ps", "-a", "--format", "{{.ID}} {{.Status}} {{.Names}}"]);
+    assert_eq!(text(&out.stdout), format!("{id} Exited (3) fmt\n"));
+    let out = home.vmc(&["ps", "-a", "--format", r"table {{.Names}}\t{{.State}}"]);
+    assert_eq!(text(&out.stdout), "NAMES\tSTATE\nfmt\texited\n");
+    let out = home.vmc(&["ps", "-a", "--format", "{{json .}}"]);
+    let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (row["ID"].as_str(), row["Image"].as_str()),
+        (Some(id.as_str()), Some("busybox"))
+    );
+    let out = home.vmc(&["ps", "-a", "--format", "{{.Nope}}"]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        text(&out.stderr).contains("no field .Nope"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = home.vmc(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let image_id = text(&home.vmc(&["images", "-q"]).stdout).trim().to_string();
+    assert_eq!(text(&out.stdout), format!("busybox:latest {image_id}\n"));
+    // Docker's spelling finds vmc's JSON fields (`names`, `config.working_dir`).
+    let out = home.vmc(&[
+        "inspect",
+        "--format",
+        "{{json .Names}} [{{.Config.WorkingDir}}]",
+        "busybox",
+    ]);
+    assert_eq!(text(&out.stdout), "[\"busybox:latest\"] []\n");
+    let out = home.vmc(&["ps", "-a", "--json", "--format", "{{.ID}}"]);
+    assert_eq!(code(&out), 125);
+}

@@ -1,8 +1,10 @@
 //! Image commands: `vmc import`, `vmc images`, `vmc inspect`, `vmc rmi`, `vmc image …`.
 
+use crate::format::{print_all, Template};
 use crate::units::{ago, human_size, unix_now};
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
 use vmc_image::{Change, ImageSummary, ImportOptions, Store};
@@ -28,8 +30,12 @@ pub struct ImportArgs {
 #[derive(Args)]
 pub struct ImagesArgs {
     /// Print a JSON array instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// Print each image with a Go-template: '{{.Repository}}:{{.Tag}} {{.Size}}', '{{json .}}',
+    /// 'table …' (fields: ID Repository Tag Digest CreatedAt CreatedSince Size).
+    #[arg(long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
     /// Only print image IDs.
     #[arg(short, long)]
     pub quiet: bool,
@@ -41,6 +47,10 @@ pub struct ImagesArgs {
 /// `vmc inspect IMAGE`
 #[derive(Args)]
 pub struct InspectArgs {
+    /// Print the details with a Go-template over the JSON's fields, matched without regard
+    /// to case: '{{.Id}}', '{{json .Config.Cmd}}'.
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
     /// Image name[:tag] or ID (prefix).
     pub image: String,
 }
@@ -142,6 +152,16 @@ pub fn images(args: ImagesArgs) -> Result<u8> {
         return Ok(0);
     }
     let now = unix_now();
+    if let Some(format) = &args.format {
+        let template = Template::parse(format)?;
+        let rows: Vec<Value> = list
+            .iter()
+            .flat_map(|summary| format_fields(summary, &id(summary), now))
+            .collect();
+        drop(out);
+        print_all(&template, &rows)?;
+        return Ok(0);
+    }
     let mut rows = vec![[
         "REPOSITORY".to_string(),
         "TAG".into(),
@@ -189,10 +209,41 @@ pub fn images(args: ImagesArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// `vmc inspect`: the image's details as JSON.
+/// An image's `--format` fields under Docker's names: one set per name, as the table has a
+/// row per name.
+fn format_fields(summary: &ImageSummary, id: &str, now: i64) -> Vec<Value> {
+    let created = summary
+        .created
+        .as_deref()
+        .and_then(vmc_image::timefmt::parse_rfc3339);
+    let names: Vec<(String, String)> = if summary.names.is_empty() {
+        vec![("<none>".into(), "<none>".into())]
+    } else {
+        summary.names.iter().map(|n| split_name(n)).collect()
+    };
+    names
+        .into_iter()
+        .map(|(repository, tag)| {
+            serde_json::json!({
+                "ID": id,
+                "Repository": repository,
+                "Tag": tag,
+                "Digest": format!("sha256:{}", summary.id),
+                "CreatedAt": summary.created.clone().unwrap_or_else(|| "N/A".into()),
+                "CreatedSince": created.map_or_else(|| "N/A".into(), |t| ago(now - t)),
+                "Size": human_size(summary.size),
+            })
+        })
+        .collect()
+}
+
+/// `vmc inspect`: the image's details as JSON, or through `--format`.
 pub fn inspect(args: InspectArgs) -> Result<u8> {
     let image = Store::open_default()?.resolve(&args.image)?;
-    println!("{}", to_json_pretty(&image)?);
+    match &args.format {
+        Some(format) => print_all(&Template::parse(format)?, &[serde_json::to_value(&image)?])?,
+        None => println!("{}", to_json_pretty(&image)?),
+    }
     Ok(0)
 }
 
