@@ -28,4 +28,4 @@ pub use config::{Change, ImageConfig};
 pub use error::{ImageError, Result};
 pub use image::{Image, ImageSummary, LayerInfo};
 pub use import::ImportOptions;
-pub use store::{PruneReport, RemoveReport, Store};
+pub use store::{CacheEntry, PruneReport, RemoveReport, Store, StoreUsage};

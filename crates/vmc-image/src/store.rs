@@ -53,7 +53,48 @@ pub struct PruneReport {
     pub bytes: u64,
 }
 
+/// What the store takes on disk (`vmc system df`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoreUsage {
+    /// Bytes of the image layout's blobs (layers, configs, manifests), each counted once.
+    pub blobs: u64,
+    /// The caches rebuilt on demand: unpacked root filesystems (container mode), root
+    /// filesystem disks and the scratch template (VM mode), initramfs archives (VM mode), and
+    /// leftovers of interrupted imports and unpacks.
+    pub caches: Vec<CacheEntry>,
+}
+
+/// One cache entry: its name in its cache directory (image caches start with the image id)
+/// and its bytes on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// The file or directory name.
+    pub name: String,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
 impl Store {
+    /// What the store takes on disk.
+    pub fn usage(&self) -> StoreUsage {
+        let mut caches = Vec::new();
+        for dir in ["rootfs", disk::CACHE_DIR, initramfs::CACHE_DIR, "tmp"] {
+            let Ok(entries) = fs::read_dir(self.home.join(dir)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                caches.push(CacheEntry {
+                    name: entry.file_name().to_string_lossy().into_owned(),
+                    bytes: vmc_runtime::paths::disk_usage(&entry.path()),
+                });
+            }
+        }
+        StoreUsage {
+            blobs: vmc_runtime::paths::disk_usage(&self.layout_dir().join("blobs")),
+            caches,
+        }
+    }
+
     /// Opens (creating if missing) the store under the vmc home `home`, which is made
     /// private to its owner first ([`vmc_runtime::paths::ensure_private_home`]).
     pub fn open(home: &Path) -> Result<Store> {

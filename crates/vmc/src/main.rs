@@ -64,6 +64,9 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Check what this host offers VM and container mode (KVM, guest kernel, cgroups, ...).
     Doctor(commands::doctor::DoctorArgs),
+    /// Disk usage and cleanup of the whole store (df, prune).
+    #[command(subcommand)]
+    System(commands::system::SystemCommand),
     /// Show vmc's version, the host kernel and the guest kernel.
     Version(commands::shell::VersionArgs),
     /// Print a shell completion script: vmc completion bash|zsh|fish.
@@ -117,6 +120,7 @@ impl Command {
             Command::Image(command) => commands::image::image(command),
             Command::Bench(args) => commands::bench::bench(args),
             Command::Doctor(args) => commands::doctor::doctor(args),
+            Command::System(command) => commands::system::system(command),
             Command::Version(args) => commands::shell::version(args),
             Command::Completion(args) => commands::shell::completion(args, Cli::command()),
         }

@@ -462,3 +462,64 @@ fn ps_images_and_inspect_take_a_go_template_format() {
     let out = home.vmc(&["ps", "-a", "--json", "--format", "{{.ID}}"]);
     assert_eq!(code(&out), 125);
 }
+
+#[test]
+fn system_df_and_prune_reclaim_stopped_runs_unused_images_and_caches() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    // Two names of one image: both stay with a plain prune.
+    assert!(home.vmc(&["tag", "busybox", "other"]).status.success());
+    let out = home.vmc(&["run", "--name", "stopped", "busybox", "true"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let rows = |home: &Home| -> Vec<Vec<String>> {
+        let out = home.vmc(&["system", "df"]);
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().take(3).map(str::to_string).collect())
+            .collect()
+    };
+    // The image (used by the stopped run), the run, the image's rootfs cache.
+    let expected = |rows: [[&str; 3]; 3]| -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect()
+    };
+    assert_eq!(
+        rows(&home),
+        expected([
+            ["Images", "1", "1"],
+            ["Runs", "1", "0"],
+            ["Caches", "1", "1"]
+        ])
+    );
+    let out = home.vmc(&["system", "prune"]);
+    assert_eq!(code(&out), 125, "no terminal to ask on: -f is needed");
+    assert_eq!(text(&home.vmc(&["ps", "-aq"]).stdout).lines().count(), 1);
+    let out = home.vmc(&["system", "prune", "-f"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("Deleted runs:\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(text(&home.vmc(&["ps", "-aq"]).stdout), "");
+    assert_eq!(text(&home.vmc(&["images", "-q"]).stdout).lines().count(), 1);
+    let out = home.vmc(&["system", "prune", "-a", "-f"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Untagged: other:latest\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(text(&home.vmc(&["images", "-q"]).stdout), "");
+    assert_eq!(
+        rows(&home),
+        expected([
+            ["Images", "0", "0"],
+            ["Runs", "0", "0"],
+            ["Caches", "0", "0"]
+        ])
+    );
+}

@@ -9,3 +9,4 @@ pub mod logs;
 pub mod ps;
 pub mod run;
 pub mod shell;
+pub mod system;

@@ -141,7 +141,8 @@ pub fn rm(args: RmArgs) -> Result<u8> {
     Ok(if failed { 1 } else { 0 })
 }
 
-fn remove_one(store: &RunStore, reference: &str, force: bool) -> Result<()> {
+/// Removes one run (`vmc rm`): a running one only with `force`.
+pub(crate) fn remove_one(store: &RunStore, reference: &str, force: bool) -> Result<()> {
     let record = store.find(reference)?;
     if record.status().is_live() {
         if !force {
