@@ -169,7 +169,8 @@ impl Store {
         self.import_with(source, &options)
     }
 
-    /// [`Store::import`] with `--change` instructions.
+    /// [`Store::import`] with `--change` instructions or a reference to pick. The summary's
+    /// `names` are those this import gave the image (it may have had others already).
     pub fn import_with(&self, source: &Path, options: &ImportOptions) -> Result<ImageSummary> {
         let tag = options.tag.as_deref().map(TaggedName::parse).transpose()?;
         let _gc = self.layout.lock_gc(false, false)?;
@@ -180,7 +181,9 @@ impl Store {
         };
         self.add_to_index(&staged.manifest, &names)?;
         let id = digest::sha256_hex(staged.manifest.digest().as_ref())?.to_string();
-        Ok(self.resolve(&id)?.summary())
+        let mut summary = self.resolve(&id)?.summary();
+        summary.names = names.iter().map(TaggedName::to_string).collect();
+        Ok(summary)
     }
 
     /// Every image, newest first.

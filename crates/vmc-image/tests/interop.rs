@@ -332,3 +332,57 @@ fn docker_archive_with_a_tampered_config_is_refused() {
     assert!(store.list().unwrap().is_empty());
     assert!(list_dir(&store.home().join("tmp")).is_empty());
 }
+
+#[test]
+fn a_layout_keeps_its_own_names_and_dir_ref_picks_one_of_several() {
+    if skip_without("skopeo") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let one = layer(&[File("which", b"one")]);
+    oci_layout(&a, "x", &[(common::gzip(&one), sha256(&one))]);
+    let b = tmp.path().join("b");
+    let two = layer(&[File("which", b"two")]);
+    oci_layout(&b, "x", &[(common::gzip(&two), sha256(&two))]);
+    // What `skopeo copy … oci:DIR:1.0` writes: a bare version as the reference name.
+    let myapp = tmp.path().join("myapp");
+    for (src, reference) in [(&a, "1.0"), (&b, "registry.example/tool:2")] {
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:x", src.display()))
+            .arg(format!("oci:{}:{reference}", myapp.display())));
+    }
+    let store = Store::open(&tmp.path().join("home")).unwrap();
+    let err = store.import(&myapp, None).unwrap_err().to_string();
+    assert!(
+        err.contains("holds 2 images (1.0, registry.example/tool:2)")
+            && err.contains("vmc import DIR:REF"),
+        "{err}"
+    );
+    let pick = |reference: &str| {
+        let options = vmc_image::ImportOptions {
+            reference: Some(reference.into()),
+            ..Default::default()
+        };
+        store.import_with(&myapp, &options)
+    };
+    assert_eq!(pick("1.0").unwrap().names, ["myapp:1.0"]);
+    assert_eq!(
+        pick("registry.example/tool:2").unwrap().names,
+        ["registry.example/tool:2"]
+    );
+    let err = pick("3.0").unwrap_err().to_string();
+    assert!(err.contains("no image named \"3.0\""), "{err}");
+    for (name, content) in [("myapp:1.0", "one"), ("registry.example/tool:2", "two")] {
+        let rootfs = store.rootfs(&store.resolve(name).unwrap()).unwrap();
+        assert_eq!(fs::read_to_string(rootfs.join("which")).unwrap(), content);
+    }
+    // A second import of the same content under another name reports that name only.
+    let again = store.import(&a, Some("again:1")).unwrap();
+    assert_eq!(again.names, ["again:1"]);
+    assert_eq!(
+        store.resolve("again:1").unwrap().id(),
+        store.resolve("myapp:1.0").unwrap().id()
+    );
+}

@@ -295,3 +295,39 @@ fn version_and_shell_completions() {
         "complete -o bashdefault -o default -o nosort -F _vmc vmc\n"
     );
 }
+
+#[test]
+fn import_dir_ref_picks_one_image_of_a_layout_and_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, _) = app_image(tmp.path());
+    let other = tmp.path().join("other-rootfs");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("tool"), b"tool").unwrap();
+    let out = vmc(&home, &["import", other.to_str().unwrap(), "--tag", "tool"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // vmc's own store is an OCI layout holding both images.
+    let layout = home.join("images");
+    let second = tmp.path().join("second");
+    let out = vmc(&second, &["import", layout.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("vmc import DIR:REF"),
+        "{}",
+        stderr(&out)
+    );
+    for (reference, name) in [("app:1.0", "app:1.0"), ("tool", "tool:latest")] {
+        let source = format!("{}:{reference}", layout.display());
+        let out = vmc(&second, &["import", &source]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).starts_with(&format!("Imported {name} sha256:")),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let out = vmc(&second, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let listed = stdout(&out);
+    let mut names: Vec<&str> = listed.lines().collect();
+    names.sort();
+    assert_eq!(names.join(" "), "app:1.0 tool:latest");
+}

@@ -22,6 +22,9 @@ pub struct ImportOptions {
     pub tag: Option<String>,
     /// Docker-style `--change` instructions (rootfs imports only, like `docker import`).
     pub changes: Vec<Change>,
+    /// The reference name of the one image to take from an OCI layout that holds several
+    /// (`vmc import DIR:REF`).
+    pub reference: Option<String>,
 }
 
 /// An image whose blobs are all in the store but which is not in `index.json` yet.
@@ -58,29 +61,46 @@ pub(crate) fn stage(
             reason: "--change applies only to plain rootfs imports (like `docker import`)".into(),
         });
     }
+    let wanted = options.reference.as_deref();
+    if wanted.is_some() && !matches!(kind, SourceKind::OciLayoutDir | SourceKind::ArchiveTar) {
+        return Err(ImageError::UnsupportedSource {
+            path: path.to_path_buf(),
+            reason: "SOURCE:REF picks an image of an OCI layout; this is not one".into(),
+        });
+    }
+    // Canonical, so that `vmc import .` is named after the directory.
+    let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let source_name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut staged = match kind {
         SourceKind::RootfsDir => rootfs::import_dir(layout, path, &options.changes, show)?,
         SourceKind::RootfsTar => rootfs::import_tar(layout, path, &options.changes, show)?,
-        SourceKind::OciLayoutDir => oci_layout::import(layout, &SourceDir::open(path)?, show)?,
+        SourceKind::OciLayoutDir => {
+            oci_layout::import(layout, &SourceDir::open(path)?, wanted, &source_name, show)?
+        }
         SourceKind::DockerArchiveDir => {
             docker_archive::import(layout, &SourceDir::open(path)?, show)?
         }
-        SourceKind::ArchiveTar => import_archive_tar(layout, path, show)?,
+        SourceKind::ArchiveTar => import_archive_tar(layout, path, wanted, &source_name, show)?,
     };
     if staged.names.is_empty() {
-        // Canonical, so that `vmc import .` is named after the directory.
-        let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        let file_name = real
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        staged.names.extend(TaggedName::from_file_stem(&file_name));
+        staged
+            .names
+            .extend(TaggedName::from_file_stem(&source_name));
     }
     Ok(staged)
 }
 
 /// Unpacks a docker-archive or OCI layout tarball into scratch space and imports from there.
-fn import_archive_tar(layout: &Layout, path: &Path, show: bool) -> Result<Staged> {
+fn import_archive_tar(
+    layout: &Layout,
+    path: &Path,
+    wanted: Option<&str>,
+    source_name: &str,
+    show: bool,
+) -> Result<Staged> {
     let staging = tempfile::Builder::new()
         .prefix("import-")
         .tempdir_in(layout.scratch())
@@ -94,7 +114,12 @@ fn import_archive_tar(layout: &Layout, path: &Path, show: bool) -> Result<Staged
         })?;
     let dir = SourceDir::open(staging.path())?;
     if staging.path().join("oci-layout").is_file() {
-        oci_layout::import(layout, &dir, show)
+        oci_layout::import(layout, &dir, wanted, source_name, show)
+    } else if wanted.is_some() {
+        Err(ImageError::UnsupportedSource {
+            path: path.to_path_buf(),
+            reason: "SOURCE:REF picks an image of an OCI layout; this is a docker-archive".into(),
+        })
     } else {
         docker_archive::import(layout, &dir, show)
     }

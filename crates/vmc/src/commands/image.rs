@@ -14,8 +14,8 @@ use vmc_runtime::text::{escape, to_json_pretty};
 /// `vmc import SOURCE [--tag NAME[:TAG]] [--change INSTR]…`
 #[derive(Args)]
 pub struct ImportArgs {
-    /// A `docker save` tarball, an OCI layout (directory or tar), or a root filesystem
-    /// (directory, .tar, .tar.gz).
+    /// A `docker save` tarball, an OCI layout (directory or tar; DIR:REF picks one image of
+    /// a layout holding several), or a root filesystem (directory, .tar, .tar.gz).
     pub source: PathBuf,
     /// Name the image NAME[:TAG] (default: the source's own name, else the file name).
     #[arg(short, long, value_name = "NAME[:TAG]")]
@@ -115,11 +115,13 @@ pub fn import(args: ImportArgs) -> Result<u8> {
         .map(|c| Change::parse(c))
         .collect::<Result<Vec<_>, _>>()?;
     let store = Store::open_default()?;
+    let (source, reference) = split_source_reference(&args.source);
     let options = ImportOptions {
         tag: args.tag,
         changes,
+        reference,
     };
-    let summary = store.import_with(&args.source, &options)?;
+    let summary = store.import_with(&source, &options)?;
     let name = summary
         .names
         .first()
@@ -127,6 +129,21 @@ pub fn import(args: ImportArgs) -> Result<u8> {
         .unwrap_or("<none>");
     println!("Imported {} sha256:{}", escape(name), summary.id);
     Ok(0)
+}
+
+/// `DIR:REF` (an OCI layout and the reference name of one of its images, which may hold a
+/// `:` itself) when `source` is not itself a path that exists but its part before a `:` is.
+fn split_source_reference(source: &std::path::Path) -> (PathBuf, Option<String>) {
+    let text = source.to_string_lossy();
+    if !source.exists() {
+        for (at, _) in text.match_indices(':') {
+            let (path, reference) = (&text[..at], &text[at + 1..]);
+            if !reference.is_empty() && std::path::Path::new(path).exists() {
+                return (PathBuf::from(path), Some(reference.to_string()));
+            }
+        }
+    }
+    (source.to_path_buf(), None)
 }
 
 /// `vmc images`: a Docker-like table, IDs only, or JSON.
