@@ -23,6 +23,7 @@ pub mod reference;
 pub mod store;
 pub mod timefmt;
 pub mod unpack;
+mod unpacked_size;
 
 pub use config::{Change, ImageConfig};
 pub use error::{ImageError, Result};

@@ -13,6 +13,7 @@ use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::reference::TaggedName;
 use crate::unpack::{self, LayerBlob};
+use crate::unpacked_size::LayerSizes;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -457,9 +458,12 @@ impl Store {
                 diff_id: (diff_ids.len() == manifest.layers().len()).then(|| diff_ids[i].clone()),
             })
             .collect();
-        let size = bytes.len() as u64
-            + manifest.config().size()
-            + layers.iter().map(|l| l.size).sum::<u64>();
+        // Docker's SIZE: the layers' files unpacked, the same whatever their compression.
+        let sizes = LayerSizes::new(&self.home, &self.layout);
+        let mut size = 0u64;
+        for layer in &layers {
+            size = size.saturating_add(sizes.of(&layer.digest, layer.size)?);
+        }
         Ok(Image {
             id: digest::sha256_hex(&manifest_digest)?.to_string(),
             names: entry.names.clone(),
@@ -488,9 +492,11 @@ impl Store {
             live.extend(manifest.layers().iter().map(|l| l.digest().to_string()));
         }
         let (mut count, mut bytes) = (0, 0);
+        let sizes = LayerSizes::new(&self.home, &self.layout);
         for blob in self.layout.blob_digests()? {
             if !live.contains(&blob) {
                 bytes += self.layout.remove_blob(&blob)?;
+                sizes.forget(&blob)?;
                 count += 1;
             }
         }

@@ -386,3 +386,59 @@ fn a_layout_keeps_its_own_names_and_dir_ref_picks_one_of_several() {
         store.resolve("myapp:1.0").unwrap().id()
     );
 }
+
+#[test]
+fn size_is_the_unpacked_content_whatever_the_archive_and_compression() {
+    let tmp = tempfile::tempdir().unwrap();
+    let content = layer(&[
+        Dir("d"),
+        File("d/a", &[7u8; 1000]),
+        File("d/b", &[9u8; 234]),
+    ]);
+    // The same layer as a docker-archive (uncompressed), and as OCI layouts, gzip and zstd.
+    let config = common::config_json(&[sha256(&content)], &["/bin/sh"]);
+    let config_name = format!("{}.json", &sha256(&config)[7..]);
+    let manifest = serde_json::json!([{
+        "Config": config_name,
+        "RepoTags": ["plain:1"],
+        "Layers": ["aaaa/layer.tar"],
+    }]);
+    let archive = tmp.path().join("plain.tar");
+    write_archive(
+        &archive,
+        &[
+            (
+                "manifest.json".into(),
+                serde_json::to_vec(&manifest).unwrap(),
+            ),
+            (config_name, config),
+            ("aaaa/layer.tar".into(), content.clone()),
+        ],
+        &[],
+    );
+    let gzip = tmp.path().join("gzip");
+    oci_layout(
+        &gzip,
+        "gzip:1",
+        &[(common::gzip(&content), sha256(&content))],
+    );
+    let zstd = tmp.path().join("zstd");
+    let zstd_blob = zstd::encode_all(content.as_slice(), 19).unwrap();
+    oci_layout(&zstd, "zstd:1", &[(zstd_blob, sha256(&content))]);
+    let store = Store::open(&tmp.path().join("home")).unwrap();
+    let sizes: Vec<u64> = [archive, gzip, zstd]
+        .iter()
+        .map(|source| store.import(source, None).unwrap().size)
+        .collect();
+    assert_eq!(sizes, [1234, 1234, 1234]);
+    let listed: Vec<u64> = store.list().unwrap().iter().map(|s| s.size).collect();
+    assert_eq!(listed, [1234, 1234, 1234]);
+    // The counts go with their blobs.
+    for name in ["plain:1", "gzip:1", "zstd:1"] {
+        store.remove(name, |_| None).unwrap();
+    }
+    let kept = fs::read_dir(tmp.path().join("home/layer-sizes"))
+        .unwrap()
+        .count();
+    assert_eq!(kept, 0);
+}
