@@ -187,6 +187,22 @@ impl Store {
         Ok(summary)
     }
 
+    /// Imports every image of a docker-archive or OCI archive (or layout directory), like
+    /// `docker load`; each summary's `names` are those the archive gave it (none: untagged).
+    pub fn load_archive(&self, source: &Path) -> Result<Vec<ImageSummary>> {
+        let _gc = self.layout.lock_gc(false, false)?;
+        let staged = import::stage_all(&self.layout, source, self.show_progress)?;
+        let mut loaded = Vec::new();
+        for image in staged {
+            self.add_to_index(&image.manifest, &image.names)?;
+            let id = digest::sha256_hex(image.manifest.digest().as_ref())?.to_string();
+            let mut summary = self.resolve(&id)?.summary();
+            summary.names = image.names.iter().map(TaggedName::to_string).collect();
+            loaded.push(summary);
+        }
+        Ok(loaded)
+    }
+
     /// Every image, newest first.
     pub fn list(&self) -> Result<Vec<ImageSummary>> {
         let mut images = Vec::new();

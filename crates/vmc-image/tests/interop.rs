@@ -442,3 +442,72 @@ fn size_is_the_unpacked_content_whatever_the_archive_and_compression() {
         .count();
     assert_eq!(kept, 0);
 }
+
+#[test]
+fn load_takes_every_image_of_a_docker_archive_or_an_oci_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, two) = (
+        layer(&[File("which", b"one")]),
+        layer(&[File("which", b"two")]),
+    );
+    let mut files = Vec::new();
+    let mut entries = Vec::new();
+    for (content, tags) in [(&one, vec!["first:1", "also:1"]), (&two, vec![])] {
+        let config = common::config_json(&[sha256(content)], &["/bin/sh"]);
+        let config_name = format!("{}.json", &sha256(&config)[7..]);
+        let layer_name = format!("{}/layer.tar", &sha256(content)[7..19]);
+        entries.push(serde_json::json!({
+            "Config": config_name, "RepoTags": tags, "Layers": [layer_name],
+        }));
+        files.push((config_name, config));
+        files.push((layer_name, content.clone()));
+    }
+    files.push((
+        "manifest.json".into(),
+        serde_json::to_vec(&serde_json::Value::Array(entries)).unwrap(),
+    ));
+    let archive = tmp.path().join("two.tar");
+    write_archive(&archive, &files, &[]);
+    let store = Store::open(&tmp.path().join("home")).unwrap();
+    let err = store.import(&archive, None).unwrap_err().to_string();
+    assert!(
+        err.contains("holds 2 images") && err.contains("vmc load"),
+        "{err}"
+    );
+    let loaded = store.load_archive(&archive).unwrap();
+    let names: Vec<Vec<String>> = loaded.iter().map(|s| s.names.clone()).collect();
+    assert_eq!(
+        names,
+        [vec!["first:1".to_string(), "also:1".into()], vec![]]
+    );
+    let rootfs = store
+        .rootfs(&store.resolve(&loaded[1].id).unwrap())
+        .unwrap();
+    assert_eq!(fs::read_to_string(rootfs.join("which")).unwrap(), "two");
+
+    if skip_without("skopeo") {
+        return;
+    }
+    // An OCI archive of a layout holding two images, as skopeo writes them.
+    let layout = tmp.path().join("layout");
+    for (content, reference) in [(&one, "one:1"), (&two, "two:2")] {
+        let src = tmp.path().join(reference.replace(':', "-"));
+        oci_layout(&src, "x", &[(common::gzip(content), sha256(content))]);
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:x", src.display()))
+            .arg(format!("oci:{}:{reference}", layout.display())));
+    }
+    let oci_archive = tmp.path().join("layout.tar");
+    let mut builder = tar::Builder::new(fs::File::create(&oci_archive).unwrap());
+    builder.append_dir_all(".", &layout).unwrap();
+    builder.finish().unwrap();
+    let other = Store::open(&tmp.path().join("home2")).unwrap();
+    let loaded = other.load_archive(&oci_archive).unwrap();
+    let names: Vec<Vec<String>> = loaded.iter().map(|s| s.names.clone()).collect();
+    assert_eq!(
+        names,
+        [vec!["one:1".to_string()], vec!["two:2".to_string()]]
+    );
+    assert_eq!(other.list().unwrap().len(), 2);
+}

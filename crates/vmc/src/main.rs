@@ -57,6 +57,8 @@ enum Command {
     Rmi(commands::image::RmiArgs),
     /// Give an image another name: vmc tag SOURCE TARGET[:TAG].
     Tag(commands::image::TagArgs),
+    /// Import every image of a docker-archive or OCI archive: vmc load -i FILE.
+    Load(commands::image::LoadArgs),
     /// Manage images (ls, import, inspect, rm, prune).
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
@@ -117,6 +119,7 @@ impl Command {
             Command::Inspect(args) => commands::image::inspect(args),
             Command::Rmi(args) => commands::image::rmi(args),
             Command::Tag(args) => commands::image::tag(args),
+            Command::Load(args) => commands::image::load(args),
             Command::Image(command) => commands::image::image(command),
             Command::Bench(args) => commands::bench::bench(args),
             Command::Doctor(args) => commands::doctor::doctor(args),

@@ -2,7 +2,7 @@
 //! the OCI form of `docker save`).
 
 use super::source::{parse_json, SourceDir};
-use super::{local_name, Staged};
+use super::{local_name, Pick, Staged};
 use crate::digest;
 use crate::error::{ImageError, IoContext, Result};
 use crate::index::REF_NAME;
@@ -15,13 +15,19 @@ use std::fs::File;
 /// Annotation containerd/Docker use for the full image name.
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
-/// Copies one image of the layout `src` into `layout`: the one whose reference name is
-/// `wanted` (`vmc import DIR:REF`), else the only one. `source_name` (the directory's or
-/// archive's name) is the repository of an image whose reference name is only a version tag.
+/// How many images the layout `src` holds.
+pub(crate) fn count(src: &SourceDir) -> Result<usize> {
+    let index: ImageIndex = parse_json(&src.read("index.json")?, "index.json")?;
+    Ok(index.manifests().len())
+}
+
+/// Copies one image of the layout `src` into `layout`: the one `pick` names, else the only
+/// one. `source_name` (the directory's or archive's name) is the repository of an image whose
+/// reference name is only a version tag.
 pub(crate) fn import(
     layout: &Layout,
     src: &SourceDir,
-    wanted: Option<&str>,
+    pick: Pick,
     source_name: &str,
     show: bool,
 ) -> Result<Staged> {
@@ -33,6 +39,19 @@ pub(crate) fn import(
             .map(|d| ref_names(d).join("/"))
             .collect();
         refs.join(", ")
+    };
+    let wanted = match pick {
+        Pick::Named(name) => Some(name),
+        Pick::Nth(nth) => {
+            let top = index.manifests().get(nth).ok_or_else(|| {
+                malformed(
+                    "index.json",
+                    &format!("the layout has no image number {}", nth + 1),
+                )
+            })?;
+            return import_top(layout, src, top.clone(), Vec::new(), source_name, show);
+        }
+        Pick::Only => None,
     };
     let top = match (wanted, index.manifests().as_slice()) {
         (Some(wanted), manifests) => match manifests
@@ -56,18 +75,30 @@ pub(crate) fn import(
             return Err(malformed(
                 "index.json",
                 &format!(
-                    "the layout holds {} images ({}); pick one with `vmc import DIR:REF`",
+                    "the layout holds {} images ({}); pick one with `vmc import DIR:REF` or load them all with `vmc load -i FILE`",
                     many.len(),
                     refs()
                 ),
             ));
         }
     };
-    let mut names: Vec<TaggedName> = if wanted.is_none() {
+    let names = if wanted.is_none() {
         docker_repo_tags(src)
     } else {
         Vec::new()
     };
+    import_top(layout, src, top, names, source_name, show)
+}
+
+/// Copies the image of index entry `top`, named `names` or else by its reference name.
+fn import_top(
+    layout: &Layout,
+    src: &SourceDir,
+    top: Descriptor,
+    mut names: Vec<TaggedName>,
+    source_name: &str,
+    show: bool,
+) -> Result<Staged> {
     if names.is_empty() {
         names = ref_names(&top)
             .iter()

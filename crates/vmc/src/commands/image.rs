@@ -67,6 +67,14 @@ pub struct RmiArgs {
     pub images: Vec<String>,
 }
 
+/// `vmc load -i FILE`
+#[derive(Args)]
+pub struct LoadArgs {
+    /// A `docker save` tarball or an OCI archive (or layout directory) with one image or more.
+    #[arg(short, long, value_name = "FILE")]
+    pub input: PathBuf,
+}
+
 /// `vmc tag SOURCE TARGET`
 #[derive(Args)]
 pub struct TagArgs {
@@ -91,6 +99,8 @@ pub enum ImageCommand {
     Rm(RmiArgs),
     /// Give an image another name (same as `vmc tag`).
     Tag(TagArgs),
+    /// Import every image of an archive (same as `vmc load`).
+    Load(LoadArgs),
     /// Remove untagged images, unreferenced blobs, stale rootfs caches and temporary files.
     Prune,
 }
@@ -103,6 +113,7 @@ pub fn image(command: ImageCommand) -> Result<u8> {
         ImageCommand::Inspect(args) => inspect(args),
         ImageCommand::Rm(args) => rmi(args),
         ImageCommand::Tag(args) => tag(args),
+        ImageCommand::Load(args) => load(args),
         ImageCommand::Prune => prune(),
     }
 }
@@ -286,6 +297,19 @@ pub fn rmi(args: RmiArgs) -> Result<u8> {
         }
     }
     Ok(status)
+}
+
+/// `vmc load`: every image of the archive, with `docker load`'s lines.
+pub fn load(args: LoadArgs) -> Result<u8> {
+    for summary in Store::open_default()?.load_archive(&args.input)? {
+        if summary.names.is_empty() {
+            println!("Loaded image ID: sha256:{}", summary.id);
+        }
+        for name in &summary.names {
+            println!("Loaded image: {}", escape(name));
+        }
+    }
+    Ok(0)
 }
 
 /// `vmc tag`: silent on success, like `docker tag`.
