@@ -59,7 +59,7 @@ enum Command {
     Tag(commands::image::TagArgs),
     /// Import every image of a docker-archive or OCI archive: vmc load -i FILE.
     Load(commands::image::LoadArgs),
-    /// Manage images (ls, import, inspect, rm, prune).
+    /// Manage images (ls, import, load, inspect, rm, tag, prune).
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
     /// Run an image as a microVM and as a container, alternately, and report the differences.
