@@ -353,9 +353,8 @@ impl RootfsPlan<'_> {
                 volume.target.display()
             )));
         }
-        let refuse = |why: String| {
-            ContainerError::Unsupported(format!("{what} {:?} {why}", volume.target))
-        };
+        let refuse =
+            |why: String| ContainerError::Unsupported(format!("{what} {:?} {why}", volume.target));
         let resolved = rootfs::resolve(&self.overlay.lower, &volume.target, AboveRoot::Clamp)?;
         let inside = resolved.in_root();
         if inside == Path::new("/") {

@@ -1,12 +1,12 @@
 //! `vmc system df` and `vmc system prune`: what the store takes, and reclaiming it.
 
 use crate::commands::ps::remove_one;
-use vmc_runs::{RunRecord, RunStore};
 use crate::units::human_size;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
 use vmc_image::Store;
+use vmc_runs::{RunRecord, RunStore};
 use vmc_runtime::paths::disk_usage;
 use vmc_runtime::text::escape;
 
@@ -55,10 +55,7 @@ fn usage(store: &Store, runs: &RunStore) -> Result<Usage> {
         .map(|i| i.size)
         .sum();
     let run_bytes = |r: &RunRecord| disk_usage(&runs.run_dir(&r.id));
-    let stopped: Vec<&RunRecord> = records
-        .iter()
-        .filter(|r| !r.status().is_live())
-        .collect();
+    let stopped: Vec<&RunRecord> = records.iter().filter(|r| !r.status().is_live()).collect();
     // A cache of an image a run uses is active; the rest goes with a prune (-a for the
     // caches of tagged images no run uses).
     let cache_active = |name: &str| records.iter().any(|r| name.starts_with(&r.image_id));
