@@ -182,6 +182,10 @@ expect parity-not-found 127 ""
 expect parity-not-executable 126 ""
 expect signal 143 ""
 expect parity-env-workdir 0 $'hi\n/tmp'
+expect parity-workload-args 0 "--help -e FOO=1"
+expect parity-tty-term 0 "TERM=xterm"
+expect parity-etc-files 0 $'127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\nparity'
+expect parity-resolv-conf 0 "resolv ok"
 expect cpus 0 "2"
 expect write-run 0 "changed"
 expect write-isolated 0 "no marker"

@@ -182,6 +182,9 @@ fn cstr(s: &str) -> CString {
 pub struct RootfsPlan<'a> {
     /// The overlay directories.
     pub overlay: &'a OverlayDirs,
+    /// The run's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` to bind (files in the
+    /// run directory), before the volumes so that a volume can replace one.
+    pub etc_files: &'a [BindMount],
     /// Host directories to bind.
     pub volumes: &'a [BindMount],
     /// Whether the container has its own network namespace.
@@ -305,9 +308,12 @@ impl RootfsPlan<'_> {
             });
         }
         ops.push(Op::Report(Event::SpecialFs));
+        for file in self.etc_files {
+            ops.extend(self.bind_ops(file, "the run's file")?);
+        }
         if !self.volumes.is_empty() {
             for volume in self.volumes {
-                ops.extend(self.volume_ops(volume)?);
+                ops.extend(self.bind_ops(volume, "volume target")?);
             }
             ops.push(Op::Report(Event::Volumes));
         }
@@ -330,25 +336,25 @@ impl RootfsPlan<'_> {
         Ok(ops)
     }
 
-    /// The steps that bind one volume. The target is resolved inside the image's rootfs
+    /// The steps that bind one volume (or one of the run's files: `what` names it in
+    /// errors). The target is resolved inside the image's rootfs
     /// (the overlay's lower layer: the upper one is empty when the container starts), so the
     /// directories and the file the child creates lie on a symlink-free path inside the
     /// container's root: an image's `data -> /etc` makes `-v SRC:/data/x` create `/etc/x`
     /// of the container, never of the host.
-    fn volume_ops(&self, volume: &BindMount) -> Result<Vec<Op>, ContainerError> {
+    fn bind_ops(&self, volume: &BindMount, what: &str) -> Result<Vec<Op>, ContainerError> {
         if volume
             .target
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir))
         {
             return Err(ContainerError::Unsupported(format!(
-                "volume target {} contains '..': give a plain absolute path",
+                "{what} {} contains '..': give a plain absolute path",
                 volume.target.display()
             )));
         }
-        let refuse = |why: String| {
-            ContainerError::Unsupported(format!("volume target {:?} {why}", volume.target))
-        };
+        let refuse =
+            |why: String| ContainerError::Unsupported(format!("{what} {:?} {why}", volume.target));
         let resolved = rootfs::resolve(&self.overlay.lower, &volume.target, AboveRoot::Clamp)?;
         let inside = resolved.in_root();
         if inside == Path::new("/") {
@@ -472,6 +478,7 @@ mod tests {
         let dirs = overlay();
         let plan = RootfsPlan {
             overlay: &dirs,
+            etc_files: &[],
             volumes: &[],
             network: NetworkMode::None,
             rootless: false,
@@ -521,6 +528,7 @@ mod tests {
         let dirs = overlay();
         let plan = RootfsPlan {
             overlay: &dirs,
+            etc_files: &[],
             volumes: &[],
             network: NetworkMode::Host,
             rootless: true,
@@ -548,6 +556,7 @@ mod tests {
         }];
         let plan = RootfsPlan {
             overlay: &dirs,
+            etc_files: &[],
             volumes: &volumes,
             network: NetworkMode::None,
             rootless: false,
@@ -585,6 +594,7 @@ mod tests {
         }];
         let plan = RootfsPlan {
             overlay: &dirs,
+            etc_files: &[],
             volumes: &volumes,
             network: NetworkMode::None,
             rootless: false,
@@ -600,6 +610,65 @@ mod tests {
                 _ => None,
             })
             .collect())
+    }
+
+    #[test]
+    fn the_runs_etc_files_are_bound_before_the_volumes_inside_the_image() {
+        let lower = tempfile::tempdir().unwrap();
+        let l = lower.path();
+        std::fs::create_dir_all(l.join("etc")).unwrap();
+        // An image's /etc/hosts may lead anywhere: the bind lands inside the image's root.
+        std::os::unix::fs::symlink("/var/hosts", l.join("etc/hosts")).unwrap();
+        let dirs = OverlayDirs::in_run_dir(Path::new("/run/r1"), l);
+        let file = |name: &str| BindMount {
+            host: PathBuf::from(format!("/run/r1/{name}")),
+            target: PathBuf::from(format!("/etc/{name}")),
+            readonly: false,
+        };
+        let etc_files = [file("hosts"), file("resolv.conf")];
+        let volumes = [BindMount {
+            host: PathBuf::from("/srv/hosts"),
+            target: PathBuf::from("/etc/hosts"),
+            readonly: true,
+        }];
+        let plan = RootfsPlan {
+            overlay: &dirs,
+            etc_files: &etc_files,
+            volumes: &volumes,
+            network: NetworkMode::None,
+            rootless: false,
+            console: None,
+            privileged: false,
+            masked: &[],
+        };
+        let binds: Vec<(String, String)> = plan
+            .ops()
+            .unwrap()
+            .iter()
+            .filter_map(|op| match op {
+                Op::Mount {
+                    source,
+                    target,
+                    fstype: None,
+                    ..
+                } if !text(source).starts_with("/dev") => {
+                    Some((text(source).to_string(), text(target).to_string()))
+                }
+                _ => None,
+            })
+            .collect();
+        let m = dirs.merged.display().to_string();
+        assert_eq!(
+            binds,
+            [
+                ("/run/r1/hosts".to_string(), format!("{m}/var/hosts")),
+                (
+                    "/run/r1/resolv.conf".to_string(),
+                    format!("{m}/etc/resolv.conf")
+                ),
+                ("/srv/hosts".to_string(), format!("{m}/var/hosts")),
+            ]
+        );
     }
 
     #[test]
@@ -672,6 +741,7 @@ mod tests {
         }];
         let plan = RootfsPlan {
             overlay: &dirs,
+            etc_files: &[],
             volumes: &volumes,
             network: NetworkMode::None,
             rootless: false,
@@ -735,6 +805,7 @@ mod tests {
         let masked = docker_masks();
         let plan = RootfsPlan {
             overlay: &dirs,
+            etc_files: &[],
             volumes: &[],
             network: NetworkMode::None,
             rootless: false,

@@ -27,14 +27,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vmc_runtime::env::{env_value, workload_env, DEFAULT_PATH};
+use vmc_runtime::etc_files::{self, EtcFiles, HostFiles};
 use vmc_runtime::exec::{ExecCommand, NulByte};
 use vmc_runtime::rootfs::{self, AboveRoot};
 use vmc_runtime::signals::{Interrupted, SignalCatcher, ENDING_SETUP, INTERRUPTS_BEFORE_KILL};
 use vmc_runtime::terminal::RawMode;
 use vmc_runtime::user::home_for;
 use vmc_runtime::{
-    ExecSpec, ExitOutcome, Milestone, Mode, NetworkMode, RunOption, RunSpec, Runtime, RuntimeError,
-    Support, Timeline,
+    BindMount, ExecSpec, ExitOutcome, Milestone, Mode, NetworkMode, RunOption, RunSpec, Runtime,
+    RuntimeError, Support, Timeline,
 };
 use vmc_runtime::{MemoryProbe, MemoryReading, RunObserver};
 
@@ -134,6 +135,7 @@ impl ContainerRuntime {
                 source,
             },
         )?;
+        let etc_files = write_etc_files(spec)?;
         // A layer removed with the run skips the sync of its upper filesystem at the end
         // (`volatile`, Linux 5.10), which takes longer than the rest of a short run.
         let overlay = OverlayDirs::in_run_dir(&spec.run_dir, &spec.rootfs)
@@ -144,6 +146,7 @@ impl ContainerRuntime {
         let masked = masks::masked_paths(Path::new("/sys"));
         let plan = RootfsPlan {
             overlay: &overlay,
+            etc_files: &etc_files,
             volumes: &spec.mounts,
             network: spec.network,
             rootless,
@@ -423,8 +426,8 @@ impl Runtime for ContainerRuntime {
             Err(ContainerError::NoCgroups(_)) => {}
             Err(err) => return Err(err.into()),
         }
-        // The mounts died with the run's mount namespace; its writable layer and the record
-        // `vmc exec` reads are on the disk.
+        // The mounts died with the run's mount namespace; its writable layer, the record
+        // `vmc exec` reads and the run's /etc files are on the disk.
         WritableLayer::of(run_dir)
             .remove()
             .and_then(|()| live::remove(run_dir))
@@ -433,8 +436,47 @@ impl Runtime for ContainerRuntime {
                 path: run_dir.to_path_buf(),
                 source,
             })?;
+        for name in etc_files::NAMES {
+            let path = run_dir.join(name);
+            match std::fs::remove_file(&path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(ContainerError::RunDir {
+                        action: "remove",
+                        path,
+                        source: err,
+                    }
+                    .into())
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
+}
+
+/// Writes the run's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` (Docker's content,
+/// [`EtcFiles`]) into its run directory, as Docker keeps them in the container's directory;
+/// returns the binds that put them in the container. They stay there until
+/// [`Runtime::cleanup`] (`vmc rm`), as Docker keeps them until the container is removed.
+fn write_etc_files(spec: &RunSpec) -> Result<Vec<BindMount>, ContainerError> {
+    let files = EtcFiles::for_run(&spec.hostname, spec.network, &HostFiles::read());
+    files
+        .files()
+        .into_iter()
+        .map(|(name, content)| {
+            let host = spec.run_dir.join(name);
+            std::fs::write(&host, content).map_err(|source| ContainerError::RunDir {
+                action: "write",
+                path: host.clone(),
+                source,
+            })?;
+            Ok(BindMount {
+                host,
+                target: Path::new("/etc").join(name),
+                readonly: false,
+            })
+        })
+        .collect()
 }
 
 /// Builds the child's configuration: argv, env, PATH candidates, filesystem steps.

@@ -12,7 +12,8 @@ pub struct ImageSummary {
     pub names: Vec<String>,
     /// Creation time from the config (RFC 3339), if recorded.
     pub created: Option<String>,
-    /// Bytes of all blobs (manifest, config, layers as stored).
+    /// Bytes of the files its layers hold, unpacked: Docker's SIZE, the same whatever the
+    /// layers' compression.
     pub size: u64,
 }
 
@@ -92,7 +93,7 @@ impl Image {
         &self.os
     }
 
-    /// Total bytes of manifest, config and layer blobs.
+    /// Bytes of the files its layers hold, unpacked (Docker's SIZE).
     pub fn size(&self) -> u64 {
         self.size
     }

@@ -23,9 +23,10 @@ pub mod reference;
 pub mod store;
 pub mod timefmt;
 pub mod unpack;
+mod unpacked_size;
 
 pub use config::{Change, ImageConfig};
 pub use error::{ImageError, Result};
 pub use image::{Image, ImageSummary, LayerInfo};
 pub use import::ImportOptions;
-pub use store::{PruneReport, RemoveReport, Store};
+pub use store::{CacheEntry, PruneReport, RemoveReport, Store, StoreUsage};

@@ -13,6 +13,7 @@ use crate::layout::Layout;
 use crate::progress::Progress;
 use crate::reference::TaggedName;
 use crate::unpack::{self, LayerBlob};
+use crate::unpacked_size::LayerSizes;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -53,7 +54,48 @@ pub struct PruneReport {
     pub bytes: u64,
 }
 
+/// What the store takes on disk (`vmc system df`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoreUsage {
+    /// Bytes of the image layout's blobs (layers, configs, manifests), each counted once.
+    pub blobs: u64,
+    /// The caches rebuilt on demand: unpacked root filesystems (container mode), root
+    /// filesystem disks and the scratch template (VM mode), initramfs archives (VM mode), and
+    /// leftovers of interrupted imports and unpacks.
+    pub caches: Vec<CacheEntry>,
+}
+
+/// One cache entry: its name in its cache directory (image caches start with the image id)
+/// and its bytes on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// The file or directory name.
+    pub name: String,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
 impl Store {
+    /// What the store takes on disk.
+    pub fn usage(&self) -> StoreUsage {
+        let mut caches = Vec::new();
+        for dir in ["rootfs", disk::CACHE_DIR, initramfs::CACHE_DIR, "tmp"] {
+            let Ok(entries) = fs::read_dir(self.home.join(dir)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                caches.push(CacheEntry {
+                    name: entry.file_name().to_string_lossy().into_owned(),
+                    bytes: vmc_runtime::paths::disk_usage(&entry.path()),
+                });
+            }
+        }
+        StoreUsage {
+            blobs: vmc_runtime::paths::disk_usage(&self.layout_dir().join("blobs")),
+            caches,
+        }
+    }
+
     /// Opens (creating if missing) the store under the vmc home `home`, which is made
     /// private to its owner first ([`vmc_runtime::paths::ensure_private_home`]).
     pub fn open(home: &Path) -> Result<Store> {
@@ -128,7 +170,8 @@ impl Store {
         self.import_with(source, &options)
     }
 
-    /// [`Store::import`] with `--change` instructions.
+    /// [`Store::import`] with `--change` instructions or a reference to pick. The summary's
+    /// `names` are those this import gave the image (it may have had others already).
     pub fn import_with(&self, source: &Path, options: &ImportOptions) -> Result<ImageSummary> {
         let tag = options.tag.as_deref().map(TaggedName::parse).transpose()?;
         let _gc = self.layout.lock_gc(false, false)?;
@@ -139,7 +182,25 @@ impl Store {
         };
         self.add_to_index(&staged.manifest, &names)?;
         let id = digest::sha256_hex(staged.manifest.digest().as_ref())?.to_string();
-        Ok(self.resolve(&id)?.summary())
+        let mut summary = self.resolve(&id)?.summary();
+        summary.names = names.iter().map(TaggedName::to_string).collect();
+        Ok(summary)
+    }
+
+    /// Imports every image of a docker-archive or OCI archive (or layout directory), like
+    /// `docker load`; each summary's `names` are those the archive gave it (none: untagged).
+    pub fn load_archive(&self, source: &Path) -> Result<Vec<ImageSummary>> {
+        let _gc = self.layout.lock_gc(false, false)?;
+        let staged = import::stage_all(&self.layout, source, self.show_progress)?;
+        let mut loaded = Vec::new();
+        for image in staged {
+            self.add_to_index(&image.manifest, &image.names)?;
+            let id = digest::sha256_hex(image.manifest.digest().as_ref())?.to_string();
+            let mut summary = self.resolve(&id)?.summary();
+            summary.names = image.names.iter().map(TaggedName::to_string).collect();
+            loaded.push(summary);
+        }
+        Ok(loaded)
     }
 
     /// Every image, newest first.
@@ -158,6 +219,21 @@ impl Store {
         self.load(find(&entries, reference)?.0)
     }
 
+    /// Gives the image `source` refers to the name `target` too, like `docker tag`; a name
+    /// another image had moves to this one (that image stays, untagged if it has no other).
+    pub fn tag(&self, source: &str, target: &str) -> Result<ImageSummary> {
+        let target = TaggedName::parse(target)?;
+        {
+            let _index_lock = self.layout.lock_index()?;
+            let mut index = self.layout.read_index()?;
+            let entries = index::group(&index);
+            let manifest = find(&entries, source)?.0.manifest.clone();
+            index::add_names(&mut index, &manifest, std::slice::from_ref(&target));
+            self.layout.write_index(&index)?;
+        }
+        Ok(self.resolve(&target.to_string())?.summary())
+    }
+
     /// Removes the name `reference` (or the image, for an ID); deletes the image's blobs,
     /// rootfs cache, disk and initramfs archives when no name refers to it any more (like
     /// `docker rmi`). Before deleting an image it asks `user_of` (given the image ID) what
@@ -167,6 +243,18 @@ impl Store {
         reference: &str,
         user_of: impl Fn(&str) -> Option<String>,
     ) -> Result<RemoveReport> {
+        self.remove_with(reference, false, user_of)
+    }
+
+    /// [`Store::remove`]; with `force` (`docker rmi -f`) an ID of an image with several names
+    /// removes them all and the image. An image in use by a running run is never removed,
+    /// forced or not (Docker's rule too).
+    pub fn remove_with(
+        &self,
+        reference: &str,
+        force: bool,
+        user_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<RemoveReport> {
         let _index_lock = self.layout.lock_index()?;
         let entries = self.indexed()?;
         let (target, by_name) = find(&entries, reference)?;
@@ -174,11 +262,11 @@ impl Store {
         let id = digest::sha256_hex(&digest)?.to_string();
         let removed_names: Vec<String> = match by_name {
             Some(name) => vec![name],
-            None if target.names.len() > 1 => {
+            None if target.names.len() > 1 && !force => {
                 return Err(ImageError::InvalidReference {
                     reference: reference.to_string(),
                     reason: format!(
-                        "image {} is tagged {}; remove it by name (vmc rmi {})",
+                        "image {} is tagged {}; remove it by name (vmc rmi {}) or with vmc rmi -f",
                         &id[..12],
                         target.names.join(", "),
                         target.names.join(" ")
@@ -386,9 +474,12 @@ impl Store {
                 diff_id: (diff_ids.len() == manifest.layers().len()).then(|| diff_ids[i].clone()),
             })
             .collect();
-        let size = bytes.len() as u64
-            + manifest.config().size()
-            + layers.iter().map(|l| l.size).sum::<u64>();
+        // Docker's SIZE: the layers' files unpacked, the same whatever their compression.
+        let sizes = LayerSizes::new(&self.home, &self.layout);
+        let mut size = 0u64;
+        for layer in &layers {
+            size = size.saturating_add(sizes.of(&layer.digest, layer.size)?);
+        }
         Ok(Image {
             id: digest::sha256_hex(&manifest_digest)?.to_string(),
             names: entry.names.clone(),
@@ -417,9 +508,11 @@ impl Store {
             live.extend(manifest.layers().iter().map(|l| l.digest().to_string()));
         }
         let (mut count, mut bytes) = (0, 0);
+        let sizes = LayerSizes::new(&self.home, &self.layout);
         for blob in self.layout.blob_digests()? {
             if !live.contains(&blob) {
                 bytes += self.layout.remove_blob(&blob)?;
+                sizes.forget(&blob)?;
                 count += 1;
             }
         }

@@ -332,3 +332,182 @@ fn docker_archive_with_a_tampered_config_is_refused() {
     assert!(store.list().unwrap().is_empty());
     assert!(list_dir(&store.home().join("tmp")).is_empty());
 }
+
+#[test]
+fn a_layout_keeps_its_own_names_and_dir_ref_picks_one_of_several() {
+    if skip_without("skopeo") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let one = layer(&[File("which", b"one")]);
+    oci_layout(&a, "x", &[(common::gzip(&one), sha256(&one))]);
+    let b = tmp.path().join("b");
+    let two = layer(&[File("which", b"two")]);
+    oci_layout(&b, "x", &[(common::gzip(&two), sha256(&two))]);
+    // What `skopeo copy … oci:DIR:1.0` writes: a bare version as the reference name.
+    let myapp = tmp.path().join("myapp");
+    for (src, reference) in [(&a, "1.0"), (&b, "registry.example/tool:2")] {
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:x", src.display()))
+            .arg(format!("oci:{}:{reference}", myapp.display())));
+    }
+    let store = Store::open(&tmp.path().join("home")).unwrap();
+    let err = store.import(&myapp, None).unwrap_err().to_string();
+    assert!(
+        err.contains("holds 2 images (1.0, registry.example/tool:2)")
+            && err.contains("vmc import DIR:REF"),
+        "{err}"
+    );
+    let pick = |reference: &str| {
+        let options = vmc_image::ImportOptions {
+            reference: Some(reference.into()),
+            ..Default::default()
+        };
+        store.import_with(&myapp, &options)
+    };
+    assert_eq!(pick("1.0").unwrap().names, ["myapp:1.0"]);
+    assert_eq!(
+        pick("registry.example/tool:2").unwrap().names,
+        ["registry.example/tool:2"]
+    );
+    let err = pick("3.0").unwrap_err().to_string();
+    assert!(err.contains("no image named \"3.0\""), "{err}");
+    for (name, content) in [("myapp:1.0", "one"), ("registry.example/tool:2", "two")] {
+        let rootfs = store.rootfs(&store.resolve(name).unwrap()).unwrap();
+        assert_eq!(fs::read_to_string(rootfs.join("which")).unwrap(), content);
+    }
+    // A second import of the same content under another name reports that name only.
+    let again = store.import(&a, Some("again:1")).unwrap();
+    assert_eq!(again.names, ["again:1"]);
+    assert_eq!(
+        store.resolve("again:1").unwrap().id(),
+        store.resolve("myapp:1.0").unwrap().id()
+    );
+}
+
+#[test]
+fn size_is_the_unpacked_content_whatever_the_archive_and_compression() {
+    let tmp = tempfile::tempdir().unwrap();
+    let content = layer(&[
+        Dir("d"),
+        File("d/a", &[7u8; 1000]),
+        File("d/b", &[9u8; 234]),
+    ]);
+    // The same layer as a docker-archive (uncompressed), and as OCI layouts, gzip and zstd.
+    let config = common::config_json(&[sha256(&content)], &["/bin/sh"]);
+    let config_name = format!("{}.json", &sha256(&config)[7..]);
+    let manifest = serde_json::json!([{
+        "Config": config_name,
+        "RepoTags": ["plain:1"],
+        "Layers": ["aaaa/layer.tar"],
+    }]);
+    let archive = tmp.path().join("plain.tar");
+    write_archive(
+        &archive,
+        &[
+            (
+                "manifest.json".into(),
+                serde_json::to_vec(&manifest).unwrap(),
+            ),
+            (config_name, config),
+            ("aaaa/layer.tar".into(), content.clone()),
+        ],
+        &[],
+    );
+    let gzip = tmp.path().join("gzip");
+    oci_layout(
+        &gzip,
+        "gzip:1",
+        &[(common::gzip(&content), sha256(&content))],
+    );
+    let zstd = tmp.path().join("zstd");
+    let zstd_blob = zstd::encode_all(content.as_slice(), 19).unwrap();
+    oci_layout(&zstd, "zstd:1", &[(zstd_blob, sha256(&content))]);
+    let store = Store::open(&tmp.path().join("home")).unwrap();
+    let sizes: Vec<u64> = [archive, gzip, zstd]
+        .iter()
+        .map(|source| store.import(source, None).unwrap().size)
+        .collect();
+    assert_eq!(sizes, [1234, 1234, 1234]);
+    let listed: Vec<u64> = store.list().unwrap().iter().map(|s| s.size).collect();
+    assert_eq!(listed, [1234, 1234, 1234]);
+    // The counts go with their blobs.
+    for name in ["plain:1", "gzip:1", "zstd:1"] {
+        store.remove(name, |_| None).unwrap();
+    }
+    let kept = fs::read_dir(tmp.path().join("home/layer-sizes"))
+        .unwrap()
+        .count();
+    assert_eq!(kept, 0);
+}
+
+#[test]
+fn load_takes_every_image_of_a_docker_archive_or_an_oci_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, two) = (
+        layer(&[File("which", b"one")]),
+        layer(&[File("which", b"two")]),
+    );
+    let mut files = Vec::new();
+    let mut entries = Vec::new();
+    for (content, tags) in [(&one, vec!["first:1", "also:1"]), (&two, vec![])] {
+        let config = common::config_json(&[sha256(content)], &["/bin/sh"]);
+        let config_name = format!("{}.json", &sha256(&config)[7..]);
+        let layer_name = format!("{}/layer.tar", &sha256(content)[7..19]);
+        entries.push(serde_json::json!({
+            "Config": config_name, "RepoTags": tags, "Layers": [layer_name],
+        }));
+        files.push((config_name, config));
+        files.push((layer_name, content.clone()));
+    }
+    files.push((
+        "manifest.json".into(),
+        serde_json::to_vec(&serde_json::Value::Array(entries)).unwrap(),
+    ));
+    let archive = tmp.path().join("two.tar");
+    write_archive(&archive, &files, &[]);
+    let store = Store::open(&tmp.path().join("home")).unwrap();
+    let err = store.import(&archive, None).unwrap_err().to_string();
+    assert!(
+        err.contains("holds 2 images") && err.contains("vmc load"),
+        "{err}"
+    );
+    let loaded = store.load_archive(&archive).unwrap();
+    let names: Vec<Vec<String>> = loaded.iter().map(|s| s.names.clone()).collect();
+    assert_eq!(
+        names,
+        [vec!["first:1".to_string(), "also:1".into()], vec![]]
+    );
+    let rootfs = store
+        .rootfs(&store.resolve(&loaded[1].id).unwrap())
+        .unwrap();
+    assert_eq!(fs::read_to_string(rootfs.join("which")).unwrap(), "two");
+
+    if skip_without("skopeo") {
+        return;
+    }
+    // An OCI archive of a layout holding two images, as skopeo writes them.
+    let layout = tmp.path().join("layout");
+    for (content, reference) in [(&one, "one:1"), (&two, "two:2")] {
+        let src = tmp.path().join(reference.replace(':', "-"));
+        oci_layout(&src, "x", &[(common::gzip(content), sha256(content))]);
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:x", src.display()))
+            .arg(format!("oci:{}:{reference}", layout.display())));
+    }
+    let oci_archive = tmp.path().join("layout.tar");
+    let mut builder = tar::Builder::new(fs::File::create(&oci_archive).unwrap());
+    builder.append_dir_all(".", &layout).unwrap();
+    builder.finish().unwrap();
+    let other = Store::open(&tmp.path().join("home2")).unwrap();
+    let loaded = other.load_archive(&oci_archive).unwrap();
+    let names: Vec<Vec<String>> = loaded.iter().map(|s| s.names.clone()).collect();
+    assert_eq!(
+        names,
+        [vec!["one:1".to_string()], vec!["two:2".to_string()]]
+    );
+    assert_eq!(other.list().unwrap().len(), 2);
+}

@@ -58,6 +58,7 @@ fn rootfs_import_gets_default_config_and_changes() {
             Change::parse("WORKDIR /etc").unwrap(),
             Change::parse("USER nobody").unwrap(),
         ],
+        ..ImportOptions::default()
     };
     let summary = store.import_with(&src, &options).unwrap();
     assert_eq!(summary.names, ["app:v1"]);

@@ -3,7 +3,7 @@
 //! Reports "init started" to the VMM's exit device, mounts the pseudo filesystems, reads the
 //! per-run settings from `/vmc/run.json`, reports a kernel that lacks a driver the run needs
 //! (`kernel_check`), switches root into the image's disks if the run has
-//! them (`disk_root`), applies the settings, connects the host↔guest channel's streams
+//! them (`disk_root`), applies the settings (host name, `/etc` files), connects the host↔guest channel's streams
 //! (vsock), runs the workload with its stdio on them (or on a pseudo-terminal relayed to them
 //! for a `-t` run), waits for its output to reach the host, reports its exit status and
 //! resets the VM (the kernel needs `reboot=k` so the reset goes
@@ -14,6 +14,7 @@ mod channel;
 mod console;
 mod disk_root;
 mod error;
+mod etc_files;
 mod exit_device;
 mod kernel_check;
 mod loopback;
@@ -67,6 +68,7 @@ fn boot_and_run(device: &ExitDevice) -> Result<WorkloadStatus, InitError> {
     if !config.hostname.is_empty() {
         sethostname(&config.hostname).map_err(InitError::Hostname)?;
     }
+    etc_files::write_etc_files(std::path::Path::new("/etc"), &config.etc_files)?;
     loopback::bring_up_loopback()?;
     mounts::create_dir(&config.workdir, 0o755)?;
     let channel = channel::Channel::open(&config)?;

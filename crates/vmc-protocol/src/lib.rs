@@ -12,7 +12,7 @@ pub mod exit_device;
 pub mod kernel_drivers;
 mod run_config;
 
-pub use run_config::{ConfigError, RunConfig, TerminalSize};
+pub use run_config::{ConfigError, EtcFile, RunConfig, TerminalSize};
 
 /// Where the guest init lives inside the initramfs (the kernel command line says `rdinit=/vmc/init`).
 pub const INIT_PATH: &str = "/vmc/init";

@@ -36,6 +36,30 @@ pub struct RunConfig {
     /// switches root into it before anything else. Otherwise the initramfs is the root.
     #[serde(default)]
     pub root_disks: bool,
+    /// Files the init writes into the workload's `/etc` before it runs, replacing the image's
+    /// (Docker's `hosts`, `hostname` and `resolv.conf`, whose content the host builds).
+    #[serde(default)]
+    pub etc_files: Vec<EtcFile>,
+}
+
+/// One file of the workload's `/etc`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcFile {
+    /// Its name in `/etc`: one path component, no `/`, not `.` or `..`.
+    pub name: String,
+    /// Its content.
+    pub content: String,
+}
+
+impl EtcFile {
+    /// Whether the name is one plain path component, so the file lands in `/etc` itself.
+    pub fn has_plain_name(&self) -> bool {
+        !self.name.is_empty()
+            && !self.name.contains(['/', '\0'])
+            && self.name != "."
+            && self.name != ".."
+    }
 }
 
 /// A terminal's size in character cells.
@@ -100,6 +124,22 @@ mod tests {
                 cols: 120,
             }),
             root_disks: true,
+            etc_files: vec![EtcFile {
+                name: "hostname".into(),
+                content: "abc123\n".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn etc_file_names_are_single_components() {
+        let file = |name: &str| EtcFile {
+            name: name.into(),
+            content: String::new(),
+        };
+        assert!(file("resolv.conf").has_plain_name());
+        for bad in ["", ".", "..", "../x", "a/b", "/etc/hosts"] {
+            assert!(!file(bad).has_plain_name(), "{bad:?}");
         }
     }
 

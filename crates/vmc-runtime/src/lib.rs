@@ -6,6 +6,7 @@
 //! runtimes needs to know which mode it drives.
 
 pub mod env;
+pub mod etc_files;
 pub mod exec;
 pub mod limits;
 pub mod memory;

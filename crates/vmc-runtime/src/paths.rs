@@ -72,6 +72,30 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(home).join(".cache/vmc")
 }
 
+/// The bytes `path` (a file or a tree, not following symlinks) takes on disk: allocated
+/// blocks, so a sparse file counts what it holds and a file linked twice counts once. A path
+/// that does not exist takes none; entries that vanish or cannot be read meanwhile are skipped.
+pub fn disk_usage(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut pending = vec![path.to_path_buf()];
+    let mut bytes = 0;
+    while let Some(next) = pending.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&next) else {
+            continue;
+        };
+        if seen.insert((meta.dev(), meta.ino())) {
+            bytes += meta.blocks() * 512;
+        }
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&next) {
+                pending.extend(entries.flatten().map(|entry| entry.path()));
+            }
+        }
+    }
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +129,21 @@ mod tests {
             assert!(err.to_string().contains("shared with other users"), "{err}");
             assert_eq!(mode(dir.path()), shared);
         }
+    }
+
+    #[test]
+    fn disk_usage_counts_blocks_once_per_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(disk_usage(&dir.path().join("missing")), 0);
+        let empty = disk_usage(dir.path());
+        fs::write(dir.path().join("a"), vec![1u8; 64 << 10]).unwrap();
+        fs::hard_link(dir.path().join("a"), dir.path().join("b")).unwrap();
+        let sparse = fs::File::create(dir.path().join("sparse")).unwrap();
+        sparse.set_len(1 << 30).unwrap();
+        let used = disk_usage(dir.path()) - empty;
+        assert!(
+            (64 << 10..(64 << 10) + (64 << 10)).contains(&used),
+            "{used}"
+        );
     }
 }

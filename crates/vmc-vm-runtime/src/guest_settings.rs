@@ -1,8 +1,9 @@
 //! What the guest is told about the run: its per-run settings and what the channel carries.
 
 use crate::error::VmRuntimeError;
-use vmc_protocol::{RunConfig, TerminalSize};
+use vmc_protocol::{EtcFile, RunConfig, TerminalSize};
 use vmc_runtime::env::workload_env;
+use vmc_runtime::etc_files::{EtcFiles, HostFiles};
 use vmc_runtime::terminal::window_size;
 use vmc_runtime::user::home_for;
 use vmc_runtime::RunSpec;
@@ -28,6 +29,15 @@ pub fn run_config(spec: &RunSpec) -> Result<RunConfig, VmRuntimeError> {
             .map(|(rows, cols)| TerminalSize { rows, cols }),
         // The runtime always attaches the image's disk and a scratch disk (`disks`).
         root_disks: true,
+        // A VM's network is its own loopback, as a container's with `--network none`.
+        etc_files: EtcFiles::for_run(&spec.hostname, spec.network, &HostFiles::read())
+            .files()
+            .into_iter()
+            .map(|(name, content)| EtcFile {
+                name: name.into(),
+                content: content.into(),
+            })
+            .collect(),
     })
 }
 

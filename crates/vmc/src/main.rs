@@ -1,12 +1,13 @@
 //! `vmc`: run one image as a KVM microVM or as a Linux container, and measure both.
 
 mod commands;
+mod format;
 mod modes;
 mod signals;
 mod trace;
 mod units;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Instant;
 use vmc_runtime::outcome::EXIT_VMC_FAILED;
@@ -54,13 +55,24 @@ enum Command {
     Inspect(commands::image::InspectArgs),
     /// Remove images.
     Rmi(commands::image::RmiArgs),
-    /// Manage images (ls, import, inspect, rm, prune).
+    /// Give an image another name: vmc tag SOURCE TARGET[:TAG].
+    Tag(commands::image::TagArgs),
+    /// Import every image of a docker-archive or OCI archive: vmc load -i FILE.
+    Load(commands::image::LoadArgs),
+    /// Manage images (ls, import, load, inspect, rm, tag, prune).
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
     /// Run an image as a microVM and as a container, alternately, and report the differences.
     Bench(commands::bench::BenchArgs),
     /// Check what this host offers VM and container mode (KVM, guest kernel, cgroups, ...).
     Doctor(commands::doctor::DoctorArgs),
+    /// Disk usage and cleanup of the whole store (df, prune).
+    #[command(subcommand)]
+    System(commands::system::SystemCommand),
+    /// Show vmc's version, the host kernel and the guest kernel.
+    Version(commands::shell::VersionArgs),
+    /// Print a shell completion script: vmc completion bash|zsh|fish.
+    Completion(commands::shell::CompletionArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,9 +118,14 @@ impl Command {
             Command::Images(args) => commands::image::images(args),
             Command::Inspect(args) => commands::image::inspect(args),
             Command::Rmi(args) => commands::image::rmi(args),
+            Command::Tag(args) => commands::image::tag(args),
+            Command::Load(args) => commands::image::load(args),
             Command::Image(command) => commands::image::image(command),
             Command::Bench(args) => commands::bench::bench(args),
             Command::Doctor(args) => commands::doctor::doctor(args),
+            Command::System(command) => commands::system::system(command),
+            Command::Version(args) => commands::shell::version(args),
+            Command::Completion(args) => commands::shell::completion(args, Cli::command()),
         }
     }
 }

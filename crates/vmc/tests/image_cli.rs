@@ -181,3 +181,153 @@ fn import_directory_with_changes_and_list_table() {
     assert_eq!(&cells[..2], ["app", "1.0"]);
     assert_eq!(cells[2], &details["id"].as_str().unwrap()[..12]);
 }
+
+/// A store holding one image imported from a tiny directory as `app:1.0`; returns its id.
+fn app_image(tmp: &Path) -> (std::path::PathBuf, String) {
+    let home = tmp.join("home");
+    let rootfs = tmp.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::write(rootfs.join("bin/app"), b"app").unwrap();
+    let out = vmc(
+        &home,
+        &["import", rootfs.to_str().unwrap(), "--tag", "app:1.0"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&vmc(&home, &["images", "-q"])).trim().to_string();
+    (home, id)
+}
+
+#[test]
+fn tag_adds_names_and_moves_a_taken_one_and_rmi_force_removes_them_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, id) = app_image(tmp.path());
+    for (source, target) in [
+        ("app:1.0", "other"),
+        (id.as_str(), "registry.example/app:2"),
+    ] {
+        let out = vmc(&home, &["tag", source, target]);
+        assert_eq!(
+            (out.status.code(), stdout(&out)),
+            (Some(0), String::new()),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let names = |home: &Path| -> Vec<String> {
+        let list: serde_json::Value =
+            serde_json::from_slice(&vmc(home, &["images", "--json"]).stdout).unwrap();
+        let mut names: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|i| i["names"].as_array().unwrap().clone())
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names(&home),
+        ["app:1.0", "other:latest", "registry.example/app:2"]
+    );
+    for (args, needle) in [
+        (["tag", "nosuch", "x"], "no such image"),
+        (["tag", "app:1.0", "Bad Name"], "invalid image reference"),
+    ] {
+        let out = vmc(&home, &args);
+        assert_eq!(out.status.code(), Some(125));
+        assert!(stderr(&out).contains(needle), "{}", stderr(&out));
+    }
+    // By id, an image with several names needs -f, which removes every name and the image.
+    let out = vmc(&home, &["rmi", &id]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("vmc rmi -f"), "{}", stderr(&out));
+    let full_id = stdout(&vmc(&home, &["images", "-q", "--no-trunc"]))
+        .trim()
+        .to_string();
+    let out = vmc(&home, &["rmi", "-f", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let removed = stdout(&out);
+    assert_eq!(removed.matches("Untagged: ").count(), 3, "{removed}");
+    assert!(
+        removed.ends_with(&format!("Deleted: {full_id}\n")),
+        "{removed}"
+    );
+    assert!(names(&home).is_empty());
+}
+
+#[test]
+fn version_and_shell_completions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let out = vmc(&home, &["version"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let version = stdout(&out);
+    assert!(
+        version.starts_with(&format!("vmc version {}\n", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    assert!(
+        version.contains("container mode: host kernel Linux "),
+        "{version}"
+    );
+    assert!(version.contains("VM mode: "), "{version}");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = vmc(&home, &["completion", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        assert!(stdout(&out).contains("vmc"), "{shell}");
+    }
+    let out = vmc(&home, &["completion", "tcsh"]);
+    assert_eq!(out.status.code(), Some(125));
+    // bash loads the script and registers the completion function.
+    let loaded = std::process::Command::new("bash")
+        .args([
+            "-c",
+            "source <(\"$0\" completion bash) && complete -p vmc",
+            common::VMC,
+        ])
+        .env("VMC_HOME", &home)
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    assert_eq!(
+        stdout(&loaded),
+        "complete -o bashdefault -o default -o nosort -F _vmc vmc\n"
+    );
+}
+
+#[test]
+fn import_dir_ref_picks_one_image_of_a_layout_and_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, _) = app_image(tmp.path());
+    let other = tmp.path().join("other-rootfs");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("tool"), b"tool").unwrap();
+    let out = vmc(&home, &["import", other.to_str().unwrap(), "--tag", "tool"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // vmc's own store is an OCI layout holding both images.
+    let layout = home.join("images");
+    let second = tmp.path().join("second");
+    let out = vmc(&second, &["import", layout.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("vmc import DIR:REF"),
+        "{}",
+        stderr(&out)
+    );
+    for (reference, name) in [("app:1.0", "app:1.0"), ("tool", "tool:latest")] {
+        let source = format!("{}:{reference}", layout.display());
+        let out = vmc(&second, &["import", &source]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).starts_with(&format!("Imported {name} sha256:")),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let out = vmc(&second, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let listed = stdout(&out);
+    let mut names: Vec<&str> = listed.lines().collect();
+    names.sort();
+    assert_eq!(names.join(" "), "app:1.0 tool:latest");
+}

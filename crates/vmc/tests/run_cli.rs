@@ -108,6 +108,117 @@ fn image_config_and_flags_reach_the_workload() {
 }
 
 #[test]
+fn everything_after_the_image_reaches_the_workload() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    // vmc's flags go before the image; after it, --help and -e are the workload's words.
+    let out = home.vmc(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/echo",
+        "busybox",
+        "--help",
+        "-e",
+        "FOO=1",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "--help -e FOO=1\n");
+    let out = home.vmc(&["run", "--rm", "-e", "FOO=1", "busybox", "env"]);
+    assert!(
+        text(&out.stdout).contains("FOO=1\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    // As with Docker, `-e` after the image is the command to run: there is no such program.
+    let out = home.vmc(&["run", "--rm", "busybox", "-e", "FOO=1", "env"]);
+    assert_eq!(code(&out), 127, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("-e"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_terminal_gets_term_xterm_unless_the_image_or_user_sets_it() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    let term = |args: &[&str]| {
+        let out = home.vmc(args);
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        text(&out.stdout).trim_end().to_string()
+    };
+    let echo_term = ["sh", "-c", "echo TERM=${TERM-unset}"];
+    let with = |flags: &[&'static str], image: &'static str| -> Vec<&'static str> {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.push(image);
+        args.extend_from_slice(&echo_term);
+        args
+    };
+    assert_eq!(term(&with(&["-t"], "busybox")), "TERM=xterm");
+    assert_eq!(term(&with(&[], "busybox")), "TERM=unset");
+    assert_eq!(
+        term(&with(&["-t", "-e", "TERM=vt100"], "busybox")),
+        "TERM=vt100"
+    );
+    let rootfs = home.dir.path().join("rootfs-src");
+    let out = home.vmc(&[
+        "import",
+        rootfs.to_str().unwrap(),
+        "--tag",
+        "screen",
+        "--change",
+        "ENV TERM=screen",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(term(&with(&["-t"], "screen")), "TERM=screen");
+}
+
+#[test]
+fn etc_hosts_hostname_and_resolv_conf_are_dockers() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    let out = home.vmc(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/hostname; grep -c '^nameserver ' /etc/resolv.conf; grep -c '^nameserver 127[.]' /etc/resolv.conf",
+    ]);
+    // The last grep finds no loopback nameserver, so the script's status is 1.
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let (files, counts) = stdout.split_at(vmc_runtime::etc_files::LOCALHOST_HOSTS.len() + 4);
+    assert_eq!(
+        files,
+        format!("{}box\n", vmc_runtime::etc_files::LOCALHOST_HOSTS)
+    );
+    let counts: Vec<u32> = counts.lines().map(|n| n.parse().unwrap()).collect();
+    assert!(counts[0] >= 1 && counts[1] == 0, "nameservers: {counts:?}");
+    // With the host's network, the host's files; a volume onto one of them wins.
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let out = home.vmc(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert_eq!((code(&out), text(&out.stdout)), (0, hosts));
+    let mine = home.dir.path().join("my-hosts");
+    std::fs::write(&mine, "10.9.9.9 mine\n").unwrap();
+    let volume = format!("{}:/etc/hosts:ro", mine.display());
+    let out = home.vmc(&["run", "--rm", "-v", &volume, "busybox", "cat", "/etc/hosts"]);
+    assert_eq!(
+        (code(&out), text(&out.stdout)),
+        (0, "10.9.9.9 mine\n".into())
+    );
+}
+
+#[test]
 fn runs_are_recorded_until_removed() {
     skip_without_containers!();
     let home = Home::with_busybox();
@@ -311,4 +422,108 @@ fn meaningless_limits_are_refused_before_anything_runs() {
     let runs = home.dir.path().join("runs");
     let left = std::fs::read_dir(&runs).map_or(0, |dir| dir.count());
     assert_eq!(left, 0, "a refused run leaves no record");
+}
+
+#[test]
+fn ps_images_and_inspect_take_a_go_template_format() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    let out = home.vmc(&["run", "--name", "fmt", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(code(&out), 3, "{}", text(&out.stderr));
+    let id = text(&home.vmc(&["ps", "-aq"]).stdout).trim().to_string();
+    let out = home.vmc(&["ps", "-a", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
+    let line = text(&out.stdout);
+    assert!(
+        line.starts_with(&format!("{id} fmt Exited (3) ")) && line.ends_with(" ago\n"),
+        "{line}"
+    );
+    let out = home.vmc(&["ps", "-a", "--format", r"table {{.Names}}\t{{.State}}"]);
+    assert_eq!(text(&out.stdout), "NAMES\tSTATE\nfmt\texited\n");
+    let out = home.vmc(&["ps", "-a", "--format", "{{json .}}"]);
+    let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (row["ID"].as_str(), row["Image"].as_str()),
+        (Some(id.as_str()), Some("busybox"))
+    );
+    let out = home.vmc(&["ps", "-a", "--format", "{{.Nope}}"]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        text(&out.stderr).contains("no field .Nope"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = home.vmc(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let image_id = text(&home.vmc(&["images", "-q"]).stdout).trim().to_string();
+    assert_eq!(text(&out.stdout), format!("busybox:latest {image_id}\n"));
+    // Docker's spelling finds vmc's JSON fields (`names`, `config.working_dir`).
+    let out = home.vmc(&[
+        "inspect",
+        "--format",
+        "{{json .Names}} [{{.Config.WorkingDir}}]",
+        "busybox",
+    ]);
+    assert_eq!(text(&out.stdout), "[\"busybox:latest\"] []\n");
+    let out = home.vmc(&["ps", "-a", "--json", "--format", "{{.ID}}"]);
+    assert_eq!(code(&out), 125);
+}
+
+#[test]
+fn system_df_and_prune_reclaim_stopped_runs_unused_images_and_caches() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    // Two names of one image: both stay with a plain prune.
+    assert!(home.vmc(&["tag", "busybox", "other"]).status.success());
+    let out = home.vmc(&["run", "--name", "stopped", "busybox", "true"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let rows = |home: &Home| -> Vec<Vec<String>> {
+        let out = home.vmc(&["system", "df"]);
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().take(3).map(str::to_string).collect())
+            .collect()
+    };
+    // The image (used by the stopped run), the run, the image's rootfs cache.
+    let expected = |rows: [[&str; 3]; 3]| -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect()
+    };
+    assert_eq!(
+        rows(&home),
+        expected([
+            ["Images", "1", "1"],
+            ["Runs", "1", "0"],
+            ["Caches", "1", "1"]
+        ])
+    );
+    let out = home.vmc(&["system", "prune"]);
+    assert_eq!(code(&out), 125, "no terminal to ask on: -f is needed");
+    assert_eq!(text(&home.vmc(&["ps", "-aq"]).stdout).lines().count(), 1);
+    let out = home.vmc(&["system", "prune", "-f"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("Deleted runs:\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(text(&home.vmc(&["ps", "-aq"]).stdout), "");
+    assert_eq!(text(&home.vmc(&["images", "-q"]).stdout).lines().count(), 1);
+    let out = home.vmc(&["system", "prune", "-a", "-f"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Untagged: other:latest\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(text(&home.vmc(&["images", "-q"]).stdout), "");
+    assert_eq!(
+        rows(&home),
+        expected([
+            ["Images", "0", "0"],
+            ["Runs", "0", "0"],
+            ["Caches", "0", "0"]
+        ])
+    );
 }

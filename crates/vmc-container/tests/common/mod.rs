@@ -209,8 +209,8 @@ pub fn host_mounts_mentioning(needle: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Asserts that run `spec` left nothing behind but its writable layer and the record of the
-/// workload `vmc exec` reads: no cgroup, no host mounts, only those in its (initially empty)
+/// Asserts that run `spec` left nothing behind but its writable layer, the record of the
+/// workload `vmc exec` reads and its /etc files: no cgroup, no host mounts, only those in its (initially empty)
 /// run directory, and that the runtime's cleanup then empties it.
 pub fn assert_nothing_left(spec: &RunSpec) {
     assert_eq!(cgroup_dirs(&spec.id), Vec::<PathBuf>::new(), "cgroups left");
@@ -229,6 +229,9 @@ pub fn assert_nothing_left(spec: &RunSpec) {
                 "work",
                 "container.json",
                 "container.json.tmp",
+                "hosts",
+                "hostname",
+                "resolv.conf",
             ]
             .contains(&name.as_str())
         }),

@@ -22,15 +22,30 @@ struct ArchiveImage {
     layers: Vec<String>,
 }
 
-/// Copies the single image of a docker-archive into `layout`, writing an OCI manifest for it.
-pub(crate) fn import(layout: &Layout, src: &SourceDir, show: bool) -> Result<Staged> {
+/// How many images the docker-archive `src` holds.
+pub(crate) fn count(src: &SourceDir) -> Result<usize> {
     let images: Vec<ArchiveImage> = parse_json(&src.read("manifest.json")?, "manifest.json")?;
-    let image = match images.as_slice() {
-        [one] => one,
-        [] => return Err(malformed("the archive holds no image")),
-        many => {
+    Ok(images.len())
+}
+
+/// Copies one image of a docker-archive into `layout`, writing an OCI manifest for it: the
+/// `nth` (`vmc load`), else the only one.
+pub(crate) fn import(
+    layout: &Layout,
+    src: &SourceDir,
+    nth: Option<usize>,
+    show: bool,
+) -> Result<Staged> {
+    let images: Vec<ArchiveImage> = parse_json(&src.read("manifest.json")?, "manifest.json")?;
+    let image = match (nth, images.as_slice()) {
+        (Some(nth), images) => images
+            .get(nth)
+            .ok_or_else(|| malformed(&format!("the archive has no image number {}", nth + 1)))?,
+        (None, [one]) => one,
+        (None, []) => return Err(malformed("the archive holds no image")),
+        (None, many) => {
             return Err(malformed(&format!(
-                "the archive holds {} images; vmc imports one per source: `docker save` them one at a time",
+                "the archive holds {} images; vmc import takes one: load them all with `vmc load -i FILE`",
                 many.len()
             )))
         }

@@ -22,6 +22,9 @@ pub struct ImportOptions {
     pub tag: Option<String>,
     /// Docker-style `--change` instructions (rootfs imports only, like `docker import`).
     pub changes: Vec<Change>,
+    /// The reference name of the one image to take from an OCI layout that holds several
+    /// (`vmc import DIR:REF`).
+    pub reference: Option<String>,
 }
 
 /// An image whose blobs are all in the store but which is not in `index.json` yet.
@@ -31,6 +34,17 @@ pub(crate) struct Staged {
     pub manifest: Descriptor,
     /// Names the source gave the image (RepoTags, ref annotations, file name).
     pub names: Vec<TaggedName>,
+}
+
+/// Which image of a source holding several to take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Pick<'a> {
+    /// The only one (a source with several is an error).
+    Only,
+    /// The one with this reference name (`vmc import DIR:REF`).
+    Named(&'a str),
+    /// The one at this position (`vmc load` takes each in turn).
+    Nth(usize),
 }
 
 /// The kinds of source `vmc import` recognises.
@@ -58,29 +72,104 @@ pub(crate) fn stage(
             reason: "--change applies only to plain rootfs imports (like `docker import`)".into(),
         });
     }
+    let wanted = options.reference.as_deref();
+    if wanted.is_some() && !matches!(kind, SourceKind::OciLayoutDir | SourceKind::ArchiveTar) {
+        return Err(ImageError::UnsupportedSource {
+            path: path.to_path_buf(),
+            reason: "SOURCE:REF picks an image of an OCI layout; this is not one".into(),
+        });
+    }
+    // Canonical, so that `vmc import .` is named after the directory.
+    let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let source_name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut staged = match kind {
         SourceKind::RootfsDir => rootfs::import_dir(layout, path, &options.changes, show)?,
         SourceKind::RootfsTar => rootfs::import_tar(layout, path, &options.changes, show)?,
-        SourceKind::OciLayoutDir => oci_layout::import(layout, &SourceDir::open(path)?, show)?,
-        SourceKind::DockerArchiveDir => {
-            docker_archive::import(layout, &SourceDir::open(path)?, show)?
+        SourceKind::OciLayoutDir | SourceKind::DockerArchiveDir | SourceKind::ArchiveTar => {
+            let archive = ArchiveSource::open(layout, path, &kind)?;
+            let pick = wanted.map_or(Pick::Only, Pick::Named);
+            if wanted.is_some() && !archive.is_oci {
+                return Err(ImageError::UnsupportedSource {
+                    path: path.to_path_buf(),
+                    reason: "SOURCE:REF picks an image of an OCI layout; this is a docker-archive"
+                        .into(),
+                });
+            }
+            archive.stage(layout, pick, &source_name, show)?
         }
-        SourceKind::ArchiveTar => import_archive_tar(layout, path, show)?,
     };
     if staged.names.is_empty() {
-        // Canonical, so that `vmc import .` is named after the directory.
-        let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        let file_name = real
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        staged.names.extend(TaggedName::from_file_stem(&file_name));
+        staged
+            .names
+            .extend(TaggedName::from_file_stem(&source_name));
     }
     Ok(staged)
 }
 
-/// Unpacks a docker-archive or OCI layout tarball into scratch space and imports from there.
-fn import_archive_tar(layout: &Layout, path: &Path, show: bool) -> Result<Staged> {
+/// Stages every image of a docker-archive or OCI layout (directory or tar), for `vmc load`:
+/// each named by the source, or unnamed.
+pub(crate) fn stage_all(layout: &Layout, path: &Path, show: bool) -> Result<Vec<Staged>> {
+    let kind = detect(path)?;
+    if !matches!(
+        kind,
+        SourceKind::OciLayoutDir | SourceKind::DockerArchiveDir | SourceKind::ArchiveTar
+    ) {
+        return Err(ImageError::UnsupportedSource {
+            path: path.to_path_buf(),
+            reason: "vmc load takes a docker-archive or an OCI archive (`vmc import` takes a root filesystem)".into(),
+        });
+    }
+    let archive = ArchiveSource::open(layout, path, &kind)?;
+    let count = if archive.is_oci {
+        oci_layout::count(&archive.dir)?
+    } else {
+        docker_archive::count(&archive.dir)?
+    };
+    (0..count)
+        .map(|nth| archive.stage(layout, Pick::Nth(nth), "", show))
+        .collect()
+}
+
+/// A docker-archive or OCI layout as a directory: the source itself, or a tarball unpacked
+/// into scratch space (removed when this is dropped).
+struct ArchiveSource {
+    dir: SourceDir,
+    is_oci: bool,
+    _staging: Option<tempfile::TempDir>,
+}
+
+impl ArchiveSource {
+    fn open(layout: &Layout, path: &Path, kind: &SourceKind) -> Result<ArchiveSource> {
+        let staging = match kind {
+            SourceKind::ArchiveTar => Some(unpack_archive(layout, path)?),
+            _ => None,
+        };
+        let root = staging.as_ref().map_or(path, |s| s.path());
+        Ok(ArchiveSource {
+            dir: SourceDir::open(root)?,
+            is_oci: root.join("oci-layout").is_file(),
+            _staging: staging,
+        })
+    }
+
+    fn stage(&self, layout: &Layout, pick: Pick, source_name: &str, show: bool) -> Result<Staged> {
+        if self.is_oci {
+            oci_layout::import(layout, &self.dir, pick, source_name, show)
+        } else {
+            let nth = match pick {
+                Pick::Nth(nth) => Some(nth),
+                Pick::Only | Pick::Named(_) => None,
+            };
+            docker_archive::import(layout, &self.dir, nth, show)
+        }
+    }
+}
+
+/// Unpacks a docker-archive or OCI layout tarball into scratch space.
+fn unpack_archive(layout: &Layout, path: &Path) -> Result<tempfile::TempDir> {
     let staging = tempfile::Builder::new()
         .prefix("import-")
         .tempdir_in(layout.scratch())
@@ -92,12 +181,7 @@ fn import_archive_tar(layout: &Layout, path: &Path, show: bool) -> Result<Staged
             path: path.to_path_buf(),
             reason: format!("cannot read the archive: {e}"),
         })?;
-    let dir = SourceDir::open(staging.path())?;
-    if staging.path().join("oci-layout").is_file() {
-        oci_layout::import(layout, &dir, show)
-    } else {
-        docker_archive::import(layout, &dir, show)
-    }
+    Ok(staging)
 }
 
 /// Recognises the source by its shape and, for tarballs, by the names inside.

@@ -2,7 +2,7 @@
 //! the OCI form of `docker save`).
 
 use super::source::{parse_json, SourceDir};
-use super::{local_name, Staged};
+use super::{local_name, Pick, Staged};
 use crate::digest;
 use crate::error::{ImageError, IoContext, Result};
 use crate::index::REF_NAME;
@@ -15,29 +15,94 @@ use std::fs::File;
 /// Annotation containerd/Docker use for the full image name.
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
-/// Copies the single image of the layout `src` into `layout`.
-pub(crate) fn import(layout: &Layout, src: &SourceDir, show: bool) -> Result<Staged> {
+/// How many images the layout `src` holds.
+pub(crate) fn count(src: &SourceDir) -> Result<usize> {
     let index: ImageIndex = parse_json(&src.read("index.json")?, "index.json")?;
-    let top = match index.manifests().as_slice() {
-        [one] => one.clone(),
-        [] => return Err(malformed("index.json", "the layout holds no image")),
-        many => {
-            let refs: Vec<String> = many.iter().map(|d| ref_names(d).join("/")).collect();
+    Ok(index.manifests().len())
+}
+
+/// Copies one image of the layout `src` into `layout`: the one `pick` names, else the only
+/// one. `source_name` (the directory's or archive's name) is the repository of an image whose
+/// reference name is only a version tag.
+pub(crate) fn import(
+    layout: &Layout,
+    src: &SourceDir,
+    pick: Pick,
+    source_name: &str,
+    show: bool,
+) -> Result<Staged> {
+    let index: ImageIndex = parse_json(&src.read("index.json")?, "index.json")?;
+    let refs = || -> String {
+        let refs: Vec<String> = index
+            .manifests()
+            .iter()
+            .map(|d| ref_names(d).join("/"))
+            .collect();
+        refs.join(", ")
+    };
+    let wanted = match pick {
+        Pick::Named(name) => Some(name),
+        Pick::Nth(nth) => {
+            let top = index.manifests().get(nth).ok_or_else(|| {
+                malformed(
+                    "index.json",
+                    &format!("the layout has no image number {}", nth + 1),
+                )
+            })?;
+            return import_top(layout, src, top.clone(), Vec::new(), source_name, show);
+        }
+        Pick::Only => None,
+    };
+    let top = match (wanted, index.manifests().as_slice()) {
+        (Some(wanted), manifests) => match manifests
+            .iter()
+            .find(|d| ref_names(d).iter().any(|n| n == wanted))
+        {
+            Some(one) => one.clone(),
+            None => {
+                return Err(malformed(
+                    "index.json",
+                    &format!(
+                        "the layout has no image named {wanted:?} (it has: {})",
+                        refs()
+                    ),
+                ))
+            }
+        },
+        (None, [one]) => one.clone(),
+        (None, []) => return Err(malformed("index.json", "the layout holds no image")),
+        (None, many) => {
             return Err(malformed(
                 "index.json",
                 &format!(
-                    "the layout holds {} images ({}); vmc imports one per source: extract it with `skopeo copy oci:SRC:REF oci:NEWDIR:REF`",
+                    "the layout holds {} images ({}); pick one with `vmc import DIR:REF` or load them all with `vmc load -i FILE`",
                     many.len(),
-                    refs.join(", ")
+                    refs()
                 ),
             ));
         }
     };
-    let mut names: Vec<TaggedName> = docker_repo_tags(src);
+    let names = if wanted.is_none() {
+        docker_repo_tags(src)
+    } else {
+        Vec::new()
+    };
+    import_top(layout, src, top, names, source_name, show)
+}
+
+/// Copies the image of index entry `top`, named `names` or else by its reference name.
+fn import_top(
+    layout: &Layout,
+    src: &SourceDir,
+    top: Descriptor,
+    mut names: Vec<TaggedName>,
+    source_name: &str,
+    show: bool,
+) -> Result<Staged> {
     if names.is_empty() {
         names = ref_names(&top)
             .iter()
-            .filter_map(|n| local_name(n))
+            .filter_map(|n| layout_ref_name(n, source_name))
             .collect();
     }
     let manifest_desc = select_manifest(src, &top)?;
@@ -124,6 +189,19 @@ fn ref_names(desc: &Descriptor) -> Vec<String> {
         .filter_map(|key| annotations.get(*key).cloned())
         .take(1)
         .collect()
+}
+
+/// The local name of a layout's reference name: `REPO:TAG` as it is; a bare version tag
+/// (`skopeo copy … oci:DIR:1.0` writes `1.0`) under the source's name (`DIR:1.0`); another
+/// bare word a repository (`busybox` → `busybox:latest`).
+fn layout_ref_name(reference: &str, source_name: &str) -> Option<TaggedName> {
+    let bare_version =
+        !reference.contains([':', '/', '@']) && reference.starts_with(|c: char| c.is_ascii_digit());
+    if bare_version {
+        let repository = TaggedName::from_file_stem(source_name)?;
+        return TaggedName::parse(&format!("{}:{reference}", repository.repository)).ok();
+    }
+    local_name(reference)
 }
 
 /// `RepoTags` of the `manifest.json` Docker writes next to its OCI layout.

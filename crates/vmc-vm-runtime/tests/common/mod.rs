@@ -15,5 +15,6 @@ pub fn run_config(args: &[&str]) -> RunConfig {
         interactive: false,
         terminal_size: None,
         root_disks: false,
+        etc_files: Vec::new(),
     }
 }

@@ -233,8 +233,9 @@ impl Bencher<'_> {
             memory: self.args.memory,
             cpus: self.args.cpus,
             mode_options: self.args.mode_options.clone(),
-            image: image.to_string(),
-            command: command.to_vec(),
+            workload: std::iter::once(image.to_string())
+                .chain(command.iter().cloned())
+                .collect(),
             ..RunArgs::default()
         }
     }

@@ -1,8 +1,10 @@
 //! Image commands: `vmc import`, `vmc images`, `vmc inspect`, `vmc rmi`, `vmc image …`.
 
+use crate::format::{print_all, Template};
 use crate::units::{ago, human_size, unix_now};
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
 use vmc_image::{Change, ImageSummary, ImportOptions, Store};
@@ -12,8 +14,8 @@ use vmc_runtime::text::{escape, to_json_pretty};
 /// `vmc import SOURCE [--tag NAME[:TAG]] [--change INSTR]…`
 #[derive(Args)]
 pub struct ImportArgs {
-    /// A `docker save` tarball, an OCI layout (directory or tar), or a root filesystem
-    /// (directory, .tar, .tar.gz).
+    /// A `docker save` tarball, an OCI layout (directory or tar; DIR:REF picks one image of
+    /// a layout holding several), or a root filesystem (directory, .tar, .tar.gz).
     pub source: PathBuf,
     /// Name the image NAME[:TAG] (default: the source's own name, else the file name).
     #[arg(short, long, value_name = "NAME[:TAG]")]
@@ -28,8 +30,12 @@ pub struct ImportArgs {
 #[derive(Args)]
 pub struct ImagesArgs {
     /// Print a JSON array instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// Print each image with a Go-template: '{{.Repository}}:{{.Tag}} {{.Size}}', '{{json .}}',
+    /// 'table …' (fields: ID Repository Tag Digest CreatedAt CreatedSince Size).
+    #[arg(long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
     /// Only print image IDs.
     #[arg(short, long)]
     pub quiet: bool,
@@ -41,16 +47,41 @@ pub struct ImagesArgs {
 /// `vmc inspect IMAGE`
 #[derive(Args)]
 pub struct InspectArgs {
+    /// Print the details with a Go-template over the JSON's fields, matched without regard
+    /// to case: '{{.Id}}', '{{json .Config.Cmd}}'.
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
     /// Image name[:tag] or ID (prefix).
     pub image: String,
 }
 
-/// `vmc rmi IMAGE…`
+/// `vmc rmi [-f] IMAGE…`
 #[derive(Args)]
 pub struct RmiArgs {
+    /// Remove an image by ID even when it has several names (all of them go); an image a
+    /// running run uses is still kept.
+    #[arg(short, long)]
+    pub force: bool,
     /// Image names or IDs to remove.
     #[arg(required = true)]
     pub images: Vec<String>,
+}
+
+/// `vmc load -i FILE`
+#[derive(Args)]
+pub struct LoadArgs {
+    /// A `docker save` tarball or an OCI archive (or layout directory) with one image or more.
+    #[arg(short, long, value_name = "FILE")]
+    pub input: PathBuf,
+}
+
+/// `vmc tag SOURCE TARGET`
+#[derive(Args)]
+pub struct TagArgs {
+    /// The image: name[:tag] or ID (prefix).
+    pub source: String,
+    /// The new name, NAME[:TAG] (tag default: latest).
+    pub target: String,
 }
 
 /// `vmc image SUBCOMMAND`: the same commands grouped Docker-style, plus `prune`.
@@ -66,6 +97,10 @@ pub enum ImageCommand {
     /// Remove images (same as `vmc rmi`).
     #[command(alias = "rmi")]
     Rm(RmiArgs),
+    /// Give an image another name (same as `vmc tag`).
+    Tag(TagArgs),
+    /// Import every image of an archive (same as `vmc load`).
+    Load(LoadArgs),
     /// Remove untagged images, unreferenced blobs, stale rootfs caches and temporary files.
     Prune,
 }
@@ -77,6 +112,8 @@ pub fn image(command: ImageCommand) -> Result<u8> {
         ImageCommand::Import(args) => import(args),
         ImageCommand::Inspect(args) => inspect(args),
         ImageCommand::Rm(args) => rmi(args),
+        ImageCommand::Tag(args) => tag(args),
+        ImageCommand::Load(args) => load(args),
         ImageCommand::Prune => prune(),
     }
 }
@@ -89,11 +126,13 @@ pub fn import(args: ImportArgs) -> Result<u8> {
         .map(|c| Change::parse(c))
         .collect::<Result<Vec<_>, _>>()?;
     let store = Store::open_default()?;
+    let (source, reference) = split_source_reference(&args.source);
     let options = ImportOptions {
         tag: args.tag,
         changes,
+        reference,
     };
-    let summary = store.import_with(&args.source, &options)?;
+    let summary = store.import_with(&source, &options)?;
     let name = summary
         .names
         .first()
@@ -101,6 +140,21 @@ pub fn import(args: ImportArgs) -> Result<u8> {
         .unwrap_or("<none>");
     println!("Imported {} sha256:{}", escape(name), summary.id);
     Ok(0)
+}
+
+/// `DIR:REF` (an OCI layout and the reference name of one of its images, which may hold a
+/// `:` itself) when `source` is not itself a path that exists but its part before a `:` is.
+fn split_source_reference(source: &std::path::Path) -> (PathBuf, Option<String>) {
+    let text = source.to_string_lossy();
+    if !source.exists() {
+        for (at, _) in text.match_indices(':') {
+            let (path, reference) = (&text[..at], &text[at + 1..]);
+            if !reference.is_empty() && std::path::Path::new(path).exists() {
+                return (PathBuf::from(path), Some(reference.to_string()));
+            }
+        }
+    }
+    (source.to_path_buf(), None)
 }
 
 /// `vmc images`: a Docker-like table, IDs only, or JSON.
@@ -126,6 +180,16 @@ pub fn images(args: ImagesArgs) -> Result<u8> {
         return Ok(0);
     }
     let now = unix_now();
+    if let Some(format) = &args.format {
+        let template = Template::parse(format)?;
+        let rows: Vec<Value> = list
+            .iter()
+            .flat_map(|summary| format_fields(summary, &id(summary), now))
+            .collect();
+        drop(out);
+        print_all(&template, &rows)?;
+        return Ok(0);
+    }
     let mut rows = vec![[
         "REPOSITORY".to_string(),
         "TAG".into(),
@@ -173,10 +237,41 @@ pub fn images(args: ImagesArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// `vmc inspect`: the image's details as JSON.
+/// An image's `--format` fields under Docker's names: one set per name, as the table has a
+/// row per name.
+fn format_fields(summary: &ImageSummary, id: &str, now: i64) -> Vec<Value> {
+    let created = summary
+        .created
+        .as_deref()
+        .and_then(vmc_image::timefmt::parse_rfc3339);
+    let names: Vec<(String, String)> = if summary.names.is_empty() {
+        vec![("<none>".into(), "<none>".into())]
+    } else {
+        summary.names.iter().map(|n| split_name(n)).collect()
+    };
+    names
+        .into_iter()
+        .map(|(repository, tag)| {
+            serde_json::json!({
+                "ID": id,
+                "Repository": repository,
+                "Tag": tag,
+                "Digest": format!("sha256:{}", summary.id),
+                "CreatedAt": summary.created.clone().unwrap_or_else(|| "N/A".into()),
+                "CreatedSince": created.map_or_else(|| "N/A".into(), |t| ago(now - t)),
+                "Size": human_size(summary.size),
+            })
+        })
+        .collect()
+}
+
+/// `vmc inspect`: the image's details as JSON, or through `--format`.
 pub fn inspect(args: InspectArgs) -> Result<u8> {
     let image = Store::open_default()?.resolve(&args.image)?;
-    println!("{}", to_json_pretty(&image)?);
+    match &args.format {
+        Some(format) => print_all(&Template::parse(format)?, &[serde_json::to_value(&image)?])?,
+        None => println!("{}", to_json_pretty(&image)?),
+    }
     Ok(0)
 }
 
@@ -186,7 +281,7 @@ pub fn rmi(args: RmiArgs) -> Result<u8> {
     let runs = RunStore::open()?;
     let mut status = 0;
     for reference in &args.images {
-        match store.remove(reference, |id| running_user_of(&runs, id)) {
+        match store.remove_with(reference, args.force, |id| running_user_of(&runs, id)) {
             Ok(report) => {
                 for name in &report.untagged {
                     println!("Untagged: {}", escape(name));
@@ -202,6 +297,25 @@ pub fn rmi(args: RmiArgs) -> Result<u8> {
         }
     }
     Ok(status)
+}
+
+/// `vmc load`: every image of the archive, with `docker load`'s lines.
+pub fn load(args: LoadArgs) -> Result<u8> {
+    for summary in Store::open_default()?.load_archive(&args.input)? {
+        if summary.names.is_empty() {
+            println!("Loaded image ID: sha256:{}", summary.id);
+        }
+        for name in &summary.names {
+            println!("Loaded image: {}", escape(name));
+        }
+    }
+    Ok(0)
+}
+
+/// `vmc tag`: silent on success, like `docker tag`.
+pub fn tag(args: TagArgs) -> Result<u8> {
+    Store::open_default()?.tag(&args.source, &args.target)?;
+    Ok(0)
 }
 
 /// `vmc image prune`.

@@ -8,3 +8,5 @@ pub mod lifecycle;
 pub mod logs;
 pub mod ps;
 pub mod run;
+pub mod shell;
+pub mod system;

@@ -1,10 +1,12 @@
 //! `vmc ps`, `vmc rm`, `vmc container prune` and `vmc container inspect`: list, remove and
 //! show runs.
 
+use crate::format::{print_all, Template};
 use crate::modes::{runtime_for, ModeOptions};
 use crate::units::{ago, human_duration, unix_now};
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
+use serde_json::Value;
 use std::io::BufRead;
 use vmc_runs::{RunRecord, RunStatus, RunStore};
 use vmc_runtime::text::{escape, to_json_pretty};
@@ -19,8 +21,12 @@ pub struct PsArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Print the records as JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// Print each run with a Go-template: '{{.ID}} {{.Status}}', '{{json .}}', 'table …'
+    /// (fields: ID Image Command CreatedAt RunningFor Status State Names Mode).
+    #[arg(long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
     /// Show only the runs that match: status=created|running|exited|dead (implies -a).
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
@@ -86,6 +92,12 @@ pub fn ps(args: PsArgs) -> Result<u8> {
         }
         return Ok(0);
     }
+    if let Some(format) = &args.format {
+        let template = Template::parse(format)?;
+        let rows: Vec<Value> = records.iter().map(format_fields).collect();
+        print_all(&template, &rows)?;
+        return Ok(0);
+    }
     // Docker's tabwriter sizes the columns to their text: STATUS varies the most.
     let statuses: Vec<String> = records.iter().map(status_text).collect();
     let width = statuses
@@ -129,7 +141,8 @@ pub fn rm(args: RmArgs) -> Result<u8> {
     Ok(if failed { 1 } else { 0 })
 }
 
-fn remove_one(store: &RunStore, reference: &str, force: bool) -> Result<()> {
+/// Removes one run (`vmc rm`): a running one only with `force`.
+pub(crate) fn remove_one(store: &RunStore, reference: &str, force: bool) -> Result<()> {
     let record = store.find(reference)?;
     if record.status().is_live() {
         if !force {
@@ -170,6 +183,27 @@ fn status_filter(filters: &[String]) -> Result<Option<Vec<&'static str>>> {
         })
         .collect::<Result<Vec<_>>>()
         .map(Some)
+}
+
+/// A run's fields for `--format`, under Docker's names.
+fn format_fields(record: &RunRecord) -> Value {
+    serde_json::json!({
+        "ID": &record.id[..12],
+        "FullID": &record.id,
+        "Image": &record.image,
+        "Command": format!("\"{}\"", record.command.join(" ")),
+        "CreatedAt": vmc_image::timefmt::format_rfc3339(record.created as i64),
+        "RunningFor": ago(unix_now() - record.created as i64),
+        "Status": status_text(record),
+        "State": match record.status() {
+            RunStatus::Created => "created",
+            RunStatus::Up => "running",
+            RunStatus::Exited(_) => "exited",
+            RunStatus::Dead => "dead",
+        },
+        "Names": &record.name,
+        "Mode": record.mode.as_str(),
+    })
 }
 
 /// Docker's STATUS column: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`, `Dead`.

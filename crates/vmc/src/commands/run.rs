@@ -50,7 +50,6 @@ pub enum NetworkArg {
 /// Options of `vmc run`. `Default` gives what the command line gives when only an image is
 /// named (`vmc bench` builds its runs from it).
 #[derive(Args, Debug, Default)]
-#[command(trailing_var_arg = true)]
 pub struct RunArgs {
     /// Run as a microVM or as a container.
     #[arg(long, value_enum, default_value_t)]
@@ -128,10 +127,28 @@ pub struct RunArgs {
     pub trace: Option<TraceFormat>,
     #[command(flatten)]
     pub mode_options: ModeOptions,
-    /// The image to run: name[:tag] or an image id prefix.
-    pub image: String,
-    /// The command and its arguments (default: the image's Cmd).
-    pub command: Vec<String>,
+    /// The image to run (name[:tag] or an image id prefix), then the command and its
+    /// arguments (default: the image's Cmd). Everything after the image is the workload's,
+    /// flags included, as with Docker: vmc's own flags go before the image.
+    #[arg(
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        value_names = ["IMAGE", "COMMAND"]
+    )]
+    pub workload: Vec<String>,
+}
+
+impl RunArgs {
+    /// The image to run: the first word after vmc's own flags.
+    pub fn image(&self) -> &str {
+        self.workload.first().map_or("", String::as_str)
+    }
+
+    /// The command and its arguments given after the image (empty: the image's own).
+    pub fn command(&self) -> &[String] {
+        self.workload.get(1..).unwrap_or_default()
+    }
 }
 
 /// Runs `vmc run`; returns the workload's exit status.
@@ -144,11 +161,11 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
     check_terminal(&args)?;
     check_detach(&args)?;
     let store = vmc_image::Store::open_default()?;
-    let image = store.resolve(&args.image)?;
+    let image = store.resolve(args.image())?;
     let rootfs = store.rootfs(&image)?;
     timeline.step(format!(
         "image {} resolved to {}; rootfs cached at {}",
-        args.image,
+        args.image(),
         &image.id()[..12],
         rootfs.display()
     ));
@@ -163,14 +180,14 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
     };
     let mut spec = build_spec(&args, &image, rootfs, &id, runs.run_dir(&id))?;
     spec.security = security;
-    let mut record = RunRecord::creating(&name, mode, &args.image, &spec);
+    let mut record = RunRecord::creating(&name, mode, args.image(), &spec);
     record.detached = args.detach;
     record.auto_remove = args.rm;
     record.log_max_size = log_max_size(&args.log_opt)?;
     let stop_signal = &image.config().stop_signal;
     if !stop_signal.is_empty() {
         record.stop_signal = crate::signals::parse_signal(stop_signal)
-            .with_context(|| format!("image {}: its StopSignal", args.image))?;
+            .with_context(|| format!("image {}: its StopSignal", args.image()))?;
     }
     // The spec first: the record is what makes the run visible, complete from the start.
     runs.save_spec(&spec)?;
@@ -430,16 +447,16 @@ pub(crate) fn build_spec(
         Some(entrypoint) => vec![entrypoint.clone()],
         None => config.entrypoint.clone(),
     };
-    let command = if args.command.is_empty() && args.entrypoint.is_none() {
+    let command = if args.command().is_empty() && args.entrypoint.is_none() {
         config.cmd.clone()
     } else {
-        args.command.clone()
+        args.command().to_vec()
     };
     let argv: Vec<String> = entrypoint.into_iter().chain(command).collect();
     if argv.is_empty() {
         bail!(
             "no command given and image {} has no Cmd or Entrypoint: add a command after the image name",
-            args.image
+            args.image()
         );
     }
     let mut env = config.env.clone();
@@ -454,6 +471,10 @@ pub(crate) fn build_spec(
     }
     for entry in &args.env {
         set_env(&mut env, entry);
+    }
+    // Docker gives a terminal a type when neither the image nor the user did.
+    if args.tty && env_value(&env, "TERM").is_none() {
+        env.push("TERM=xterm".into());
     }
     // The image's /etc/passwd is read once, here: the uid's home goes into the environment
     // (as Docker sets HOME) so the runtimes need not read it again.
@@ -547,10 +568,46 @@ mod tests {
         }
         let parsed = <Run as clap::Parser>::parse_from(["run", "busybox"]).args;
         let defaults = RunArgs {
-            image: "busybox".into(),
+            workload: vec!["busybox".into()],
             ..RunArgs::default()
         };
         assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
+    }
+
+    /// Parses a `vmc run` command line (without `vmc run`).
+    fn parse_run(words: &[&str]) -> Result<RunArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Run {
+            #[command(flatten)]
+            args: RunArgs,
+        }
+        <Run as clap::Parser>::try_parse_from(std::iter::once("run").chain(words.iter().copied()))
+            .map(|run| run.args)
+    }
+
+    #[test]
+    fn everything_after_the_image_is_the_workloads() {
+        let args = parse_run(&["-e", "A=1", "busybox", "-e", "FOO=1", "env", "--help"]).unwrap();
+        assert_eq!(args.env, ["A=1"]);
+        assert_eq!(args.image(), "busybox");
+        assert_eq!(args.command(), ["-e", "FOO=1", "env", "--help"]);
+        let args = parse_run(&["busybox", "--help"]).unwrap();
+        assert_eq!(args.command(), ["--help"]);
+        let args = parse_run(&["--rm", "busybox", "--rm", "-it"]).unwrap();
+        assert!(args.rm && !args.tty && !args.interactive);
+        assert_eq!(args.command(), ["--rm", "-it"]);
+    }
+
+    #[test]
+    fn vmc_flags_before_the_image_still_parse_and_an_image_is_required() {
+        let help = parse_run(&["--help"]).unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(help.to_string().contains("<IMAGE> [COMMAND]..."), "{help}");
+        let missing = parse_run(&["-e", "A=1"]).unwrap_err();
+        assert_eq!(
+            missing.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
     }
 
     #[test]
