@@ -124,7 +124,9 @@ cp -al "$store/images" "$tmp/store/images" 2>/dev/null \
 with_tag() { if [[ $1 == *:* ]]; then echo "$1"; else echo "$1:latest"; fi; }
 VMC_HOME=$tmp/store "$new" images | awk -v a="$(with_tag "$busybox_image")" -v b="$(with_tag "$python3_image")" \
   -v ia="$busybox_image" -v ib="$python3_image" '
-    NR > 1 && $1 ":" $2 != a && $1 ":" $2 != b && index($3, ia) != 1 && index($3, ib) != 1 { print $1 ":" $2 }' |
+    NR > 1 && $1 ":" $2 != a && $1 ":" $2 != b && index($3, ia) != 1 && index($3, ib) != 1 {
+      print ($1 == "<none>" ? $3 : $1 ":" $2)  # an untagged image goes by its ID
+    }' |
   while read -r unused; do VMC_HOME=$tmp/store "$new" rmi "$unused" >/dev/null; done
 store=$tmp/store
 
