@@ -60,7 +60,8 @@ for kib in $VP_OLD_SIZES $VP_NEW_SIZES; do
 done
 
 # The milestones of the --trace=json line in FILE, in microseconds since vmc started:
-# "vmc_start workload_exec workload_exit torn_down" (empty fields for missing ones).
+# "vmc_start workload_exec workload_exit torn_down kernel_entry init_started" (a "-" for a
+# missing one).
 milestones() {
   awk '/"milestones":\[/ {
     s = $0
@@ -73,11 +74,12 @@ milestones() {
       if (match(marks[i], /"at":[0-9]+/)) at[name] = substr(marks[i], RSTART + 5, RLENGTH - 5)
     }
   }
-  END { printf "%s %s %s %s\n", at["vmc_start"], at["workload_exec"], at["workload_exit"], at["torn_down"] }' "$1"
+  function f(name) { return name in at ? at[name] : "-" }
+  END { printf "%s %s %s %s %s %s\n", f("vmc_start"), f("workload_exec"), f("workload_exit"), f("torn_down"), f("kernel_entry"), f("init_started") }' "$1"
 }
 
-# milliseconds between two microsecond readings, empty if either is missing.
-ms_between() { if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1000 }'; fi; }
+# milliseconds between two microsecond readings, empty if either is missing ("-" or empty).
+ms_between() { if [ -n "$1" ] && [ -n "$2" ] && [ "$1" != - ] && [ "$2" != - ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1000 }'; fi; }
 
 # The vmc process of a run started as `timeout ... vmc-old|vmc-new ...` &: busybox's timeout
 # execs the command in its own process, coreutils' runs it as a child. Shell builtins only: it
@@ -124,7 +126,7 @@ sample_rss() {
   echo "$last"
 }
 
-echo "round,binary,case,image,memory,bytes,status,sha256_ok,wall_ms,start_to_exec_ms,exec_to_exit_ms,start_to_torn_down_ms,rss_kb,guest_kb,overhead_kb"
+echo "round,binary,case,image,memory,bytes,status,sha256_ok,wall_ms,start_to_exec_ms,exec_to_exit_ms,start_to_torn_down_ms,rss_kb,guest_kb,overhead_kb,entry_to_init_ms,init_to_exec_ms"
 
 # run ROUND BINARY CASE IMAGE MEMORY BYTES CMD...: one boot, one CSV row. BYTES > 0 makes it a
 # throughput run: that many bytes on stdin (-i), stdout checked against their sha256.
@@ -158,11 +160,13 @@ run() {
   if [ "$bytes" -gt 0 ]; then
     if [ "$(sha256sum <"$work/stdout" | cut -d' ' -f1)" = "$(cat "$work/input-$kib.sha256")" ]; then sha_ok=yes; else sha_ok=no; fi
   fi
+  entry_to_init=$(ms_between "${5:-}" "${6:-}")
+  init_to_exec=$(ms_between "${6:-}" "${2:-}")
   # shellcheck disable=SC2086 # rss is empty or three numbers
   set -- "${1:-}" "${2:-}" "${3:-}" "${4:-}" $rss
-  printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$round" "$binary" "$case_name" "$image" \
+  printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$round" "$binary" "$case_name" "$image" \
     "$memory" "$bytes" "$status" "$sha_ok" "$wall" "$(ms_between "$1" "$2")" "$(ms_between "$2" "$3")" \
-    "$(ms_between "$1" "$4")" "${5:-}" "${6:-}" "${7:-}"
+    "$(ms_between "$1" "$4")" "${5:-}" "${6:-}" "${7:-}" "$entry_to_init" "$init_to_exec"
   echo "vm-paths: round $round $binary $case_name: ${wall} ms wall, exit $status${sha_ok:+, sha256 $sha_ok}${5:+, RSS $5 kB}" >&2
   if [ "$status" -ne 0 ] || [ "$sha_ok" = no ]; then
     [ $(((end - start) / 1000000)) -ge "$limit" ] && echo "vm-paths:   timed out after $limit s" >&2

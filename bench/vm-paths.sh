@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/vm-paths.sh: two vmc builds, OLD and NEW, side by side in VM mode, in ONE session:
 #   startup     `vmc run --mode vm --rm IMAGE true` for busybox and debian:python3: the wall
-#               time of the whole process and the trace's vmc start → workload exec
+#               time of the whole process and the trace's vmc start → workload exec, and of
+#               that the guest's two parts: kernel entry → init started (the kernel's boot),
+#               init started → workload exec (vmc-init's mounts and root switch)
 #   throughput  N bytes of random data through `vmc run --mode vm --rm -i busybox cat`, the
 #               output's sha256 checked: MiB/s over the trace's workload exec → workload exit
 #   memory      the VMM's resident memory while python3 sleeps in the guest (bench/vmm-rss.sh's
@@ -47,7 +49,7 @@ python3_image=debian:python3
 churn_mib=256
 while [ $# -gt 0 ]; do
   case $1 in
-    -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   esac
   [ $# -ge 2 ] || die "$1 needs a value (see --help)"
   case $1 in
@@ -122,7 +124,9 @@ cp -al "$store/images" "$tmp/store/images" 2>/dev/null \
 with_tag() { if [[ $1 == *:* ]]; then echo "$1"; else echo "$1:latest"; fi; }
 VMC_HOME=$tmp/store "$new" images | awk -v a="$(with_tag "$busybox_image")" -v b="$(with_tag "$python3_image")" \
   -v ia="$busybox_image" -v ib="$python3_image" '
-    NR > 1 && $1 ":" $2 != a && $1 ":" $2 != b && index($3, ia) != 1 && index($3, ib) != 1 { print $1 ":" $2 }' |
+    NR > 1 && $1 ":" $2 != a && $1 ":" $2 != b && index($3, ia) != 1 && index($3, ib) != 1 {
+      print ($1 == "<none>" ? $3 : $1 ":" $2)  # an untagged image goes by its ID
+    }' |
   while read -r unused; do VMC_HOME=$tmp/store "$new" rmi "$unused" >/dev/null; done
 store=$tmp/store
 
@@ -200,6 +204,8 @@ awk -F, -v where="$where" -v rounds="$rounds" -v churn="$churn_mib" \
     if ($3 ~ /^startup-/) {
       add(bin SUBSEP c ": wall (ms)", $9)
       add(bin SUBSEP c ": vmc start -> workload exec (ms)", $10)
+      add(bin SUBSEP c ":   kernel entry -> init started (ms)", $16)
+      add(bin SUBSEP c ":   init started -> workload exec (ms)", $17)
     } else if ($3 ~ /^cat-/) {
       if ($11 > 0) add(bin SUBSEP c ": MiB/s (workload exec -> exit)", $6 / 1048576 / ($11 / 1000))
       add(bin SUBSEP c ": wall (ms)", $9)
@@ -216,7 +222,10 @@ awk -F, -v where="$where" -v rounds="$rounds" -v churn="$churn_mib" \
     printf "%10s  %-19s %10s  %-19s %7s  %s\n", "OLD median", "(min-max, runs)", "NEW median", "(min-max, runs)", "NEW/OLD", "figure"
     for (i = 1; i <= cases; i++) {
       c = order[i]
-      if (c ~ /true$/) { line(c ": wall (ms)"); line(c ": vmc start -> workload exec (ms)") }
+      if (c ~ /true$/) {
+        line(c ": wall (ms)"); line(c ": vmc start -> workload exec (ms)")
+        line(c ":   kernel entry -> init started (ms)"); line(c ":   init started -> workload exec (ms)")
+      }
       else if (c ~ /^cat /) { line(c ": MiB/s (workload exec -> exit)"); line(c ": wall (ms)") }
       else { line(c ": VMM process RSS (MiB)"); line(c ": guest RAM resident (MiB)"); line(c ": VMM overhead outside guest RAM (MiB)") }
     }
