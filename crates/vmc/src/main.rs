@@ -86,6 +86,9 @@ fn main() -> ExitCode {
             return ExitCode::from(status as u8);
         }
     };
+    if cli.command.only_reads_and_prints() {
+        die_quietly_on_a_closed_pipe();
+    }
     match cli.command.execute(started) {
         Ok(status) => ExitCode::from(status),
         Err(err) => {
@@ -99,7 +102,38 @@ fn main() -> ExitCode {
     }
 }
 
+/// Gives SIGPIPE its default action back (Rust ignores it), so that `vmc ps | head` ends quietly
+/// when `head` closes the pipe, as Docker's CLI and other Unix tools do, instead of panicking
+/// in `println!`.
+fn die_quietly_on_a_closed_pipe() {
+    // SAFETY: called before any thread is started; SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 impl Command {
+    /// Whether the subcommand only reads records and prints them: such a command may die of
+    /// SIGPIPE half-way without leaving anything behind. Commands that run, change or remove
+    /// something keep SIGPIPE ignored and finish their work.
+    fn only_reads_and_prints(&self) -> bool {
+        use commands::image::ImageCommand;
+        use commands::ps::ContainerCommand;
+        use commands::system::SystemCommand;
+        matches!(
+            self,
+            Command::Ps(_)
+                | Command::Logs(_)
+                | Command::Images(_)
+                | Command::Inspect(_)
+                | Command::Version(_)
+                | Command::Completion(_)
+                | Command::Image(ImageCommand::Ls(_) | ImageCommand::Inspect(_))
+                | Command::Container(ContainerCommand::Inspect(_))
+                | Command::System(SystemCommand::Df)
+        )
+    }
+
     /// Runs the subcommand (vmc started at `started`); returns the process exit status.
     fn execute(self, started: Instant) -> anyhow::Result<u8> {
         match self {

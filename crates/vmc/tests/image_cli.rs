@@ -296,6 +296,31 @@ fn version_and_shell_completions() {
     );
 }
 
+/// `vmc ps | head` and the like: a listing whose reader has gone ends by SIGPIPE, quietly, as
+/// Unix tools do, and not with a panic message from `println!`.
+#[test]
+fn a_listing_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    for args in [&["completion", "bash"][..], &["version"], &["ps", "-a"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(common::VMC)
+            .args(args)
+            .env("VMC_HOME", &home)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {out:?}"
+        );
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+}
+
 #[test]
 fn import_dir_ref_picks_one_image_of_a_layout_and_names_it() {
     let tmp = tempfile::tempdir().unwrap();

@@ -98,26 +98,27 @@ pub fn ps(args: PsArgs) -> Result<u8> {
         print_all(&template, &rows)?;
         return Ok(0);
     }
-    // Docker's tabwriter sizes the columns to their text: STATUS varies the most.
-    let statuses: Vec<String> = records.iter().map(status_text).collect();
-    let width = statuses
+    // Docker's tabwriter sizes the columns to their text: CREATED and STATUS vary the most.
+    let now = unix_now();
+    let created: Vec<String> = records
         .iter()
-        .map(|s| s.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(22);
+        .map(|record| ago(now - record.created as i64))
+        .collect();
+    let statuses: Vec<String> = records.iter().map(status_text).collect();
+    let created_width = column_width(&created, "CREATED");
+    let status_width = column_width(&statuses, "STATUS");
     println!(
-        "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<width$}  NAME",
+        "{:<12}  {:<10}  {:<16}  {:<24}  {:<created_width$}  {:<status_width$}  NAME",
         "RUN ID", "MODE", "IMAGE", "COMMAND", "CREATED", "STATUS"
     );
-    for (record, status) in records.iter().zip(&statuses) {
+    for ((record, created), status) in records.iter().zip(&created).zip(&statuses) {
         println!(
-            "{:<12}  {:<10}  {:<16}  {:<24}  {:<14}  {:<width$}  {}",
+            "{:<12}  {:<10}  {:<16}  {:<24}  {:<created_width$}  {:<status_width$}  {}",
             &record.id[..12],
             record.mode.as_str(),
             truncate(&escape(&record.image), 16),
             truncate(&format!("\"{}\"", escape(&record.command.join(" "))), 24),
-            ago(unix_now() - record.created as i64),
+            created,
             status,
             escape(&record.name)
         );
@@ -289,6 +290,16 @@ fn inspect(args: ContainerInspectArgs) -> Result<u8> {
     }
     println!("{}", to_json_pretty(&shown)?);
     Ok(0)
+}
+
+/// The width of a table column: its widest value or its header, whichever is wider.
+fn column_width(values: &[String], header: &str) -> usize {
+    values
+        .iter()
+        .map(|value| value.chars().count())
+        .chain([header.len()])
+        .max()
+        .unwrap_or(0)
 }
 
 fn truncate(text: &str, width: usize) -> String {
