@@ -197,8 +197,8 @@ expect init-forwards 7 "got TERM"
 expect guest-world 0 $'UP\nsettings-removed'
 expect stdout-drained 0 "1000000"
 expect stdout-stderr-apart 0 "err"
-expect seccomp-threads 0 $'vmc 0\nvmc-vcpu0 2\nvmc-vm 2\nvmc-vm-devices 2\nvmc-vm-launcher 2\nvmc-vm-signals 2\nvmc-vm-stderr 2\nvmc-vm-stdin 2\nvmc-vm-stdout 2'
-expect seccomp-unconfined 0 $'vmc 0\nvmc-vcpu0 0\nvmc-vm 0\nvmc-vm-devices 0\nvmc-vm-signals 0\nvmc-vm-stderr 0\nvmc-vm-stdin 0\nvmc-vm-stdout 0'
+expect seccomp-threads 0 $'control 0\nvmc 0\nvmc-vcpu0 2\nvmc-vm 2\nvmc-vm-devices 2\nvmc-vm-launcher 2\nvmc-vm-signals 2\nvmc-vm-stderr 2\nvmc-vm-stdin 2\nvmc-vm-stdout 2'
+expect seccomp-unconfined 0 $'control 0\nvmc 0\nvmc-vcpu0 0\nvmc-vm 0\nvmc-vm-devices 0\nvmc-vm-signals 0\nvmc-vm-stderr 0\nvmc-vm-stdin 0\nvmc-vm-stdout 0'
 expect boot-watchdog 125 $'lines 1\nmatched'
 expect kernel-without-erofs 125 $'lines 1\nmatched'
 expect disk-corrupt-superblock 125 $'lines 1\nmatched'
