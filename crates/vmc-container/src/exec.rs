@@ -284,8 +284,8 @@ fn exec_env(run_env: &[String], exec: &ExecSpec, home: Option<&str>) -> Vec<Stri
     for assignment in &exec.env {
         set_var(&mut env, assignment.clone());
     }
-    if exec.tty && env_value(&env, "TERM").is_none() {
-        env.push("TERM=xterm".into());
+    if exec.tty {
+        vmc_runtime::env::set_default_terminal_type(&mut env);
     }
     env
 }

@@ -26,6 +26,13 @@ pub fn set_var(env: &mut Vec<String>, assignment: String) {
     env.push(assignment);
 }
 
+/// Gives a terminal a type, as Docker does for `-t`: `TERM=xterm` unless `env` sets TERM.
+pub fn set_default_terminal_type(env: &mut Vec<String>) {
+    if env_value(env, "TERM").is_none() {
+        env.push("TERM=xterm".into());
+    }
+}
+
 /// The value of `key` in a `KEY=VALUE` environment (the first definition, as `getenv`).
 pub fn env_value<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
     env.iter()

@@ -1,10 +1,9 @@
 //! `vmc exec`: run a command in a running run, as `docker exec` does.
 
-use crate::commands::run::set_env;
+use crate::commands::run::{check_terminal, set_env};
 use crate::modes::{runtime_for, ModeOptions};
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
-use std::io::IsTerminal;
 use vmc_runs::{RunStatus, RunStore};
 use vmc_runtime::signals::Interrupted;
 use vmc_runtime::text::escape;
@@ -49,9 +48,7 @@ pub fn exec(args: ExecArgs) -> Result<u8> {
         .run_and_command
         .split_first()
         .ok_or_else(|| anyhow!("give the run and a command"))?;
-    if args.tty && args.interactive && !std::io::stdin().is_terminal() {
-        bail!("the input device is not a TTY: drop -t to pipe input into the command (-i alone), or run vmc from a terminal");
-    }
+    check_terminal(args.tty, args.interactive, "the command")?;
     let store = RunStore::open()?;
     let record = store.find(reference)?;
     let runtime = runtime_for(record.mode, &ModeOptions::default())?;

@@ -158,7 +158,7 @@ pub fn run(args: RunArgs, started: Instant) -> Result<u8> {
     let security = parse_security(&args)?;
     let runtime = runtime_for(mode, &args.mode_options)?;
     check_options(&args, &security, runtime.as_ref())?;
-    check_terminal(&args)?;
+    check_terminal(args.tty, args.interactive, "the workload")?;
     check_detach(&args)?;
     let store = vmc_image::Store::open_default()?;
     let image = store.resolve(args.image())?;
@@ -325,10 +325,11 @@ fn warn(message: &str) {
 }
 
 /// Refuses `-it` when stdin is not a terminal, as Docker does: the input would go through a
-/// terminal, which never passes its end on, so the workload would wait for more forever.
-fn check_terminal(args: &RunArgs) -> Result<()> {
-    if args.tty && args.interactive && !std::io::stdin().is_terminal() {
-        bail!("the input device is not a TTY: drop -t to pipe input into the workload (-i alone), or run vmc from a terminal");
+/// terminal, which never passes its end on, so `what` (the workload, the command) would wait
+/// for more forever.
+pub(crate) fn check_terminal(tty: bool, interactive: bool, what: &str) -> Result<()> {
+    if tty && interactive && !std::io::stdin().is_terminal() {
+        bail!("the input device is not a TTY: drop -t to pipe input into {what} (-i alone), or run vmc from a terminal");
     }
     Ok(())
 }
@@ -472,9 +473,8 @@ pub(crate) fn build_spec(
     for entry in &args.env {
         set_env(&mut env, entry);
     }
-    // Docker gives a terminal a type when neither the image nor the user did.
-    if args.tty && env_value(&env, "TERM").is_none() {
-        env.push("TERM=xterm".into());
+    if args.tty {
+        vmc_runtime::env::set_default_terminal_type(&mut env);
     }
     // The image's /etc/passwd is read once, here: the uid's home goes into the environment
     // (as Docker sets HOME) so the runtimes need not read it again.
