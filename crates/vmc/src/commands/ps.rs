@@ -71,17 +71,20 @@ pub struct RmArgs {
 /// Prints the runs like `docker ps`.
 pub fn ps(args: PsArgs) -> Result<u8> {
     let statuses = status_filter(&args.filter)?;
-    let records: Vec<RunRecord> = RunStore::open()?
+    // Each run's status is read once (it looks at its supervisor in /proc): the filter, the
+    // STATUS column and --format all see the same one.
+    let (records, run_statuses): (Vec<RunRecord>, Vec<RunStatus>) = RunStore::open()?
         .list()?
         .into_iter()
-        .filter(|r| {
-            let status = r.status();
-            match &statuses {
-                Some(names) => names.contains(&status.name()),
-                None => args.all || status.is_live(),
-            }
+        .map(|record| {
+            let status = record.status();
+            (record, status)
         })
-        .collect();
+        .filter(|(_, status)| match &statuses {
+            Some(names) => names.contains(&status.name()),
+            None => args.all || status.is_live(),
+        })
+        .unzip();
     if args.json {
         println!("{}", to_json_pretty(&records)?);
         return Ok(0);
@@ -94,7 +97,11 @@ pub fn ps(args: PsArgs) -> Result<u8> {
     }
     if let Some(format) = &args.format {
         let template = Template::parse(format)?;
-        let rows: Vec<Value> = records.iter().map(format_fields).collect();
+        let rows: Vec<Value> = records
+            .iter()
+            .zip(&run_statuses)
+            .map(|(record, status)| format_fields(record, *status))
+            .collect();
         print_all(&template, &rows)?;
         return Ok(0);
     }
@@ -104,7 +111,11 @@ pub fn ps(args: PsArgs) -> Result<u8> {
         .iter()
         .map(|record| ago(now - record.created as i64))
         .collect();
-    let statuses: Vec<String> = records.iter().map(status_text).collect();
+    let statuses: Vec<String> = records
+        .iter()
+        .zip(&run_statuses)
+        .map(|(record, status)| status_text(record, *status))
+        .collect();
     let created_width = column_width(&created, "CREATED");
     let status_width = column_width(&statuses, "STATUS");
     println!(
@@ -186,8 +197,8 @@ fn status_filter(filters: &[String]) -> Result<Option<Vec<&'static str>>> {
         .map(Some)
 }
 
-/// A run's fields for `--format`, under Docker's names.
-fn format_fields(record: &RunRecord) -> Value {
+/// A run's fields for `--format`, under Docker's names; `status` is the run's.
+fn format_fields(record: &RunRecord, status: RunStatus) -> Value {
     serde_json::json!({
         "ID": &record.id[..12],
         "FullID": &record.id,
@@ -195,22 +206,18 @@ fn format_fields(record: &RunRecord) -> Value {
         "Command": format!("\"{}\"", record.command.join(" ")),
         "CreatedAt": vmc_image::timefmt::format_rfc3339(record.created as i64),
         "RunningFor": ago(unix_now() - record.created as i64),
-        "Status": status_text(record),
-        "State": match record.status() {
-            RunStatus::Created => "created",
-            RunStatus::Up => "running",
-            RunStatus::Exited(_) => "exited",
-            RunStatus::Dead => "dead",
-        },
+        "Status": status_text(record, status),
+        "State": status.name(),
         "Names": &record.name,
         "Mode": record.mode.as_str(),
     })
 }
 
-/// Docker's STATUS column: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`, `Dead`.
-fn status_text(record: &RunRecord) -> String {
+/// Docker's STATUS column for a run in `status`: `Up 3 seconds`, `Exited (0) 2 minutes ago`,
+/// `Created`, `Dead`.
+fn status_text(record: &RunRecord, status: RunStatus) -> String {
     let since = |time: Option<u64>| unix_now() - time.unwrap_or(record.created) as i64;
-    match record.status() {
+    match status {
         RunStatus::Created => "Created".into(),
         RunStatus::Up => format!("Up {}", human_duration(since(record.started))),
         RunStatus::Exited(outcome) => match record.finished {
@@ -269,13 +276,14 @@ fn inspect(args: ContainerInspectArgs) -> Result<u8> {
     for reference in &args.runs {
         let record = store.find(reference)?;
         let spec = store.load_spec(&record.id).ok();
+        let status = record.status();
         shown.push(serde_json::json!({
             "Id": record.id,
             "Name": record.name,
             "State": {
-                "Status": record.status().name(),
-                "Running": record.status() == RunStatus::Up,
-                "ExitCode": match record.status() {
+                "Status": status.name(),
+                "Running": status == RunStatus::Up,
+                "ExitCode": match status {
                     RunStatus::Exited(outcome) => Some(outcome.exit_code()),
                     _ => None,
                 },
