@@ -341,8 +341,9 @@ impl RootfsPlan<'_> {
 
     /// Refuses an image whose `/NAME` (`proc`, `dev` or `sys`, where vmc mounts its own
     /// filesystems) is anything but a directory or absent, as runc refuses a symlinked /proc:
-    /// before `pivot_root` the kernel would follow the image's symlink out of the root, and
-    /// the masks and read-only paths below it with it.
+    /// before `pivot_root` the kernel follows the image's symlink out of the root, so the
+    /// filesystem (and the masks and read-only paths below it) would land on a host path in
+    /// the container's mount namespace and the workload would get none of them.
     fn check_special_mount_point(&self, name: &str) -> Result<(), ContainerError> {
         let wanted = Path::new("/").join(name);
         let resolved = rootfs::resolve(&self.overlay.lower, &wanted, AboveRoot::Clamp)?;
