@@ -214,6 +214,9 @@ impl RootfsPlan<'_> {
     pub fn ops(&self) -> Result<Vec<Op>, ContainerError> {
         let merged = &self.overlay.merged;
         let inside = |rel: &str| cpath(&merged.join(rel));
+        for name in SPECIAL_MOUNT_POINTS {
+            self.check_special_mount_point(name)?;
+        }
         let mut ops = vec![
             Op::MakePrivate,
             Op::Mkdir(cpath(&self.overlay.upper)?),
@@ -336,6 +339,27 @@ impl RootfsPlan<'_> {
         Ok(ops)
     }
 
+    /// Refuses an image whose `/NAME` (`proc`, `dev` or `sys`, where vmc mounts its own
+    /// filesystems) is anything but a directory or absent, as runc refuses a symlinked /proc:
+    /// before `pivot_root` the kernel follows the image's symlink out of the root, so the
+    /// filesystem (and the masks and read-only paths below it) would land on a host path in
+    /// the container's mount namespace and the workload would get none of them.
+    fn check_special_mount_point(&self, name: &str) -> Result<(), ContainerError> {
+        let wanted = Path::new("/").join(name);
+        let resolved = rootfs::resolve(&self.overlay.lower, &wanted, AboveRoot::Clamp)?;
+        let absent = match resolved.rest.first() {
+            Some(first) => std::fs::symlink_metadata(resolved.dir.join(first)).is_err(),
+            None => false,
+        };
+        if resolved.in_root() == wanted && (resolved.rest.is_empty() || absent) {
+            return Ok(());
+        }
+        Err(ContainerError::Unsupported(format!(
+            "the image's {wanted:?} is not a directory (it leads to {:?}): vmc mounts its own {wanted:?} there; rebuild the image with {wanted:?} a plain directory or without it",
+            resolved.in_root()
+        )))
+    }
+
     /// The steps that bind one volume (or one of the run's files: `what` names it in
     /// errors). The target is resolved inside the image's rootfs
     /// (the overlay's lower layer: the upper one is empty when the container starts), so the
@@ -399,6 +423,9 @@ impl RootfsPlan<'_> {
     }
 }
 
+/// The directories of the image where vmc mounts its own procfs, /dev tmpfs and sysfs.
+const SPECIAL_MOUNT_POINTS: [&str; 3] = ["proc", "dev", "sys"];
+
 /// The links into procfs that vmc itself puts in a container's `/dev`.
 const DEV_LINKS_TO_PROC: [&str; 4] = ["/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr"];
 
@@ -449,6 +476,20 @@ mod tests {
         OverlayDirs::in_run_dir(Path::new("/run/r1"), Path::new("/images/busybox"))
     }
 
+    /// A plan over `dirs` with nothing extra: no files, volumes or network, as root, confined.
+    fn plan(dirs: &OverlayDirs) -> RootfsPlan<'_> {
+        RootfsPlan {
+            overlay: dirs,
+            etc_files: &[],
+            volumes: &[],
+            network: NetworkMode::None,
+            rootless: false,
+            console: None,
+            privileged: false,
+            masked: &[],
+        }
+    }
+
     fn mount_targets(ops: &[Op]) -> Vec<(String, String)> {
         ops.iter()
             .filter_map(|op| match op {
@@ -476,16 +517,7 @@ mod tests {
     #[test]
     fn root_plan_mounts_and_creates_devices() {
         let dirs = overlay();
-        let plan = RootfsPlan {
-            overlay: &dirs,
-            etc_files: &[],
-            volumes: &[],
-            network: NetworkMode::None,
-            rootless: false,
-            console: None,
-            privileged: false,
-            masked: &[],
-        };
+        let plan = plan(&dirs);
         let ops = plan.ops().unwrap();
         assert_eq!(ops[0], Op::MakePrivate);
         let m = "/run/r1/merged";
@@ -527,14 +559,10 @@ mod tests {
     fn rootless_binds_devices_and_host_sysfs() {
         let dirs = overlay();
         let plan = RootfsPlan {
-            overlay: &dirs,
-            etc_files: &[],
-            volumes: &[],
             network: NetworkMode::Host,
             rootless: true,
             console: Some(Path::new("/dev/pts/7")),
-            privileged: false,
-            masked: &[],
+            ..plan(&dirs)
         };
         let ops = plan.ops().unwrap();
         assert!(!ops.iter().any(|op| matches!(op, Op::CharDevice { .. })));
@@ -555,14 +583,8 @@ mod tests {
             readonly: true,
         }];
         let plan = RootfsPlan {
-            overlay: &dirs,
-            etc_files: &[],
             volumes: &volumes,
-            network: NetworkMode::None,
-            rootless: false,
-            console: None,
-            privileged: false,
-            masked: &[],
+            ..plan(&dirs)
         };
         let ops = plan.ops().unwrap();
         let target = cstr("/run/r1/merged/data");
@@ -593,14 +615,8 @@ mod tests {
             readonly: false,
         }];
         let plan = RootfsPlan {
-            overlay: &dirs,
-            etc_files: &[],
             volumes: &volumes,
-            network: NetworkMode::None,
-            rootless: false,
-            console: None,
-            privileged: false,
-            masked: &[],
+            ..plan(&dirs)
         };
         let ops = plan.ops().map_err(|e| e.to_string())?;
         Ok(ops
@@ -632,14 +648,9 @@ mod tests {
             readonly: true,
         }];
         let plan = RootfsPlan {
-            overlay: &dirs,
             etc_files: &etc_files,
             volumes: &volumes,
-            network: NetworkMode::None,
-            rootless: false,
-            console: None,
-            privileged: false,
-            masked: &[],
+            ..plan(&dirs)
         };
         let binds: Vec<(String, String)> = plan
             .ops()
@@ -694,6 +705,42 @@ mod tests {
     }
 
     #[test]
+    fn an_image_whose_proc_dev_or_sys_is_no_directory_is_refused() {
+        let image = tempfile::tempdir().unwrap();
+        let l = image.path();
+        let dirs = OverlayDirs::in_run_dir(Path::new("/run/r1"), l);
+        // Absent, then a plain directory: both fine.
+        assert!(plan(&dirs).ops().is_ok());
+        for name in ["proc", "dev", "sys"] {
+            std::fs::create_dir(l.join(name)).unwrap();
+        }
+        assert!(plan(&dirs).ops().is_ok());
+        let refused = |name: &str| {
+            plan(&dirs)
+                .ops()
+                .unwrap_err()
+                .to_string()
+                .contains(&format!("the image's \"/{name}\" is not a directory"))
+        };
+        for (name, kinds) in [
+            ("proc", ["/etc", "../etc", "."]),
+            ("dev", ["/tmp", "sub/../..", "/dev2"]),
+            ("sys", ["/proc/../etc", "..", "/"]),
+        ] {
+            std::fs::remove_dir(l.join(name)).unwrap();
+            for target in kinds {
+                std::os::unix::fs::symlink(target, l.join(name)).unwrap();
+                assert!(refused(name), "/{name} -> {target}");
+                std::fs::remove_file(l.join(name)).unwrap();
+            }
+            std::fs::write(l.join(name), "a file").unwrap();
+            assert!(refused(name), "/{name} a file");
+            std::fs::remove_file(l.join(name)).unwrap();
+            std::fs::create_dir(l.join(name)).unwrap();
+        }
+    }
+
+    #[test]
     fn volume_targets_into_proc_the_root_or_special_files_are_refused() {
         let lower = tempfile::tempdir().unwrap();
         let l = lower.path();
@@ -740,14 +787,9 @@ mod tests {
             readonly: false,
         }];
         let plan = RootfsPlan {
-            overlay: &dirs,
-            etc_files: &[],
             volumes: &volumes,
-            network: NetworkMode::None,
-            rootless: false,
-            console: None,
-            privileged: false,
             masked: &masked,
+            ..plan(&dirs)
         };
         let ops = plan.ops().unwrap();
         let m = "/run/r1/merged";
@@ -804,14 +846,9 @@ mod tests {
         let dirs = overlay();
         let masked = docker_masks();
         let plan = RootfsPlan {
-            overlay: &dirs,
-            etc_files: &[],
-            volumes: &[],
-            network: NetworkMode::None,
-            rootless: false,
-            console: None,
             privileged: true,
             masked: &masked,
+            ..plan(&dirs)
         };
         let ops = plan.ops().unwrap();
         assert!(!ops.iter().any(|op| matches!(

@@ -275,6 +275,43 @@ fn volume_targets_behind_image_symlinks_create_nothing_on_the_host() {
     assert!(!victim.exists(), "{v} was created on the host");
 }
 
+#[test]
+fn proc_dev_or_sys_linked_out_of_the_image_is_refused() {
+    skip_without_containers!();
+    let home = Home::new();
+    let victim_dir = tempfile::tempdir().unwrap();
+    let victim = victim_dir.path().to_path_buf();
+    for (name, link) in [
+        ("proc", victim.display().to_string()),
+        ("dev", format!("../../../../..{}", victim.display())),
+        ("sys", victim.display().to_string()),
+    ] {
+        home.image(name, |src| {
+            if name == "dev" {
+                std::fs::remove_dir(src.join("dev")).unwrap();
+            }
+            symlink(&link, src.join(name)).unwrap();
+        });
+        let out = home.vmc(&["run", "--rm", name, "true"]);
+        assert_refused(
+            &home,
+            &out,
+            125,
+            &format!("the image's \"/{name}\" is not a directory"),
+        );
+        let listing: Vec<_> = std::fs::read_dir(&victim).unwrap().collect();
+        assert!(
+            listing.is_empty(),
+            "/{name}: something appeared in {victim:?}"
+        );
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&victim.display().to_string()),
+        "a mount on {victim:?}"
+    );
+}
+
 /// Starts a run whose setup hangs (a file volume's mount point is a FIFO of an earlier
 /// volume: the container process blocks opening it), sends `signal` to vmc once the run's
 /// cgroup exists and its setup has hung for a moment, and checks that vmc ends at once with
