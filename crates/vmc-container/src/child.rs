@@ -499,12 +499,14 @@ fn mkdir_all(path: &CStr) -> nix::Result<()> {
     Ok(())
 }
 
+/// Makes sure a file exists at `path`, as a mount point. Opened read-only: an image's own
+/// file there (`/etc/hosts`, say) is not copied up into the writable layer, only covered.
 fn touch(path: &CStr) -> nix::Result<()> {
     // SAFETY: path is NUL-terminated; the returned fd is closed right away.
     let fd = unsafe {
         libc::open(
             path.as_ptr(),
-            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+            libc::O_CREAT | libc::O_RDONLY | libc::O_CLOEXEC,
             0o644,
         )
     };

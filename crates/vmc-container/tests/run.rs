@@ -497,6 +497,28 @@ fn the_writable_layer_is_on_disk_and_outlives_the_run() {
 }
 
 #[test]
+fn the_runs_etc_files_cover_the_images_without_copying_them_up() {
+    if skipped() {
+        return;
+    }
+    let dir = common::Fixture::new();
+    for name in vmc_runtime::etc_files::NAMES {
+        std::fs::write(dir.image.path().join("etc").join(name), "the image's\n").unwrap();
+    }
+    let s = spec(
+        &["cat", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"],
+        &dir,
+    );
+    let ran = run(&s).unwrap();
+    assert_eq!(ran.outcome, ExitOutcome::Exited(0), "{}", ran.stderr);
+    assert!(ran.stdout.contains("localhost") && !ran.stdout.contains("the image's"));
+    // Covered by the run's files, not copied into its writable layer first.
+    let layer = vmc_container::WritableLayer::of(&s.run_dir);
+    assert!(!layer.upper().join("etc").exists());
+    assert_nothing_left(&s);
+}
+
+#[test]
 fn only_a_layer_removed_with_the_run_is_mounted_volatile() {
     if skipped() {
         return;
