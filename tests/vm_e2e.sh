@@ -3,7 +3,8 @@
 # them, run isolation, the image disk cache, the VMM's seccomp filters on every thread (and
 # none with seccomp=unconfined), parity with container mode on the same commands
 # (tests/parity-cases.txt), bad input (a guest that never reports, a kernel without erofs, a
-# damaged disk cache: one line, exit 125, nothing left), and stdin, signals and terminal sessions (-i, -t) checked alike in both modes
+# damaged disk cache: one line, exit 125, nothing left; SIGTERM while a disk is built: the
+# build stopped, nothing left), and stdin, signals and terminal sessions (-i, -t) checked alike in both modes
 # (a pseudo-terminal driven by crates/vmc-runtime/examples/pty_session.rs). Runs VM mode directly where this host's KVM can boot
 # Linux, else batched into ONE scripts/kvm-sandbox session (an emulated KVM host).
 # Needs: scripts/setup.sh done (vmc built, guest kernel, default images). Root for containers.
@@ -135,6 +136,23 @@ case_ kernel-without-erofs one_line 'the guest kernel lacks CONFIG_EROFS_FS, whi
 for disk in "$VMC_HOME"/disks/*.erofs; do printf 'VMC!' | dd of="$disk" bs=1 seek=1104 conv=notrunc 2>/dev/null; done
 case_ disk-corrupt-superblock one_line 'cached disk .* is corrupt: its superblock checksum is .* (delete it with `rm ' vmc run --mode vm --rm busybox true
 rm -f "$VMC_HOME"/disks/*.erofs
+# interrupted_setup SIGNAL IMAGE: a VM run of IMAGE, whose disk is not cached, sent SIGNAL
+# while mkfs.erofs builds that disk; prints vmc's one line and what is left (mkfs processes,
+# temporary and cached disks, records of the run); returns vmc's status.
+interrupted_setup() {
+  err=$(mktemp)
+  vmc run --mode vm --rm --name interrupted "$2" true 2> "$err" &
+  pid=$! tries=0
+  until grep -qx mkfs.erofs /proc/[0-9]*/comm 2>/dev/null || [ $tries -ge 1200 ]; do sleep 0.05; tries=$((tries + 1)); done
+  kill -"$1" $pid
+  wait $pid; status=$?
+  cat "$err"; rm -f "$err"
+  echo "mkfs left: $(grep -lx mkfs.erofs /proc/[0-9]*/comm 2>/dev/null | wc -l)"
+  echo "disks left: $(find "$VMC_HOME" \( -name 'disk-*' -o -name '*.erofs' \) | wc -l)"
+  echo "records left: $(vmc ps -a | grep -c ' interrupted$')"
+  return $status
+}
+case_ setup-interrupted interrupted_setup TERM debian:minbase
 case_ disk-rebuilt vm busybox echo rebuilt
 for disk in "$VMC_HOME"/disks/*.erofs; do truncate -s $(($(wc -c < "$disk") - 4096)) "$disk"; done
 case_ disk-truncated one_line 'cached disk .* is corrupt: it is [0-9]* bytes long, its superblock says [0-9]* (truncated or extended)' vmc run --mode vm --rm busybox true
@@ -202,6 +220,7 @@ expect seccomp-unconfined 0 $'control 0\nvmc 0\nvmc-vcpu0 0\nvmc-vm 0\nvmc-vm-de
 expect boot-watchdog 125 $'lines 1\nmatched'
 expect kernel-without-erofs 125 $'lines 1\nmatched'
 expect disk-corrupt-superblock 125 $'lines 1\nmatched'
+expect setup-interrupted 143 $'vmc: interrupted by SIGTERM before the workload started: the run was removed\nmkfs left: 0\ndisks left: 0\nrecords left: 0'
 expect disk-rebuilt 0 "rebuilt"
 expect disk-truncated 125 $'lines 1\nmatched'
 expect nothing-left 0 "0"

@@ -30,7 +30,7 @@ use vmc_runtime::env::{env_value, workload_env, DEFAULT_PATH};
 use vmc_runtime::etc_files::{self, EtcFiles, HostFiles};
 use vmc_runtime::exec::{ExecCommand, NulByte};
 use vmc_runtime::rootfs::{self, AboveRoot};
-use vmc_runtime::signals::{Interrupted, SignalCatcher, ENDING_SETUP, INTERRUPTS_BEFORE_KILL};
+use vmc_runtime::signals::{SignalCatcher, INTERRUPTS_BEFORE_KILL};
 use vmc_runtime::terminal::RawMode;
 use vmc_runtime::user::home_for;
 use vmc_runtime::{
@@ -759,21 +759,26 @@ impl ReportReader {
 
     /// Waits for the next bytes from the child; false at end-of-file. The pipe goes first: a
     /// signal that comes with the pipe's end (the workload was just executed) is left pending
-    /// for the supervisor to forward.
+    /// for the supervisor to forward. So is every signal once the child has reported that it
+    /// executes the workload: the pipe's end may then come late, when a process forked
+    /// elsewhere in vmc inherited its write end for a moment.
     fn read_more(&mut self, signals: &SignalCatcher) -> Result<bool, ContainerError> {
         let mut chunk = [0u8; 4096];
+        let executing = report::parse(&self.bytes)
+            .iter()
+            .any(|r| r.event == Event::Exec);
         loop {
-            let mut fds = [
-                PollFd::new(self.pipe.as_fd(), PollFlags::POLLIN),
-                PollFd::new(signals.fd().as_fd(), PollFlags::POLLIN),
-            ];
+            let mut fds = vec![PollFd::new(self.pipe.as_fd(), PollFlags::POLLIN)];
+            if !executing {
+                fds.push(PollFd::new(signals.fd().as_fd(), PollFlags::POLLIN));
+            }
             match nix::poll::poll(&mut fds, PollTimeout::NONE) {
                 Err(nix::Error::EINTR) => continue,
                 Err(e) => return Err(ContainerError::sys("waiting for the container's setup", e)),
                 Ok(_) => {}
             }
             let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-            let (pipe_ready, signalled) = (ready(&fds[0]), ready(&fds[1]));
+            let (pipe_ready, signalled) = (ready(&fds[0]), fds.get(1).is_some_and(ready));
             if pipe_ready {
                 match self.pipe.read(&mut chunk) {
                     Ok(0) => return Ok(false),
@@ -785,14 +790,8 @@ impl ReportReader {
                     Err(e) => return Err(progress_error(e)),
                 }
             }
-            if signalled {
-                while let Some(signal) = signals.next() {
-                    if ENDING_SETUP.contains(&signal) {
-                        // Later ones too: unblocking them at the end would kill vmc mid-cleanup.
-                        while signals.next().is_some() {}
-                        return Err(Interrupted(signal).into());
-                    }
-                }
+            if let Some(interrupted) = signalled.then(|| signals.take_ending()).flatten() {
+                return Err(interrupted.into());
             }
         }
     }
@@ -989,16 +988,12 @@ fn drain(master: &OwnedFd) {
 }
 
 pub(crate) fn pidfd_open(pid: Pid) -> Result<OwnedFd, ContainerError> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if fd < 0 {
-        return Err(ContainerError::sys(
+    vmc_runtime::process::pidfd_open(pid.as_raw()).map_err(|e| {
+        ContainerError::sys(
             "pidfd_open (Linux 5.3 or newer is required)",
-            nix::errno::Errno::last(),
-        ));
-    }
-    // SAFETY: the kernel just returned this fd and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EINVAL)),
+        )
+    })
 }
 
 /// The workload's process, named by a pidfd: signals never reach a process that took its pid

@@ -119,6 +119,10 @@ pub enum ImageError {
         /// The Debian package that provides it.
         package: &'static str,
     },
+    /// A signal ended the run while an external program built its disk (the program was
+    /// killed, its output removed).
+    #[error(transparent)]
+    Interrupted(#[from] vmc_runtime::signals::Interrupted),
     /// An external program failed.
     #[error("{tool} failed on {}: {}", escape_path(input), escape(reason))]
     ToolFailed {

@@ -19,6 +19,7 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use vmc_runtime::signals::SignalCatcher;
 
 /// The image store of one vmc home.
 #[derive(Debug, Clone)]
@@ -403,18 +404,30 @@ impl Store {
     /// The root filesystem of image `image_id` (unpacked at `rootfs`, see [`Store::rootfs`])
     /// as a read-only erofs disk for VM mode, cached at `$VMC_HOME/disks/<id>-v1.erofs` and
     /// built on first use. A cached disk is checked (size and superblock) on every use; a
-    /// damaged one is an error that names it.
-    pub fn rootfs_disk(&self, image_id: &str, rootfs: &Path) -> Result<RootfsDisk> {
+    /// damaged one is an error that names it. A signal that ends a setup, caught by
+    /// `signals` during the build, stops it: [`ImageError::Interrupted`], nothing stored.
+    pub fn rootfs_disk(
+        &self,
+        image_id: &str,
+        rootfs: &Path,
+        signals: &SignalCatcher,
+    ) -> Result<RootfsDisk> {
         // Shared: an interrupted build's temporary file is removed only while nobody builds.
         let _gc = self.layout.lock_gc(false, false)?;
-        disk::cached_rootfs_disk(&self.home, self.layout.scratch(), image_id, rootfs)
+        disk::cached_rootfs_disk(&self.home, self.layout.scratch(), image_id, rootfs, signals)
     }
 
     /// Creates a VM run's scratch disk at `path` (which must not exist): a sparse ext4 file
     /// of [`disk::scratch::SCRATCH_DISK_BYTES`], deleted when the returned value is dropped.
-    pub fn scratch_disk(&self, path: &Path) -> Result<ScratchDisk> {
+    /// Formatting its template on first use stops as [`Store::rootfs_disk`] does.
+    pub fn scratch_disk(&self, path: &Path, signals: &SignalCatcher) -> Result<ScratchDisk> {
         let _gc = self.layout.lock_gc(false, false)?;
-        disk::scratch::create(&self.home.join("cache"), self.layout.scratch(), path)
+        disk::scratch::create(
+            &self.home.join("cache"),
+            self.layout.scratch(),
+            path,
+            signals,
+        )
     }
 
     /// Deletes a rootfs directory after renaming it to a `.tmp-` name, so that a crash while

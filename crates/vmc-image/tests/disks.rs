@@ -14,6 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use vmc_image::disk::scratch::SCRATCH_DISK_BYTES;
 use vmc_image::{ImageError, Store};
+use vmc_runtime::signals::SignalCatcher;
+
+/// What a disk build takes to stop on a signal (the tests send none).
+fn signals() -> SignalCatcher {
+    SignalCatcher::new().unwrap()
+}
 
 /// A fake image ID (the disk cache only needs 64 hex digits).
 const IMAGE_ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -209,7 +215,7 @@ fn the_disk_holds_the_rootfs_exactly() {
     let rootfs = tmp.path().join("rootfs");
     fs::create_dir(&rootfs).unwrap();
     hostile_tree(&rootfs);
-    let disk = store.rootfs_disk(IMAGE_ID, &rootfs).unwrap();
+    let disk = store.rootfs_disk(IMAGE_ID, &rootfs, &signals()).unwrap();
     assert!(disk.built_in.is_some());
     assert_eq!(disk.bytes, fs::metadata(&disk.path).unwrap().len());
     run(Command::new("fsck.erofs").arg(&disk.path));
@@ -269,7 +275,7 @@ fn the_disk_is_built_once_and_checked_on_every_use() {
     let rootfs = tmp.path().join("rootfs");
     sample_tree(&rootfs);
     fs::write(rootfs.join("data"), vec![7u8; 64 << 10]).unwrap();
-    let first = store.rootfs_disk(IMAGE_ID, &rootfs).unwrap();
+    let first = store.rootfs_disk(IMAGE_ID, &rootfs, &signals()).unwrap();
     assert_eq!(
         first.path,
         store
@@ -277,7 +283,7 @@ fn the_disk_is_built_once_and_checked_on_every_use() {
             .join("disks")
             .join(format!("{IMAGE_ID}-v1.erofs"))
     );
-    let again = store.rootfs_disk(IMAGE_ID, &rootfs).unwrap();
+    let again = store.rootfs_disk(IMAGE_ID, &rootfs, &signals()).unwrap();
     assert_eq!(again.built_in, None, "the second use is a cache hit");
     assert_eq!((&again.path, again.bytes), (&first.path, first.bytes));
     assert_eq!(first.bytes % 4096, 0);
@@ -298,7 +304,9 @@ fn the_disk_is_built_once_and_checked_on_every_use() {
     ];
     for (expected_reason, damage) in damages {
         fs::write(&first.path, damage(&pristine)).unwrap();
-        let err = store.rootfs_disk(IMAGE_ID, &rootfs).unwrap_err();
+        let err = store
+            .rootfs_disk(IMAGE_ID, &rootfs, &signals())
+            .unwrap_err();
         assert!(matches!(err, ImageError::CorruptDisk { .. }), "{err:?}");
         let message = err.to_string();
         assert_eq!(message.lines().count(), 1, "{message}");
@@ -312,7 +320,7 @@ fn the_disk_is_built_once_and_checked_on_every_use() {
     }
     // The fix the message gives works.
     fs::remove_file(&first.path).unwrap();
-    let rebuilt = store.rootfs_disk(IMAGE_ID, &rootfs).unwrap();
+    let rebuilt = store.rootfs_disk(IMAGE_ID, &rootfs, &signals()).unwrap();
     assert!(rebuilt.built_in.is_some());
 }
 
@@ -321,12 +329,12 @@ fn a_symlink_in_place_of_the_disk_is_refused() {
     let (tmp, store) = store();
     let rootfs = tmp.path().join("rootfs");
     sample_tree(&rootfs);
-    let disk = store.rootfs_disk(IMAGE_ID, &rootfs).unwrap();
+    let disk = store.rootfs_disk(IMAGE_ID, &rootfs, &signals()).unwrap();
     let elsewhere = tmp.path().join("elsewhere.erofs");
     fs::rename(&disk.path, &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &disk.path).unwrap();
     let err = store
-        .rootfs_disk(IMAGE_ID, &rootfs)
+        .rootfs_disk(IMAGE_ID, &rootfs, &signals())
         .unwrap_err()
         .to_string();
     assert!(err.contains(&disk.path.display().to_string()), "{err}");
@@ -339,7 +347,7 @@ fn concurrent_builds_of_one_disk_agree() {
     sample_tree(&rootfs);
     let disks: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
-            .map(|_| scope.spawn(|| store.rootfs_disk(IMAGE_ID, &rootfs).unwrap()))
+            .map(|_| scope.spawn(|| store.rootfs_disk(IMAGE_ID, &rootfs, &signals()).unwrap()))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -357,7 +365,7 @@ fn concurrent_builds_of_one_disk_agree() {
 fn a_rootfs_mkfs_cannot_read_is_one_clear_error() {
     let (tmp, store) = store();
     let err = store
-        .rootfs_disk(IMAGE_ID, &tmp.path().join("no-such-rootfs"))
+        .rootfs_disk(IMAGE_ID, &tmp.path().join("no-such-rootfs"), &signals())
         .unwrap_err();
     assert!(matches!(err, ImageError::ToolFailed { .. }), "{err:?}");
     let message = err.to_string();
@@ -383,7 +391,13 @@ fn disks_go_with_their_image() {
     for name in ["removed", "pruned", "kept"] {
         let image = store.resolve(name).unwrap();
         let rootfs = store.rootfs(&image).unwrap();
-        disks.insert(name, store.rootfs_disk(image.id(), &rootfs).unwrap().path);
+        disks.insert(
+            name,
+            store
+                .rootfs_disk(image.id(), &rootfs, &signals())
+                .unwrap()
+                .path,
+        );
     }
     store.remove("removed", |_| None).unwrap();
     assert!(!disks["removed"].exists(), "vmc rmi deletes the disk");
@@ -403,7 +417,7 @@ fn scratch_disks_are_sparse_ext4_and_vanish_when_dropped() {
     let (tmp, store) = store();
     let path = tmp.path().join("run-scratch.ext4");
     let started = std::time::Instant::now();
-    let first = store.scratch_disk(&path).unwrap();
+    let first = store.scratch_disk(&path, &signals()).unwrap();
     let first_time = started.elapsed();
     let meta = fs::metadata(first.path()).unwrap();
     assert_eq!(meta.len(), SCRATCH_DISK_BYTES);
@@ -420,14 +434,14 @@ fn scratch_disks_are_sparse_ext4_and_vanish_when_dropped() {
     );
     assert!(!dumped.contains("has_journal"), "{dumped}");
     assert!(
-        store.scratch_disk(&path).is_err(),
+        store.scratch_disk(&path, &signals()).is_err(),
         "an existing file is not overwritten"
     );
     drop(first);
     assert!(!path.exists(), "dropping the disk deletes it");
 
     let started = std::time::Instant::now();
-    let second = store.scratch_disk(&path).unwrap();
+    let second = store.scratch_disk(&path, &signals()).unwrap();
     println!(
         "scratch disk: first {:.1} ms (template formatted), then {:.1} ms (sparse copy)",
         first_time.as_secs_f64() * 1000.0,
@@ -439,7 +453,7 @@ fn scratch_disks_are_sparse_ext4_and_vanish_when_dropped() {
     // A damaged template is formatted again, not used.
     let template = store.home().join("cache/scratch-disk-8g-v1.ext4");
     fs::write(&template, b"damaged").unwrap();
-    let third = store.scratch_disk(&path).unwrap();
+    let third = store.scratch_disk(&path, &signals()).unwrap();
     assert_eq!(fs::metadata(&template).unwrap().len(), SCRATCH_DISK_BYTES);
     run(Command::new("e2fsck").args(["-n", "-f"]).arg(third.path()));
     drop(third);

@@ -10,8 +10,8 @@
 use crate::error::{Result, RunsError};
 use serde::{Deserialize, Serialize};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use vmc_runtime::process::start_time;
+use std::os::fd::{AsRawFd, OwnedFd};
+use vmc_runtime::process::{pidfd_open, start_time};
 
 /// How long [`ProcessIdentity::kill`] waits for the killed process to be gone, in ms.
 const EXIT_WAIT_MS: i32 = 5000;
@@ -129,16 +129,6 @@ fn wait_readable(fd: &OwnedFd, timeout_ms: Option<i32>) -> bool {
     };
     // SAFETY: poll_fd is one valid, writable pollfd for the duration of the call.
     unsafe { libc::poll(&mut poll_fd, 1, timeout_ms.unwrap_or(-1)) > 0 }
-}
-
-pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd, and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// The host's boot id.

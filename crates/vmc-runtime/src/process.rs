@@ -1,4 +1,7 @@
-//! A process told apart from a later holder of its pid: its start time.
+//! A process told apart from a later holder of its pid: its start time, or a pidfd.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
 
 /// Field 22 of `/proc/PID/stat`, the start time in clock ticks since boot, of a process that
 /// has not exited (a zombie has none).
@@ -17,6 +20,18 @@ fn parse_start_time(stat: &str) -> Option<u64> {
         return None;
     }
     fields.nth(18)?.parse().ok()
+}
+
+/// A pidfd of process `pid` (Linux 5.3 or newer): it names that process for as long as it is
+/// open, whoever takes the pid after it exits, and it becomes readable when the process exits.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 #[cfg(test)]

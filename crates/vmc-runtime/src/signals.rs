@@ -4,8 +4,12 @@
 //! workload.
 
 use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::io;
+use std::os::fd::AsFd;
+use std::process::{Child, ExitStatus};
 
 /// The signals vmc passes on to the workload (SIGWINCH resizes the workload's terminal instead
 /// with `--tty`).
@@ -94,6 +98,44 @@ impl SignalCatcher {
         match self.fd.read_signal() {
             Ok(Some(info)) => Signal::try_from(info.ssi_signo as i32).ok(),
             _ => None,
+        }
+    }
+
+    /// For a setup: takes the pending signals, dropping those that do not end it; the first of
+    /// [`ENDING_SETUP`] among them ends it, and the ones after it are dropped too (left
+    /// pending, they would kill vmc mid-cleanup when the mask is restored).
+    pub fn take_ending(&self) -> Option<Interrupted> {
+        while let Some(signal) = self.next() {
+            if ENDING_SETUP.contains(&signal) {
+                while self.next().is_some() {}
+                return Some(Interrupted(signal));
+            }
+        }
+        None
+    }
+
+    /// Waits for `child` (a helper program of a setup, such as mkfs) to exit. A signal of
+    /// [`ENDING_SETUP`] that comes first kills it (SIGKILL) and reaps it, and is returned.
+    pub fn wait_for_child(&self, child: &mut Child) -> io::Result<Result<ExitStatus, Interrupted>> {
+        let pidfd = crate::process::pidfd_open(child.id() as i32)?;
+        loop {
+            let mut fds = [
+                PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.fd.as_fd(), PollFlags::POLLIN),
+            ];
+            match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(errno.into()),
+                Ok(_) => {}
+            }
+            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                return child.wait().map(Ok);
+            }
+            if let Some(interrupted) = self.take_ending() {
+                child.kill()?;
+                child.wait()?;
+                return Ok(Err(interrupted));
+            }
         }
     }
 }

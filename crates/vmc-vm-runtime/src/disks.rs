@@ -6,6 +6,7 @@ use crate::error::VmRuntimeError;
 use std::path::Path;
 use vmc_image::disk::scratch::{ScratchDisk, SCRATCH_DISK_BYTES};
 use vmc_image::Store;
+use vmc_runtime::signals::SignalCatcher;
 use vmc_runtime::{RunSpec, Timeline};
 use vmc_vm::DiskConfig;
 
@@ -21,14 +22,16 @@ pub struct RunDisks {
 }
 
 /// Gets the image's disk (building it on first use) and makes the run's scratch disk in the
-/// run directory (which must exist), each a step of the trace.
+/// run directory (which must exist), each a step of the trace. A signal that ends a setup,
+/// caught by `signals` while a disk is built, stops the build.
 pub fn prepare(
     home: &Path,
     spec: &RunSpec,
     timeline: &mut Timeline,
+    signals: &SignalCatcher,
 ) -> Result<RunDisks, VmRuntimeError> {
     let store = Store::open(home)?;
-    let image = store.rootfs_disk(&spec.image_id, &spec.rootfs)?;
+    let image = store.rootfs_disk(&spec.image_id, &spec.rootfs, signals)?;
     let how = match image.built_in {
         Some(took) => format!(
             "built by mkfs.erofs in {:.0} ms",
@@ -41,7 +44,7 @@ pub fn prepare(
         image.path.display(),
         mib(image.bytes)
     ));
-    let scratch = store.scratch_disk(&spec.run_dir.join(SCRATCH_FILE))?;
+    let scratch = store.scratch_disk(&spec.run_dir.join(SCRATCH_FILE), signals)?;
     timeline.step(format!(
         "scratch disk /dev/vdb: {} (ext4, {} sparse, deleted after the run)",
         scratch.path().display(),

@@ -58,6 +58,9 @@ pub enum VmRuntimeError {
     /// The guest init found that the guest kernel lacks drivers a run needs (their options).
     #[error("the guest kernel lacks {0}, which VM mode needs: build the guest kernel with kernels/build.sh (kernels/vmc-guest.config has every option), or give --kernel one built with them")]
     KernelLacksDrivers(String),
+    /// A signal ended the run before the guest started (vmc removes the run).
+    #[error(transparent)]
+    Interrupted(#[from] vmc_runtime::signals::Interrupted),
     /// The guest ended without reporting the workload's status.
     #[error("the guest ended ({reason:?}) without reporting the workload's exit status; last console output:\n{console}")]
     NoExitStatus {
@@ -69,6 +72,15 @@ pub enum VmRuntimeError {
 }
 
 impl VmRuntimeError {
+    /// The signal that ended the run's setup, if that is what this is.
+    pub(crate) fn interrupted(&self) -> Option<vmc_runtime::signals::Interrupted> {
+        match self {
+            Self::Interrupted(interrupted)
+            | Self::Image(vmc_image::ImageError::Interrupted(interrupted)) => Some(*interrupted),
+            _ => None,
+        }
+    }
+
     /// An I/O failure to `action` `path`.
     pub(crate) fn io(
         action: &'static str,

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use vmc_image::initramfs::{self, GuestInit};
+use vmc_runtime::signals::SignalCatcher;
 use vmc_runtime::terminal::RawMode;
 use vmc_runtime::text::escape_lines;
 use vmc_runtime::{
@@ -63,6 +64,13 @@ impl VmRuntime {
     ) -> Result<ExitOutcome, VmRuntimeError> {
         let memory_bytes = guest_memory(spec.resources.memory_bytes)?;
         let vcpus = vcpu_count(spec.resources.cpus)?;
+        // From here to the guest's start, SIGINT, SIGTERM, SIGHUP or SIGQUIT end the run (its
+        // disk builds stop, everything made is removed); later ones wait for the guest (the
+        // VM's own catcher takes them over when it runs).
+        let signals = SignalCatcher::new().map_err(|errno| vmc_vm::VmError::Host {
+            what: "catch the signals that end a setup",
+            source: errno.into(),
+        })?;
         let home = vmc_runtime::paths::vmc_home();
         let kernel = match &self.options.kernel {
             Some(path) => path.clone(),
@@ -73,6 +81,7 @@ impl VmRuntime {
         let init = write_embedded_init(&home)?;
         check_guest_fits(memory_bytes, &kernel, &init, timeline)?;
         check_kvm_can_run_linux(&home, timeline)?;
+        interruption(&signals)?;
         let guest_init = GuestInit {
             binary: &init,
             guest_path: vmc_protocol::INIT_PATH,
@@ -81,7 +90,7 @@ impl VmRuntime {
         std::fs::create_dir_all(&spec.run_dir)
             .map_err(VmRuntimeError::io("create", &spec.run_dir))?;
         // Deletes the scratch disk when dropped: on every return from here on.
-        let disks = disks::prepare(&home, spec, timeline)?;
+        let disks = disks::prepare(&home, spec, timeline, &signals)?;
         let run_archive = spec.run_dir.join("run.cpio");
         write_run_archive(&run_config(spec)?, &run_archive)?;
         timeline.step(format!(
@@ -106,6 +115,7 @@ impl VmRuntime {
             boot_timeout: Some(self.options.boot_timeout.unwrap_or(DEFAULT_BOOT_TIMEOUT)),
         };
         let mut vm = Vm::create(&config, timeline)?;
+        interruption(&signals)?;
         // With -t the workload's terminal is in the guest: pass every key through.
         let _raw_terminal = spec.tty.then(RawMode::enter).flatten();
         observer.memory_probe_ready(Arc::new(GuestMemoryProbe {
@@ -128,6 +138,13 @@ impl VmRuntime {
             })?;
         outcome_of(status)
     }
+}
+
+/// The end of the run if a signal that ends a setup came since the last look.
+fn interruption(signals: &SignalCatcher) -> Result<(), VmRuntimeError> {
+    signals
+        .take_ending()
+        .map_or(Ok(()), |interrupted| Err(interrupted.into()))
 }
 
 /// Refuses, before the image's disk is built, a guest RAM of `memory_bytes` too small for the
@@ -201,7 +218,11 @@ impl Runtime for VmRuntime {
         observer: &dyn RunObserver,
     ) -> Result<ExitOutcome, RuntimeError> {
         self.boot(spec, timeline, observer)
-            .map_err(|err| Box::new(err) as RuntimeError)
+            .map_err(|err| match err.interrupted() {
+                // The CLI tells an interrupted setup from a failed one by this type.
+                Some(interrupted) => Box::new(interrupted) as RuntimeError,
+                None => Box::new(err) as RuntimeError,
+            })
     }
 
     fn exec(

@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use vmc_runtime::signals::SignalCatcher;
 
 /// The tool that builds erofs images.
 pub(super) const MKFS_EROFS: Tool = Tool {
@@ -31,8 +32,9 @@ const FEATURE_COMPAT_SB_CHKSUM: u32 = 0x1;
 /// The only block size a 4 KiB-page guest kernel mounts (`blkszbits` 12).
 const BLOCK_SIZE: usize = 4096;
 
-/// Writes an erofs image of the directory `rootfs` to `out` (replacing what `out` holds).
-pub fn build(rootfs: &Path, out: &Path) -> Result<()> {
+/// Writes an erofs image of the directory `rootfs` to `out` (replacing what `out` holds);
+/// an ending signal caught by `signals` stops it ([`Tool::run`]).
+pub fn build(rootfs: &Path, out: &Path, signals: &SignalCatcher) -> Result<()> {
     let args: [&OsStr; 4] = [
         OsStr::new("--quiet"),
         // Per-file modification times, as in the rootfs (1.5's default, said explicitly).
@@ -40,7 +42,7 @@ pub fn build(rootfs: &Path, out: &Path) -> Result<()> {
         out.as_os_str(),
         rootfs.as_os_str(),
     ];
-    MKFS_EROFS.run(&args, rootfs)
+    MKFS_EROFS.run(&args, rootfs, signals)
 }
 
 /// Checks that the file at `path` is a whole erofs image as [`build`] makes them: a regular

@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use vmc_runtime::signals::SignalCatcher;
 
 /// The directory of cached root filesystem disks below the vmc home.
 pub const CACHE_DIR: &str = "disks";
@@ -44,12 +45,14 @@ pub fn locate_tools() -> Result<Vec<PathBuf>> {
 
 /// The cached disk of image `image_id` below `home`, building it from `rootfs` (in a temporary
 /// file in `temp_dir`, renamed into place: concurrent runs are safe) if it is not there. A
-/// cached disk that fails [`erofs::check`] is an error naming the file.
+/// cached disk that fails [`erofs::check`] is an error naming the file. An ending signal
+/// caught by `signals` stops the build and removes its temporary file.
 pub(crate) fn cached_rootfs_disk(
     home: &Path,
     temp_dir: &Path,
     image_id: &str,
     rootfs: &Path,
+    signals: &SignalCatcher,
 ) -> Result<RootfsDisk> {
     if !is_sha256_hex(image_id) {
         return Err(ImageError::InvalidReference {
@@ -72,7 +75,7 @@ pub(crate) fn cached_rootfs_disk(
         .prefix("disk-")
         .tempfile_in(temp_dir)
         .io_ctx("creating a temporary file in", temp_dir)?;
-    erofs::build(rootfs, temp.path())?;
+    erofs::build(rootfs, temp.path(), signals)?;
     let bytes = erofs::check(temp.path())?.map_err(|reason| ImageError::ToolFailed {
         tool: "mkfs.erofs",
         input: rootfs.to_path_buf(),

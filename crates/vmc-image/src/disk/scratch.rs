@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use vmc_runtime::signals::SignalCatcher;
 
 /// The apparent size of a scratch disk: what a run can write at most. Sparse, so it costs
 /// only what is written (a fresh one holds about 4 MiB).
@@ -54,8 +55,13 @@ impl Drop for ScratchDisk {
 
 /// Creates the scratch disk `dest` (which must not exist) as a sparse copy of the template
 /// in `cache_dir`, formatting the template first (in `temp_dir`) if it is missing or damaged.
-pub(crate) fn create(cache_dir: &Path, temp_dir: &Path, dest: &Path) -> Result<ScratchDisk> {
-    let template = template(cache_dir, temp_dir)?;
+pub(crate) fn create(
+    cache_dir: &Path,
+    temp_dir: &Path,
+    dest: &Path,
+    signals: &SignalCatcher,
+) -> Result<ScratchDisk> {
+    let template = template(cache_dir, temp_dir, signals)?;
     let mut target = File::options()
         .write(true)
         .create_new(true)
@@ -71,7 +77,7 @@ pub(crate) fn create(cache_dir: &Path, temp_dir: &Path, dest: &Path) -> Result<S
 }
 
 /// The template's path, formatted now if it is not there or not intact.
-fn template(cache_dir: &Path, temp_dir: &Path) -> Result<PathBuf> {
+fn template(cache_dir: &Path, temp_dir: &Path, signals: &SignalCatcher) -> Result<PathBuf> {
     let path = cache_dir.join(TEMPLATE_NAME);
     if is_intact_template(&path) {
         return Ok(path);
@@ -102,7 +108,7 @@ fn template(cache_dir: &Path, temp_dir: &Path) -> Result<PathBuf> {
     .map(OsStr::new)
     .chain([temp.path().as_os_str()])
     .collect();
-    MKFS_EXT4.run(&args, temp.path())?;
+    MKFS_EXT4.run(&args, temp.path(), signals)?;
     temp.as_file().sync_all().io_ctx("syncing", temp.path())?;
     temp.persist(&path)
         .map_err(|e| e.error)
