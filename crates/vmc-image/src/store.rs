@@ -18,6 +18,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use vmc_runtime::signals::SignalCatcher;
 
@@ -192,6 +193,41 @@ impl Store {
     /// `docker load`; each summary's `names` are those the archive gave it (none: untagged).
     pub fn load_archive(&self, source: &Path) -> Result<Vec<ImageSummary>> {
         let _gc = self.layout.lock_gc(false, false)?;
+        self.load_archive_locked(source)
+    }
+
+    /// [`Store::load_archive`] of an archive read from `input` (`vmc load < FILE`), which is
+    /// spooled into the store's scratch space first (an archive is read more than once) and
+    /// removed afterwards. Errors name it "standard input".
+    pub fn load_archive_from(&self, input: &mut dyn Read) -> Result<Vec<ImageSummary>> {
+        let _gc = self.layout.lock_gc(false, false)?;
+        let scratch = self.layout.scratch();
+        let mut spooled = tempfile::Builder::new()
+            .prefix("load-")
+            .tempfile_in(scratch)
+            .io_ctx("creating a temporary file in", scratch)?;
+        let bytes = std::io::copy(input, spooled.as_file_mut())
+            .io_ctx("spooling standard input into", spooled.path())?;
+        let stdin = || PathBuf::from("standard input");
+        if bytes == 0 {
+            return Err(ImageError::UnsupportedSource {
+                path: stdin(),
+                reason: "it is empty: redirect an archive into vmc load (vmc load < FILE), or give -i FILE".into(),
+            });
+        }
+        self.load_archive_locked(spooled.path())
+            .map_err(|err| match err {
+                ImageError::UnsupportedSource { path, reason } if path == spooled.path() => {
+                    ImageError::UnsupportedSource {
+                        path: stdin(),
+                        reason,
+                    }
+                }
+                other => other,
+            })
+    }
+
+    fn load_archive_locked(&self, source: &Path) -> Result<Vec<ImageSummary>> {
         let staged = import::stage_all(&self.layout, source, self.show_progress)?;
         let mut loaded = Vec::new();
         for image in staged {

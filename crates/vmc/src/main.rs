@@ -57,7 +57,7 @@ enum Command {
     Rmi(commands::image::RmiArgs),
     /// Give an image another name: vmc tag SOURCE TARGET[:TAG].
     Tag(commands::image::TagArgs),
-    /// Import every image of a docker-archive or OCI archive: vmc load -i FILE.
+    /// Import every image of a docker-archive or OCI archive: vmc load -i FILE, or vmc load < FILE.
     Load(commands::image::LoadArgs),
     /// Manage images (ls, import, load, inspect, rm, tag, prune).
     #[command(subcommand)]

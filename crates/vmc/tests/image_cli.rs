@@ -356,3 +356,41 @@ fn import_dir_ref_picks_one_image_of_a_layout_and_names_it() {
     names.sort();
     assert_eq!(names.join(" "), "app:1.0 tool:latest");
 }
+
+#[test]
+fn load_reads_an_archive_from_standard_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, id) = app_image(tmp.path());
+    // vmc's own store is an OCI layout: as a tarball, an OCI archive.
+    let archive = tmp.path().join("store.tar");
+    let tarred = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(home.join("images"))
+        .arg("-cf")
+        .arg(&archive)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tarred.success());
+    let load = |home: &Path, stdin: std::process::Stdio| {
+        std::process::Command::new(common::VMC)
+            .arg("load")
+            .env("VMC_HOME", home)
+            .stdin(stdin)
+            .output()
+            .unwrap()
+    };
+    let second = tmp.path().join("second");
+    let out = load(&second, std::fs::File::open(&archive).unwrap().into());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Loaded image: app:1.0\n");
+    assert_eq!(stdout(&vmc(&second, &["images", "-q"])).trim(), id);
+    // Nothing spooled is left in the store's scratch space.
+    assert_eq!(std::fs::read_dir(second.join("tmp")).unwrap().count(), 0);
+    let out = load(&second, std::process::Stdio::null());
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        stderr(&out),
+        "vmc: cannot import standard input: it is empty: redirect an archive into vmc load (vmc load < FILE), or give -i FILE\n"
+    );
+}

@@ -5,7 +5,7 @@ use crate::units::{ago, human_size, unix_now};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use vmc_image::{Change, ImageSummary, ImportOptions, Store};
 use vmc_runs::RunStore;
@@ -67,12 +67,13 @@ pub struct RmiArgs {
     pub images: Vec<String>,
 }
 
-/// `vmc load -i FILE`
+/// `vmc load [-i FILE]`
 #[derive(Args)]
 pub struct LoadArgs {
-    /// A `docker save` tarball or an OCI archive (or layout directory) with one image or more.
+    /// A `docker save` tarball or an OCI archive (or layout directory) with one image or more;
+    /// without it, the archive is read from standard input.
     #[arg(short, long, value_name = "FILE")]
-    pub input: PathBuf,
+    pub input: Option<PathBuf>,
 }
 
 /// `vmc tag SOURCE TARGET`
@@ -301,7 +302,15 @@ pub fn rmi(args: RmiArgs) -> Result<u8> {
 
 /// `vmc load`: every image of the archive, with `docker load`'s lines.
 pub fn load(args: LoadArgs) -> Result<u8> {
-    for summary in Store::open_default()?.load_archive(&args.input)? {
+    let store = Store::open_default()?;
+    let loaded = match &args.input {
+        Some(path) => store.load_archive(path)?,
+        None if std::io::stdin().is_terminal() => anyhow::bail!(
+            "vmc load reads an archive from standard input, which is a terminal: redirect one into it (vmc load < FILE), or give -i FILE"
+        ),
+        None => store.load_archive_from(&mut std::io::stdin().lock())?,
+    };
+    for summary in loaded {
         if summary.names.is_empty() {
             println!("Loaded image ID: sha256:{}", summary.id);
         }
