@@ -51,8 +51,8 @@ enum Command {
     Import(commands::image::ImportArgs),
     /// List images.
     Images(commands::image::ImagesArgs),
-    /// Show an image's details as JSON.
-    Inspect(commands::image::InspectArgs),
+    /// Show a run's or an image's details as JSON (a run first, as Docker looks them up).
+    Inspect(commands::ps::InspectAnyArgs),
     /// Remove images.
     Rmi(commands::image::RmiArgs),
     /// Give an image another name: vmc tag SOURCE TARGET[:TAG].
@@ -150,7 +150,7 @@ impl Command {
             Command::Container(command) => commands::ps::container(command),
             Command::Import(args) => commands::image::import(args),
             Command::Images(args) => commands::image::images(args),
-            Command::Inspect(args) => commands::image::inspect(args),
+            Command::Inspect(args) => commands::ps::inspect_run_or_image(args),
             Command::Rmi(args) => commands::image::rmi(args),
             Command::Tag(args) => commands::image::tag(args),
             Command::Load(args) => commands::image::load(args),

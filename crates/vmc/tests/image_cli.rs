@@ -109,6 +109,11 @@ fn errors_are_one_clear_line() {
     assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         stderr(&out),
+        "vmc: no such run or image: nosuch (see `vmc ps -a` and `vmc images`)\n"
+    );
+    let out = vmc(&home, &["image", "inspect", "nosuch"]);
+    assert_eq!(
+        stderr(&out),
         "vmc: no such image: nosuch (see `vmc images`)\n"
     );
     let out = vmc(&home, &["rmi", "nosuch"]);

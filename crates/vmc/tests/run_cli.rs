@@ -527,3 +527,23 @@ fn system_df_and_prune_reclaim_stopped_runs_unused_images_and_caches() {
         ])
     );
 }
+
+#[test]
+fn inspect_shows_a_run_before_an_image_of_that_name() {
+    skip_without_containers!();
+    let home = Home::with_busybox();
+    // A run named like the image: `vmc inspect` shows the run, as `docker inspect` does.
+    let out = home.vmc(&["run", "--name", "busybox", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(code(&out), 3);
+    let format = "{{.Name}} {{.State.Status}} {{.State.ExitCode}}";
+    let out = home.vmc(&["inspect", "--format", format, "busybox"]);
+    assert_eq!(text(&out.stdout), "busybox exited 3\n");
+    let out = home.vmc(&["container", "inspect", "--format", format, "busybox"]);
+    assert_eq!(text(&out.stdout), "busybox exited 3\n");
+    let names = ["--format", "{{json .Names}}", "busybox"];
+    let out = home.vmc(&[&["image", "inspect"][..], &names].concat());
+    assert_eq!(text(&out.stdout), "[\"busybox:latest\"]\n");
+    assert!(home.vmc(&["rm", "busybox"]).status.success());
+    let out = home.vmc(&[&["inspect"][..], &names].concat());
+    assert_eq!(text(&out.stdout), "[\"busybox:latest\"]\n");
+}

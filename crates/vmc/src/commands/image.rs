@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use vmc_image::{Change, ImageSummary, ImportOptions, Store};
+use vmc_image::{Change, Image, ImageSummary, ImportOptions, Store};
 use vmc_runs::RunStore;
 use vmc_runtime::text::{escape, to_json_pretty};
 
@@ -44,7 +44,7 @@ pub struct ImagesArgs {
     pub no_trunc: bool,
 }
 
-/// `vmc inspect IMAGE`
+/// `vmc image inspect IMAGE`
 #[derive(Args)]
 pub struct InspectArgs {
     /// Print the details with a Go-template over the JSON's fields, matched without regard
@@ -268,10 +268,17 @@ fn format_fields(summary: &ImageSummary, id: &str, now: i64) -> Vec<Value> {
 
 /// `vmc inspect`: the image's details as JSON, or through `--format`.
 pub fn inspect(args: InspectArgs) -> Result<u8> {
-    let image = Store::open_default()?.resolve(&args.image)?;
-    match &args.format {
-        Some(format) => print_all(&Template::parse(format)?, &[serde_json::to_value(&image)?])?,
-        None => println!("{}", to_json_pretty(&image)?),
+    print_image(
+        &Store::open_default()?.resolve(&args.image)?,
+        args.format.as_deref(),
+    )
+}
+
+/// Prints `image`'s details as JSON, or `format` applied to them.
+pub fn print_image(image: &Image, format: Option<&str>) -> Result<u8> {
+    match format {
+        Some(format) => print_all(&Template::parse(format)?, &[serde_json::to_value(image)?])?,
+        None => println!("{}", to_json_pretty(image)?),
     }
     Ok(0)
 }

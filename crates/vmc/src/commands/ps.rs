@@ -52,9 +52,23 @@ pub struct PruneArgs {
 /// Options of `vmc container inspect`.
 #[derive(Args, Debug)]
 pub struct ContainerInspectArgs {
+    /// Print each run's details with a Go-template over the JSON's fields: '{{.State.Status}}'.
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
     /// Runs to show: names or id prefixes.
     #[arg(required = true)]
     pub runs: Vec<String>,
+}
+
+/// Options of `vmc inspect`, which shows a run or an image.
+#[derive(Args, Debug)]
+pub struct InspectAnyArgs {
+    /// Print the details with a Go-template over the JSON's fields, matched without regard
+    /// to case: '{{.State.Status}}' of a run, '{{json .Config.Cmd}}' of an image.
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
+    /// A run's name or id prefix, or an image's name[:tag] or ID prefix.
+    pub name: String,
 }
 
 /// Options of `vmc rm`.
@@ -272,9 +286,38 @@ fn prune(args: PruneArgs) -> Result<u8> {
 /// `vmc container inspect`: each run's record, its status and its spec, as a JSON array.
 fn inspect(args: ContainerInspectArgs) -> Result<u8> {
     let store = RunStore::open()?;
+    let records = args
+        .runs
+        .iter()
+        .map(|reference| store.find(reference))
+        .collect::<Result<Vec<_>, _>>()?;
+    print_runs(&store, records, args.format.as_deref())
+}
+
+/// `vmc inspect NAME`: the run of that name or id prefix if there is one (as `vmc container
+/// inspect` shows it), else the image (as `vmc image inspect`): Docker looks in that order.
+pub fn inspect_run_or_image(args: InspectAnyArgs) -> Result<u8> {
+    let store = RunStore::open()?;
+    match store.find(&args.name) {
+        Ok(record) => print_runs(&store, vec![record], args.format.as_deref()),
+        Err(vmc_runs::RunsError::NoSuchRun(_)) => {
+            match vmc_image::Store::open_default()?.resolve(&args.name) {
+                Ok(image) => crate::commands::image::print_image(&image, args.format.as_deref()),
+                Err(vmc_image::ImageError::NotFound(_)) => bail!(
+                    "no such run or image: {} (see `vmc ps -a` and `vmc images`)",
+                    escape(&args.name)
+                ),
+                Err(err) => Err(err.into()),
+            }
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Prints the details of `records`: a JSON array, or `format` applied to each.
+fn print_runs(store: &RunStore, records: Vec<RunRecord>, format: Option<&str>) -> Result<u8> {
     let mut shown = Vec::new();
-    for reference in &args.runs {
-        let record = store.find(reference)?;
+    for record in records {
         let spec = store.load_spec(&record.id).ok();
         let status = record.status();
         shown.push(serde_json::json!({
@@ -296,7 +339,10 @@ fn inspect(args: ContainerInspectArgs) -> Result<u8> {
             "Spec": spec,
         }));
     }
-    println!("{}", to_json_pretty(&shown)?);
+    match format {
+        Some(format) => print_all(&Template::parse(format)?, &shown)?,
+        None => println!("{}", to_json_pretty(&shown)?),
+    }
     Ok(0)
 }
 
