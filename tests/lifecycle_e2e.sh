@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Detached runs end to end, container mode: `run -d`, `logs [-f] [--tail] [-t]`, `stop`
 # (143 from a workload that dies of SIGTERM; 137 when it ignores TERM past -t 1), `kill -s
-# USR1` reaching a trap, `wait`, `start [-a]` (on the run's writable layer), `exec` into a
+# USR1` reaching a trap, `wait` (of a `--rm` run too), `start [-a]` (on the run's writable layer), `exec` into a
 # detached run, `restart`, `rm -f`, `container prune`, the
 # log's size cap, a supervisor that survives the killing of the command that started it, and
 # 20 runs started at once and stopped together leaving nothing behind (run dirs, cgroups,
@@ -85,6 +85,14 @@ grep -q '"stream":"stdout","time":"' "$("$vmc" container inspect "$prefix-a" | s
 "$vmc" run -d --name "$prefix-b" busybox sh -c 'echo "run $$ of b"; sleep 0.3; exit 7' >/dev/null
 code=$("$vmc" wait "$prefix-b")
 check wait-prints-the-code "7, got [$code]" test "$code" = 7
+# A --rm run removes itself when it ends: waiters that came before still get its status.
+"$vmc" run -d --rm --name "$prefix-r" busybox sh -c 'sleep 1; exit 4' >/dev/null
+"$vmc" wait "$prefix-r" >"$work/r1" & first=$!
+code=$("$vmc" wait "$prefix-r"); wait $first
+check wait-of-a-rm-run "4 for both waiters, got [$code] [$(cat "$work/r1")]" \
+  eval '[ "$code" = 4 ] && [ "$(cat "$work/r1")" = 4 ]'
+tries=0; while "$vmc" ps -a | grep -q " $prefix-r\$" && [ $tries -lt 100 ]; do sleep 0.05; tries=$((tries + 1)); done
+check rm-run-removed-after-wait "no record of it left" eval '! "$vmc" ps -a | grep -q " $prefix-r\$"'
 out=$("$vmc" start -a "$prefix-b"); status=$?
 check start-a-runs-again "status 7 and the output again, got $status [$out]" \
   eval '[ "$status" -eq 7 ] && [ "$out" = "run 1 of b" ]'

@@ -12,6 +12,7 @@ pub mod record;
 pub mod store;
 pub mod supervision;
 pub mod supervisor;
+pub mod wait;
 
 pub use error::RunsError;
 pub use record::{RunRecord, RunStatus};

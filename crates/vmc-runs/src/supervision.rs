@@ -74,6 +74,10 @@ impl Supervision {
         record.outcome = Some(outcome);
         record.finished = Some(unix_now());
         if record.auto_remove {
+            // A `vmc wait` holding the run reads the outcome before the run goes.
+            let _removal = crate::wait::lock_for_removal(&self.store.run_dir(&record.id), || {
+                let _ = self.store.save(&record);
+            });
             self.store.remove(&record.id)?;
         } else {
             self.store.save(&record)?;
