@@ -337,3 +337,41 @@ fn reopening_the_store_removes_what_a_crash_left() {
     assert!(list_dir(&store.home().join("tmp")).is_empty());
     assert!(list_dir(&store.home().join("rootfs")).is_empty());
 }
+
+#[test]
+fn a_directory_with_device_nodes_fifos_and_sockets_imports() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: creating a device node needs root");
+        return;
+    }
+    let (tmp, store) = store();
+    let dir = tmp.path().join("tree");
+    fs::create_dir_all(dir.join("dev")).unwrap();
+    fs::write(dir.join("file"), b"kept").unwrap();
+    let made = Command::new("mknod")
+        .arg(dir.join("dev/null"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert!(Command::new("mkfifo")
+        .arg(dir.join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    let _socket = std::os::unix::net::UnixListener::bind(dir.join("socket")).unwrap();
+    let imported = store.import(&dir, Some("devices")).unwrap();
+    let rootfs = store.rootfs(&store.resolve(&imported.id).unwrap()).unwrap();
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let null = fs::symlink_metadata(rootfs.join("dev/null")).unwrap();
+    assert!(null.file_type().is_char_device());
+    assert_eq!(null.rdev(), libc::makedev(1, 3));
+    assert!(fs::symlink_metadata(rootfs.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(fs::read(rootfs.join("file")).unwrap(), b"kept");
+    // A tar archive cannot hold a socket: left out.
+    assert!(fs::symlink_metadata(rootfs.join("socket")).is_err());
+}

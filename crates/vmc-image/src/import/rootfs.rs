@@ -17,6 +17,7 @@ use oci_spec::image::{
 };
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 /// Packs the directory `dir` into a gzip'd layer and stores it as an image.
@@ -54,16 +55,53 @@ fn append_tree(
     for entry in entries {
         let path = entry.path();
         let name = prefix.join(entry.file_name());
-        builder
-            .append_path_with_name(&path, &name)
-            .io_ctx("packing", &path)?;
         let meta = entry.metadata().io_ctx("inspecting", &path)?;
+        match special_entry_type(&meta) {
+            Some(kind) => append_special(builder, kind, &meta, &name).io_ctx("packing", &path)?,
+            // A tar archive cannot hold a socket (nor does `docker export`'s): left out.
+            None if meta.file_type().is_socket() => continue,
+            None => builder
+                .append_path_with_name(&path, &name)
+                .io_ctx("packing", &path)?,
+        }
         progress.advance(meta.len());
         if meta.is_dir() {
             append_tree(builder, &path, &name, progress)?;
         }
     }
     Ok(())
+}
+
+/// The tar entry type of a device node or FIFO; `None` for every other kind of file.
+fn special_entry_type(meta: &fs::Metadata) -> Option<tar::EntryType> {
+    let kind = meta.file_type();
+    if kind.is_char_device() {
+        Some(tar::EntryType::Char)
+    } else if kind.is_block_device() {
+        Some(tar::EntryType::Block)
+    } else if kind.is_fifo() {
+        Some(tar::EntryType::Fifo)
+    } else {
+        None
+    }
+}
+
+/// Appends a device node or FIFO as `name`, with its owner, mode, time and device numbers
+/// (the tar crate's own path for them fails on a name given apart from the source path).
+fn append_special(
+    builder: &mut tar::Builder<impl Write>,
+    kind: tar::EntryType,
+    meta: &fs::Metadata,
+    name: &Path,
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    header.set_entry_type(kind);
+    header.set_size(0);
+    let device = meta.rdev();
+    header.set_device_major(nix::sys::stat::major(device) as u32)?;
+    header.set_device_minor(nix::sys::stat::minor(device) as u32)?;
+    builder.append_data(&mut header, name, std::io::empty())
 }
 
 /// Stores the tarball `file` (plain or gzip'd) as the layer of a new image.
