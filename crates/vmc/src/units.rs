@@ -59,27 +59,15 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// "5 seconds ago", "3 hours ago", like Docker, for an age in seconds.
+/// An age in seconds as Docker words it in CREATED and `Exited (N) … ago`: its
+/// [`human_duration`] and "ago" ("5 seconds ago", "About a minute ago", "3 hours ago").
 pub fn ago(seconds: i64) -> String {
-    let s = seconds.max(0);
-    let (n, unit) = match s {
-        0..=59 => (s, "second"),
-        60..=3599 => (s / 60, "minute"),
-        3600..=86_399 => (s / 3600, "hour"),
-        86_400..=1_209_599 => (s / 86_400, "day"),
-        1_209_600..=5_183_999 => (s / 604_800, "week"),
-        5_184_000..=63_071_999 => (s / 2_592_000, "month"),
-        _ => (s / 31_536_000, "year"),
-    };
-    match n {
-        0 if unit == "second" => "Less than a second ago".into(),
-        1 => format!("{n} {unit} ago"),
-        _ => format!("{n} {unit}s ago"),
-    }
+    format!("{} ago", human_duration(seconds))
 }
 
-/// A duration in seconds as Docker words it in `Up …`: "Less than a second", "3 seconds",
-/// "About a minute", "5 minutes", "About an hour", "3 hours", "2 days", …
+/// A duration in seconds as Docker words it (go-units' `HumanDuration`) in `Up …` and, with
+/// "ago", in ages: "Less than a second", "3 seconds", "About a minute", "5 minutes", "About an
+/// hour", "3 hours", "2 days", …
 pub fn human_duration(seconds: i64) -> String {
     let s = seconds.max(0);
     let (minutes, hours) = (s / 60, (s as f64 / 3600.0).round() as i64);
@@ -128,6 +116,8 @@ mod tests {
         assert_eq!(human_size(123_456_789), "123MB");
         assert_eq!(ago(3 * 3600 + 5), "3 hours ago");
         assert_eq!(ago(0), "Less than a second ago");
+        assert_eq!(ago(61), "About a minute ago");
+        assert_eq!(ago(20 * 86_400), "2 weeks ago");
         assert_eq!(human_duration(3), "3 seconds");
         assert_eq!(human_duration(90), "About a minute");
         assert_eq!(human_duration(3 * 3600), "3 hours");
