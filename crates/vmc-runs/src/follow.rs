@@ -7,7 +7,7 @@ use crate::log::{LogEntry, LogReader};
 use crate::process::ProcessIdentity;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 /// Passes each batch of new entries of the log in run directory `dir` (read by `reader`) to
@@ -33,21 +33,29 @@ pub fn follow(
     // Entries written before the watch began.
     print(reader.read_available());
     loop {
+        let gone = wait_for_change(&inotify, &pidfd, "waiting for the run's log")?;
+        print(reader.read_available());
+        if gone {
+            return Ok(());
+        }
+    }
+}
+
+/// Waits until `inotify` has events (which are dropped: what changed is read from the files
+/// themselves) or the process of `pidfd` exits; true when it has. `what` names the wait in
+/// errors.
+pub(crate) fn wait_for_change(inotify: &Inotify, pidfd: &OwnedFd, what: &str) -> Result<bool> {
+    loop {
         let mut fds = [
             PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
             PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
         ];
         match nix::poll::poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(err) => return Err(RunsError::io("waiting for the run's log", err.into())),
+            Err(err) => return Err(RunsError::io(what, err.into())),
             Ok(_) => {}
         }
-        let gone = fds[1].revents().is_some_and(|r| !r.is_empty());
-        // Drain the events: what changed is read from the file itself.
         while inotify.read_events().is_ok_and(|events| !events.is_empty()) {}
-        print(reader.read_available());
-        if gone {
-            return Ok(());
-        }
+        return Ok(fds[1].revents().is_some_and(|r| !r.is_empty()));
     }
 }

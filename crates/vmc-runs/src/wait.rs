@@ -8,10 +8,8 @@ use crate::error::{Result, RunsError};
 use crate::record::RunRecord;
 use crate::store::RunStore;
 use nix::fcntl::{Flock, FlockArg};
-use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::fs::File;
-use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use vmc_runtime::ExitOutcome;
@@ -107,19 +105,9 @@ pub fn wait_outcome(
         let Some(pidfd) = &pidfd else {
             return Ok(None);
         };
-        let mut fds = [
-            PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
-            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
-        ];
-        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(err) => return Err(RunsError::io("waiting for the run", err.into())),
-            Ok(_) => {}
-        }
-        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+        if crate::follow::wait_for_change(&inotify, pidfd, "waiting for the run")? {
             // The supervisor is gone: what it recorded last is all there is.
             return Ok(store.load(&record.id).ok().and_then(|now| now.outcome));
         }
-        while inotify.read_events().is_ok_and(|events| !events.is_empty()) {}
     }
 }
