@@ -3,11 +3,12 @@
 #   - a command's stdout, stderr and exit code come back byte for byte
 #   - --script batch mode: all 256 byte values + 1 MB of random data unchanged, --env and VMC_*
 #     pass-through, --file copied in, /dev/kvm present and kvm_amd loaded inside
-#   - an L1 failure (timeout) gives exit 125 and one line naming the problem
+#   - an L1 failure (timeout) gives exit 125 and one line naming the problem; an L1 that stops
+#     without reporting or hangs (no heartbeat) is run once more, said on stderr
 #   - SIGTERM / SIGINT to the sandbox leave no qemu and no temp dir behind
 #   - VM mode end to end: `vmc run --mode vm --rm busybox sh -c 'echo hi; exit 3'` inside L1
 #     boots the guest kernel under L1's KVM (skipped without vmc, guest kernel or busybox image)
-# Five L1 boots, about 5-20 s each (the L2 boot adds a few seconds). Last line: "e2e: N passed, N failed, N skipped".
+# Nine L1 boots, about 5-20 s each, and two 30 s hangs (the L2 boot adds a few seconds). Last line: "e2e: N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 sandbox=$PWD/scripts/kvm-sandbox
@@ -19,7 +20,7 @@ finish() { echo "e2e: $passed passed, $failed failed, $skipped skipped"; exit $(
 
 if ! command -v qemu-system-x86_64 >/dev/null && [ "$(id -u)" -ne 0 ]; then
     echo "SKIPPED: qemu-system-x86_64 is missing and installing it needs root"
-    skipped=10
+    skipped=12
     finish
 fi
 
@@ -109,6 +110,33 @@ if [ "$status" -eq 125 ] && [ "$(wc -l <"$work/err3")" -eq 1 ] && grep -q "timed
 else
     fail "timeout gives exit 125" "status $status, stderr: $(cat "$work/err3"), left: $(leftovers "$work/t3")"
 fi
+
+# 3b. An emulated host that stops without reporting, or hangs (its heartbeat stopped), gets
+# a second session, said on stderr; failing again, exit 125 with the reason in one line. Only
+# the last session's output is passed on ("lost" once).
+# retried NAME EXPECTED-REASON SANDBOX-ARGS...: runs the sandbox and checks all of that.
+retried() {
+    local name=$1 reason=$2 dir=$work/t3$1
+    shift 2
+    mkdir "$dir"
+    TMPDIR=$dir "$sandbox" "$@" >"$dir.out" 2>"$dir.err"
+    local status=$?
+    if [ "$status" -eq 125 ] && [ "$(wc -l <"$dir.err")" -eq 2 ] \
+        && [ "$(grep -c "$reason" "$dir.err")" -eq 2 ] && grep -q "running the session once more" "$dir.err" \
+        && [ "$(cat "$dir.out")" = lost ] && [ -z "$(leftovers "$dir")" ]; then
+        pass "$name: retried once, then exit 125 and one line"
+    else
+        fail "$name: retried once" "status $status, stderr: $(cat "$dir.err"), left: $(leftovers "$dir")"
+    fi
+}
+retried stopped "stopped without reporting an exit code" sh -c 'echo lost; poweroff -f'
+# Stops every other child of L1's init (the heartbeat loop), then waits.
+retried hung "no heartbeat on its console for 30 s" --hang 30 --timeout 300 sh -c '
+    for stat in /proc/[0-9]*/stat; do
+        read -r pid _ _ parent _ <"$stat"
+        [ "$parent" = 1 ] && [ "$pid" != "$$" ] && kill -STOP "$pid"
+    done
+    echo lost; sleep 1000'
 
 # 4. Interrupting the sandbox (TERM, then INT as Ctrl-C sends) kills its qemu and cleans up.
 for signal in TERM INT; do
