@@ -18,14 +18,11 @@ pub fn follow(
     supervisor: &ProcessIdentity,
     mut print: impl FnMut(Vec<LogEntry>),
 ) -> Result<()> {
-    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
-        .map_err(|err| RunsError::io("cannot watch the run's log", err.into()))?;
-    inotify
-        .add_watch(
-            dir,
-            AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
-        )
-        .map_err(|err| RunsError::io(format!("cannot watch {}", dir.display()), err.into()))?;
+    let inotify = watch_dir(
+        dir,
+        AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
+        "cannot watch the run's log",
+    )?;
     let Some(pidfd) = supervisor.pidfd()? else {
         print(reader.read_available());
         return Ok(());
@@ -39,6 +36,17 @@ pub fn follow(
             return Ok(());
         }
     }
+}
+
+/// An inotify instance watching the run directory `dir` for `events`; `what` names the watch
+/// in errors ("cannot watch the run's log").
+pub(crate) fn watch_dir(dir: &Path, events: AddWatchFlags, what: &str) -> Result<Inotify> {
+    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+        .map_err(|err| RunsError::io(what, err.into()))?;
+    inotify
+        .add_watch(dir, events)
+        .map_err(|err| RunsError::io(format!("cannot watch {}", dir.display()), err.into()))?;
+    Ok(inotify)
 }
 
 /// Waits until `inotify` has events (which are dropped: what changed is read from the files

@@ -8,7 +8,7 @@ use crate::error::{Result, RunsError};
 use crate::record::RunRecord;
 use crate::store::RunStore;
 use nix::fcntl::{Flock, FlockArg};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::AddWatchFlags;
 use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -70,24 +70,18 @@ pub(crate) fn lock_for_removal(dir: &Path, before_waiting: impl FnOnce()) -> Opt
     }
 }
 
-/// Waits, holding `hold`, until `record`'s run has an outcome; `None` if its supervisor ended
-/// without recording one, or the run was removed meanwhile (`vmc rm -f`).
+/// Waits, holding `_hold` until it returns, until `record`'s run has an outcome; `None` if its
+/// supervisor ended without recording one, or the run was removed meanwhile (`vmc rm -f`).
 pub fn wait_outcome(
     store: &RunStore,
     record: &RunRecord,
-    hold: WaitHold,
+    _hold: WaitHold,
 ) -> Result<Option<ExitOutcome>> {
-    let dir = store.run_dir(&record.id);
-    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
-        .map_err(|err| RunsError::io("cannot watch the run", err.into()))?;
-    inotify
-        .add_watch(
-            &dir,
-            AddWatchFlags::IN_MOVED_TO
-                | AddWatchFlags::IN_CLOSE_WRITE
-                | AddWatchFlags::IN_DELETE_SELF,
-        )
-        .map_err(|err| RunsError::io(format!("cannot watch {}", dir.display()), err.into()))?;
+    let inotify = crate::follow::watch_dir(
+        &store.run_dir(&record.id),
+        AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_DELETE_SELF,
+        "cannot watch the run",
+    )?;
     let pidfd = match record.supervisor() {
         Some(supervisor) => supervisor.pidfd()?,
         None => None,
@@ -95,10 +89,7 @@ pub fn wait_outcome(
     loop {
         // After the watch began: an outcome recorded before it is seen here.
         match store.load(&record.id) {
-            Ok(now) if now.outcome.is_some() => {
-                drop(hold);
-                return Ok(now.outcome);
-            }
+            Ok(now) if now.outcome.is_some() => return Ok(now.outcome),
             Ok(_) => {}
             Err(_) => return Ok(None),
         }

@@ -161,7 +161,9 @@ pub fn wait(args: WaitArgs) -> Result<u8> {
 /// Waits until the run `reference` has ended; its exit status.
 fn wait_run(store: &RunStore, reference: &str) -> Result<i32> {
     let record = store.find(reference)?;
-    if record.auto_remove && record.status().is_live() {
+    // Read once: it looks for the supervisor in /proc.
+    let live = record.status().is_live();
+    if record.auto_remove && live {
         let outcome = match store.hold_for_wait(&record.id)? {
             Some(hold) => vmc_runs::wait::wait_outcome(store, &record, hold)?,
             None => None,
@@ -170,7 +172,7 @@ fn wait_run(store: &RunStore, reference: &str) -> Result<i32> {
             format!("run {reference} was removed before vmc wait could read its exit status")
         });
     }
-    if record.status().is_live() {
+    if live {
         if let Some(supervisor) = record.supervisor() {
             supervisor.wait_gone(None)?;
         }
